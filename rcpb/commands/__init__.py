@@ -1,0 +1,1 @@
+"""One module per ``rcpb`` command; see :mod:`rcpb.cli`."""
