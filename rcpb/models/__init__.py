@@ -1,0 +1,22 @@
+"""Models of SPEC section 3 (PyTorch).
+
+- :mod:`~rcpb.models.blocks`: CPB and RCPB (paper eqs. 1d, 2i).
+- :mod:`~rcpb.models.readout`: AvgPool + factorized FC + Act, and the readout modes.
+- :mod:`~rcpb.models.feedforward`, :mod:`~rcpb.models.recurrent`,
+  :mod:`~rcpb.models.multipath`: the three architectures.
+- :func:`build` makes one from a training configuration.
+
+Every model maps ``x [batch, 1, S, S]`` to ``preds [n_out, batch, neurons]``.
+"""
+
+from rcpb.models.blocks import CPB, RCPB
+from rcpb.models.build import build, count_conv_parameters, count_parameters
+from rcpb.models.feedforward import FeedForward
+from rcpb.models.multipath import MultiPath
+from rcpb.models.readout import FactorizedReadout, combine_iterations
+from rcpb.models.recurrent import Recurrent
+
+__all__ = [
+    "CPB", "RCPB", "FactorizedReadout", "FeedForward", "MultiPath", "Recurrent",
+    "build", "combine_iterations", "count_conv_parameters", "count_parameters",
+]

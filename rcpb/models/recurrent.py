@@ -1,0 +1,70 @@
+"""Recurrent model (SPEC 3.2, paper eq. 2)::
+
+    BN_in(x) -> CPB1 -> RCPB2 .. RCPBM' (T iterations) -> readout mode
+
+CPB1 is not recurrent: its output y1 is the same at every iteration. For t = 1..T and
+m = 2..M', ``y[m,t] = Act(BN[m,t](Wff[m] * y[m-1,t] + Wlat[m] * y[m,t-1]))`` with
+``y[m,0] = 0``. The readout mode combines h_t = y[M',t], t = 1..T (see
+:func:`rcpb.models.readout.combine_iterations`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from rcpb.models.blocks import CPB, RCPB, batch_norm
+from rcpb.models.feedforward import FIRST_KERNEL
+from rcpb.models.readout import FactorizedReadout, combine_iterations
+
+
+class Recurrent(nn.Module):
+    """CPB1 followed by ``recurrent_layers`` RCPBs run for ``iterations`` (T) iterations.
+
+    ``rcpbs[i]`` is the RCPB of layer m = i + 2 (convs ``ff{m}``, ``lat{m}``).
+    forward: x [B, 1, S, S] -> preds [n_out, B, neurons], n_out = T for late-avg and 2-avg,
+    else 1.
+    """
+
+    def __init__(self, config: dict, *, channels: int, recurrent_layers: int, iterations: int,
+                 readout: str, act: str, first_block_order: str, input_size: int,
+                 n_neurons: int):
+        super().__init__()
+        self.config = config
+        self.act = act
+        self.iterations = iterations
+        self.readout_mode = readout
+        self.bn_in = batch_norm(1)
+        self.cpb1 = CPB(1, channels, FIRST_KERNEL, padding=0, act=act, order=first_block_order)
+        self.rcpbs = nn.ModuleList(
+            RCPB(channels, iterations, act) for _ in range(recurrent_layers)
+        )
+        self.readout = FactorizedReadout(channels, input_size - FIRST_KERNEL + 1, n_neurons, act)
+
+    @property
+    def first_conv(self) -> nn.Conv2d:
+        return self.cpb1.conv
+
+    @property
+    def recurrent_layers(self) -> int:
+        return len(self.rcpbs)
+
+    def iteration_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """h_t = y[M',t] for t = 1..T: x [B, 1, S, S] -> T tensors [B, C, S-8, S-8]."""
+        y1 = self.cpb1(self.bn_in(x))                  # CPB1, the same at every iteration
+        ff2_y1 = self.rcpbs[0].ff(y1)                  # Wff[2] * y[1,t], also the same for all t
+        y = [None] * len(self.rcpbs)                   # y[m,0] = 0 (None: no lateral term)
+        outputs = []
+        for t in range(1, self.iterations + 1):
+            for i, block in enumerate(self.rcpbs):     # layer m = i + 2
+                bottom_up = ff2_y1 if i == 0 else block.ff(y[i - 1])
+                y[i] = block(bottom_up, y[i], t)       # y[m,t] = Act(BN[m,t](ff + lat))
+            outputs.append(y[-1])
+        return outputs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        hs = self.iteration_outputs(x)
+        if self.readout_mode == "no-avg":
+            hs = hs[-1:]                               # only h_T is read out
+        z = self.readout.linear(hs)                    # z_t = FC(Pool(h_t)), [T, B, N]
+        return combine_iterations(z, self.readout_mode, self.readout.act)
