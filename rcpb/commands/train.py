@@ -1,0 +1,244 @@
+"""``rcpb train CONFIG --out DIR [--device cpu|cuda] [--threads N]``: train one model.
+
+CONFIG is a JSON file or a JSON string starting with ``{`` (one training configuration, see
+the training configuration in the project's interface notes). The command resolves it
+(validates the fields, fills ``train`` defaults and the data-derived ``input_size`` and
+``n_neurons``), trains (:func:`rcpb.train.train`), evaluates, and writes into DIR:
+
+- ``config.json``  the full resolved configuration (written before training starts);
+- ``log.csv``      one row per validation evaluation: step, phase, train_loss, val_loss, lr;
+- ``best.pt``      state dict of the best validation checkpoint;
+- ``paths.json``   :func:`rcpb.paths.path_stats` of that model;
+- ``metrics.json`` written last: val/test metrics, parameter counts, steps per phase, ...
+
+All files are written atomically, so DIR holds a complete ``metrics.json`` or none. A DIR that
+already has ``metrics.json`` for the same configuration is left alone (exit 0); for a different
+configuration the command refuses. An interrupted run keeps no partial state: rerunning
+simply trains from scratch and gives the same numbers as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from rcpb.errors import RcpbError
+
+# Fields every configuration needs, and the extra fields per architecture.
+REQUIRED = ("arch", "dataset_file", "loss", "channels", "act", "first_block_order")
+ARCH_REQUIRED = {
+    "ff": ("blocks",),
+    "recurrent": ("recurrent_layers", "iterations", "readout"),
+    "multipath": ("recurrent_layers", "iterations", "readout"),
+}
+# Defaults for fields that are not model hyperparameters.
+FIELD_DEFAULTS = {"split_seed": 0, "train_fraction": 1.0, "model_seed": 0}
+PREPROCESS_DEFAULTS = {"crop": None, "downsample": 1, "neuron_scale": None}
+# Filled from the data / the command line; ignored when comparing with an existing run.
+DATA_FIELDS = ("input_size", "n_neurons")
+EXECUTION_FIELDS = ("device", "threads")
+
+OUTPUT_FILES = ("config.json", "log.csv", "best.pt", "paths.json", "metrics.json")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train one model from a configuration",
+        description=__doc__.split("\n\n")[0],
+    )
+    p.add_argument("config", metavar="CONFIG", help="JSON file, or a JSON string starting with '{'")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--device", choices=("cpu", "cuda"), default=None,
+                   help="overrides the config's 'device' (default cpu)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads; overrides the config's 'threads' (default 1)")
+    p.set_defaults(run=run)
+
+
+# ----------------------------------------------------------------------------- config
+
+
+def load_config(text: str) -> dict:
+    """Parse CONFIG: a JSON string starting with '{' or the path of a JSON file."""
+    if text.lstrip().startswith("{"):
+        source = "the CONFIG argument"
+        raw = text
+    else:
+        source = text
+        try:
+            raw = Path(text).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise RcpbError(f"cannot read config file {text}: {exc.strerror}; "
+                            "pass a JSON file path or a JSON string starting with '{'") from None
+    try:
+        config = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise RcpbError(f"{source} is not valid JSON ({exc}); fix the syntax") from None
+    if not isinstance(config, dict):
+        raise RcpbError(f"{source} must hold one JSON object (a training configuration)")
+    return config
+
+
+def resolve_config(config: dict, device: str | None = None, threads: int | None = None) -> dict:
+    """Validate ``config`` and fill defaults (not yet ``input_size`` / ``n_neurons``).
+
+    Raises RcpbError naming the field and the fix. ``device`` / ``threads`` from the command
+    line override the config's execution settings (defaults cpu, 1).
+    """
+    from rcpb.train import LOSSES, TRAIN_DEFAULTS
+
+    cfg = dict(config)
+    missing = [k for k in REQUIRED if cfg.get(k) is None]
+    if missing:
+        raise RcpbError(f"config: missing required field(s) {', '.join(missing)}; "
+                        "add them (see the training configuration in the docs)")
+    if cfg["arch"] not in ARCH_REQUIRED:
+        raise RcpbError(f"config field 'arch': unknown value {cfg['arch']!r}; "
+                        f"use one of {', '.join(ARCH_REQUIRED)}")
+    missing = [k for k in ARCH_REQUIRED[cfg["arch"]] if cfg.get(k) is None]
+    if missing:
+        raise RcpbError(f"config: arch {cfg['arch']!r} needs field(s) {', '.join(missing)}")
+    if cfg["loss"] not in LOSSES:
+        raise RcpbError(f"config field 'loss': unknown value {cfg['loss']!r}; use one of {LOSSES}")
+    for key, value in FIELD_DEFAULTS.items():
+        if cfg.get(key) is None:
+            cfg[key] = value
+    fraction = cfg["train_fraction"]
+    if not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
+        raise RcpbError(f"config field 'train_fraction': {fraction!r} must be a number in (0, 1]")
+
+    pre = cfg.get("preprocess") or {}
+    if not isinstance(pre, dict):
+        raise RcpbError("config field 'preprocess' must be an object with crop, downsample, neuron_scale")
+    cfg["preprocess"] = {**PREPROCESS_DEFAULTS, **pre}
+
+    tr = cfg.get("train") or {}
+    if not isinstance(tr, dict):
+        raise RcpbError("config field 'train' must be an object")
+    unknown = sorted(set(tr) - set(TRAIN_DEFAULTS))
+    if unknown:
+        raise RcpbError(f"config field 'train': unknown key(s) {', '.join(unknown)}; "
+                        f"known keys: {', '.join(TRAIN_DEFAULTS)}")
+    tr = {**TRAIN_DEFAULTS, **tr}
+    positive_int = ("batch_size", "phases", "eval_every", "patience", "max_steps")
+    for key in positive_int:
+        if not isinstance(tr[key], int) or isinstance(tr[key], bool) or tr[key] < 1:
+            raise RcpbError(f"config field 'train.{key}': {tr[key]!r} must be a positive integer")
+    for key in ("lr", "lr_decay"):
+        if not isinstance(tr[key], (int, float)) or tr[key] <= 0:
+            raise RcpbError(f"config field 'train.{key}': {tr[key]!r} must be a positive number")
+    for key in ("readout_l1", "smoothness"):
+        if not isinstance(tr[key], (int, float)) or tr[key] < 0:
+            raise RcpbError(f"config field 'train.{key}': {tr[key]!r} must be a number >= 0")
+    if not isinstance(tr["data_seed"], int):
+        raise RcpbError(f"config field 'train.data_seed': {tr['data_seed']!r} must be an integer")
+    cfg["train"] = tr
+
+    cfg["device"] = device or cfg.get("device") or "cpu"
+    if cfg["device"] not in ("cpu", "cuda"):
+        raise RcpbError(f"config field 'device': {cfg['device']!r}; use cpu or cuda")
+    cfg["threads"] = int(threads or cfg.get("threads") or 1)
+    if cfg["threads"] < 1:
+        raise RcpbError(f"--threads / config field 'threads': {cfg['threads']} must be >= 1")
+    return cfg
+
+
+def _comparable(cfg: dict) -> dict:
+    return {k: v for k, v in cfg.items() if k not in DATA_FIELDS + EXECUTION_FIELDS}
+
+
+def _fill_data_fields(cfg: dict, data) -> None:
+    for key, value in (("input_size", int(data.input_size)), ("n_neurons", int(data.n_neurons))):
+        given = cfg.get(key)
+        if given is not None and given != value:
+            raise RcpbError(f"config field '{key}' is {given} but the prepared data of "
+                            f"{cfg['dataset_file']} give {value}; remove the field or fix preprocess")
+        cfg[key] = value
+
+
+def _check_existing(out: Path, cfg: dict) -> bool:
+    """True if ``out`` already holds a finished run of ``cfg``; raise if of another config."""
+    if not (out / "metrics.json").exists():
+        return False  # nothing finished there: (re)train from scratch
+    from rcpb.checkpoint import read_json
+
+    try:
+        old = read_json(out / "config.json")
+    except (OSError, json.JSONDecodeError):
+        old = None
+    if old is not None and _comparable(old) == _comparable(cfg):
+        return True
+    raise RcpbError(f"{out} already holds a trained model of a different configuration "
+                    f"(see {out / 'config.json'}); choose another --out or delete that folder")
+
+
+# ----------------------------------------------------------------------------- run
+
+
+def _set_determinism(torch, device: str) -> None:
+    if device == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def run(args) -> int:
+    cfg = resolve_config(load_config(args.config), device=args.device, threads=args.threads)
+    out = Path(args.out)
+    if _check_existing(out, cfg):
+        print(f"rcpb train: {out} already holds this configuration's results; nothing to do",
+              file=sys.stderr)
+        return 0
+
+    import torch
+
+    from rcpb import models, paths
+    from rcpb.checkpoint import save_atomic, write_csv_atomic, write_json_atomic
+    from rcpb.data.prepare import prepare
+    from rcpb.train import LOG_COLUMNS, evaluate, train
+
+    if cfg["device"] == "cuda" and not torch.cuda.is_available():
+        raise RcpbError("--device cuda: no CUDA device is available; use --device cpu")
+    torch.set_num_threads(cfg["threads"])
+    _set_determinism(torch, cfg["device"])
+
+    data = prepare(cfg["dataset_file"], cfg["preprocess"], split_seed=cfg["split_seed"],
+                   train_fraction=cfg["train_fraction"], loss=cfg["loss"])
+    _fill_data_fields(cfg, data)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "config.json", cfg)
+
+    torch.manual_seed(int(cfg["model_seed"]))
+    model = models.build(cfg)
+    name = cfg.get("config_id") or out.name
+    print(f"rcpb train {name}: {len(data.x_train)} training stimuli, "
+          f"{models.count_parameters(model)} parameters, device {cfg['device']}", file=sys.stderr)
+
+    def write_log(rows):
+        write_csv_atomic(out / "log.csv", rows, LOG_COLUMNS)
+
+    result = train(model, data, cfg, progress=lambda line: print(line, file=sys.stderr),
+                   on_phase_end=write_log)
+    write_log(result.log)
+    save_atomic(result.best_state, out / "best.pt")
+    metrics = evaluate(model, data, cfg)
+    model.cpu()
+    write_json_atomic(out / "paths.json", paths.path_stats(model))
+    metrics.update({
+        "n_params": int(models.count_parameters(model)),
+        "n_conv_params": int(models.count_conv_parameters(model)),
+        "steps_per_phase": result.steps_per_phase,
+        "best_step": result.best_step,
+        "best_val_loss": result.best_val_loss,
+        "wall_time_s": result.wall_time_s,
+        "n_train": int(len(data.x_train)),
+    })
+    write_json_atomic(out / "metrics.json", metrics)
+    print(f"rcpb train {name}: test cc_norm2 {metrics['test']['cc_norm2']:.4f}, "
+          f"{result.wall_time_s:.1f} s", file=sys.stderr)
+    return 0
+

@@ -1,0 +1,330 @@
+"""Three-phase optimisation (SPEC 4; Klindt et al. 2017 schedule) and evaluation.
+
+Objective per minibatch (``preds`` = model output ``[n_out, batch, neurons]``):
+
+    mean_i loss(preds[i], y) + readout_l1 * L1(readout) + smoothness * S(first_conv)
+
+- ``loss``: ``mse`` = mean((yhat - y)^2); ``poisson`` = mean(yhat - y * log(yhat + 1e-5)),
+  means over stimuli and neurons. For n_out > 1 (late-avg, 2-avg readouts) the loss is the
+  mean of the per-iteration losses.
+- ``L1(readout) = mean_n[(sum_c |wf[n, c]|) * (sum_xy |ws[n, x, y]|)]``.
+- ``S(w) = sum_{out, in} ||L * w[out, in]||^2 / ||w[out, in]||^2``, ``L`` the 3x3 Laplacian
+  below, zero padding 1, on the first (9x9) convolution only.
+
+Schedule: Adam on minibatches of ``batch_size`` stimuli (a fresh seeded permutation of the
+training set every epoch, incomplete last batch dropped; a training set smaller than one batch
+is used as one batch of all stimuli). ``phases`` phases with learning rates ``lr``,
+``lr / lr_decay``, ``lr / lr_decay^2``, ... Every ``eval_every`` steps (and once before the
+first step, and at the end of a phase whose step count is not a multiple of ``eval_every``) the
+validation loss is computed without regularisation, in eval mode, on the prediction averaged
+over iterations (``preds.mean(0)``, the prediction that is evaluated). A phase stops after
+``patience`` evaluations in a row without a strictly lower validation loss than the best so far,
+or after ``max_steps`` steps. At the end of each phase the best model state and the Adam state
+saved with it are restored; the next phase continues from them with the lower learning rate
+(one Adam state carried through; the paper's "three optimizers" differ only in their learning
+rate). The best value carries across phases: a later phase replaces the best only if strictly
+better, so the returned state is the best validation checkpoint of the whole run.
+
+Determinism: the data order comes from ``train.data_seed`` (its own ``torch.Generator``), the
+initialisation from ``model_seed`` (used when the model is built). Same config, same machine,
+same thread count -> same numbers.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from rcpb.errors import RcpbError
+
+#: Paper values (Klindt et al. 2017 code, SPEC 4); a config's ``train`` dict overrides them.
+TRAIN_DEFAULTS = {
+    "batch_size": 256,
+    "lr": 1e-3,
+    "lr_decay": 3.0,
+    "phases": 3,
+    "eval_every": 50,
+    "patience": 10,
+    "max_steps": 40000,
+    "readout_l1": 0.01,
+    "smoothness": 5e-6,
+    "data_seed": 0,
+}
+
+LOSSES = ("mse", "poisson")
+
+#: The Laplacian of the smoothness regulariser (Klindt et al. 2017, section 5.2).
+LAPLACIAN = ((0.25, 0.5, 0.25), (0.5, -3.0, 0.5), (0.25, 0.5, 0.25))
+
+#: Stimuli per forward pass when predicting a whole split (bounded memory, fixed for determinism).
+EVAL_CHUNK = 512
+
+POISSON_EPS = 1e-5
+
+LOG_COLUMNS = ["step", "phase", "train_loss", "val_loss", "lr"]
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    best_state: model state dict (CPU tensors) of the best validation checkpoint.
+    best_val_loss: its validation loss (unregularised, averaged prediction).
+    best_step: global step (counted over all phases) at which it was reached; 0 = initial model.
+    steps_per_phase: optimisation steps run in each phase.
+    log: one dict per evaluation with keys LOG_COLUMNS; ``train_loss`` is the mean unregularised
+        training loss over the steps since the previous evaluation (NaN for the step-0 row).
+    wall_time_s: seconds spent in :func:`train`.
+    """
+
+    best_state: dict
+    best_val_loss: float
+    best_step: int
+    steps_per_phase: list[int]
+    log: list[dict] = field(default_factory=list)
+    wall_time_s: float = 0.0
+
+
+# ----------------------------------------------------------------------------- losses
+
+
+def prediction_loss(pred: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
+    """Mean prediction loss over all entries; NaN targets are ignored.
+
+    pred: ``[..., batch, neurons]`` (a leading iteration axis is averaged over too, which
+    equals the mean of per-iteration losses); y: ``[batch, neurons]``, broadcast against pred.
+    loss: ``"mse"`` or ``"poisson"``. Returns a scalar tensor.
+    """
+    if loss not in LOSSES:
+        raise RcpbError(f"config field 'loss': unknown loss {loss!r}; use one of {LOSSES}")
+    mask = ~torch.isnan(y)
+    if bool(mask.all()):
+        return _elementwise(pred, y, loss).mean()
+    y0 = torch.where(mask, y, torch.zeros_like(y))
+    per = torch.where(mask, _elementwise(pred, y0, loss), torch.zeros((), device=pred.device))
+    count = mask.expand_as(per).sum()
+    return per.sum() / count.clamp(min=1)
+
+
+def _elementwise(pred: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
+    if loss == "mse":
+        return (pred - y) ** 2
+    return pred - y * torch.log(pred + POISSON_EPS)
+
+
+# ----------------------------------------------------------------------------- regularisers
+
+
+def readout_l1(ws: torch.Tensor, wf: torch.Tensor) -> torch.Tensor:
+    """``mean_n[(sum_c |wf[n, c]|) * (sum_xy |ws[n, x, y]|)]`` (unweighted).
+
+    ws: ``[neurons, h, w]`` spatial weights; wf: ``[neurons, channels]`` feature weights.
+    """
+    spatial = ws.abs().flatten(1).sum(1)
+    feature = wf.abs().sum(1)
+    return (spatial * feature).mean()
+
+
+def smoothness(weight: torch.Tensor) -> torch.Tensor:
+    """``sum_{out, in} ||L * w[out, in]||^2 / ||w[out, in]||^2`` (unweighted).
+
+    weight: conv kernel ``[out, in, k, k]``; ``L`` = :data:`LAPLACIAN`, zero padding 1, so
+    ``L * w`` has the kernel's size.
+    """
+    out_c, in_c, kh, kw = weight.shape
+    lap = torch.tensor(LAPLACIAN, dtype=weight.dtype, device=weight.device).view(1, 1, 3, 3)
+    w = weight.reshape(out_c * in_c, 1, kh, kw)
+    lw = F.conv2d(w, lap, padding=1)
+    return (lw.pow(2).flatten(1).sum(1) / w.pow(2).flatten(1).sum(1)).sum()
+
+
+def regularisation(model: torch.nn.Module, tc: dict) -> torch.Tensor:
+    """Weighted readout L1 plus first-conv smoothness; ``tc`` = the resolved ``train`` dict."""
+    ro = model.readout
+    return tc["readout_l1"] * readout_l1(ro.ws, ro.wf) + tc["smoothness"] * smoothness(
+        model.first_conv.weight
+    )
+
+
+# ----------------------------------------------------------------------------- prediction
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, x: torch.Tensor, chunk: int = EVAL_CHUNK) -> torch.Tensor:
+    """Evaluation prediction ``preds.mean(0)`` in eval mode: x ``[n, 1, S, S]`` -> ``[n, neurons]``.
+
+    Leaves the model in eval mode.
+    """
+    model.eval()
+    parts = [model(x[i : i + chunk]).mean(0) for i in range(0, x.shape[0], chunk)]
+    return torch.cat(parts, 0)
+
+
+def train_config(config: dict) -> dict:
+    """The ``train`` dict of ``config`` with :data:`TRAIN_DEFAULTS` filled in."""
+    return {**TRAIN_DEFAULTS, **(config.get("train") or {})}
+
+
+def _tensor(a, device) -> torch.Tensor:
+    return torch.as_tensor(np.ascontiguousarray(a, dtype=np.float32), device=device)
+
+
+def _batches(n: int, batch_size: int, gen: torch.Generator, device):
+    """Endless minibatch index tensors: a new permutation per epoch, last partial batch dropped."""
+    bs = min(batch_size, n)
+    per_epoch = n // bs
+    while True:
+        perm = torch.randperm(n, generator=gen).to(device)
+        for i in range(per_epoch):
+            yield perm[i * bs : (i + 1) * bs]
+
+
+def _snapshot(model, opt) -> tuple[dict, dict]:
+    model_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return model_state, copy.deepcopy(opt.state_dict())
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def train(
+    model: torch.nn.Module,
+    data,
+    config: dict,
+    progress: Callable[[str], None] | None = None,
+    on_phase_end: Callable[[list[dict]], None] | None = None,
+) -> TrainResult:
+    """Train ``model`` on ``data`` (a :class:`rcpb.data.prepare.Prepared`) per ``config``.
+
+    Uses ``config["loss"]``, ``config["train"]`` (defaults :data:`TRAIN_DEFAULTS`) and the
+    execution settings ``config["device"]`` (default cpu) and ``config["threads"]`` (calls
+    ``torch.set_num_threads`` if given). Training and validation tensors are moved to the device
+    once. Before training, the readout bias is initialised from the mean training response.
+    On return the model holds the best state (in eval mode). ``progress`` receives one line per
+    phase; ``on_phase_end`` receives the log rows so far after each phase.
+    """
+    start = time.perf_counter()
+    tc = train_config(config)
+    loss_name = config["loss"]
+    device = torch.device(config.get("device") or "cpu")
+    if config.get("threads"):
+        torch.set_num_threads(int(config["threads"]))
+
+    model.to(device)
+    x_train, y_train = _tensor(data.x_train, device), _tensor(data.y_train, device)
+    x_val, y_val = _tensor(data.x_val, device), _tensor(data.y_val, device)
+    n_train = x_train.shape[0]
+    if n_train == 0 or x_val.shape[0] == 0:
+        raise RcpbError("training and validation sets must not be empty; check the split and train_fraction")
+
+    with torch.no_grad():
+        model.readout.init_bias(torch.nanmean(y_train, 0))
+
+    gen = torch.Generator().manual_seed(int(tc["data_seed"]))
+    batches = _batches(n_train, int(tc["batch_size"]), gen, device)
+    opt = torch.optim.Adam(model.parameters(), lr=tc["lr"])
+
+    def val_loss() -> float:
+        value = float(prediction_loss(predict(model, x_val), y_val, loss_name))
+        model.train()
+        return value
+
+    log: list[dict] = []
+    best_val = val_loss()
+    best_step = 0
+    best_model, best_opt = _snapshot(model, opt)
+    log.append({"step": 0, "phase": 1, "train_loss": math.nan, "val_loss": best_val, "lr": tc["lr"]})
+    step = 0
+    steps_per_phase: list[int] = []
+
+    for phase in range(int(tc["phases"])):
+        lr = tc["lr"] / tc["lr_decay"] ** phase
+        for group in opt.param_groups:
+            group["lr"] = lr
+        model.train()
+        phase_steps = 0
+        bad_evals = 0
+        running = torch.zeros((), device=device)
+        running_n = 0
+        while phase_steps < tc["max_steps"]:
+            idx = next(batches)
+            preds = model(x_train[idx])
+            data_loss = prediction_loss(preds, y_train[idx], loss_name)
+            objective = data_loss + regularisation(model, tc)
+            opt.zero_grad(set_to_none=True)
+            objective.backward()
+            opt.step()
+            phase_steps += 1
+            step += 1
+            running += data_loss.detach()
+            running_n += 1
+            at_end = phase_steps == tc["max_steps"]
+            if phase_steps % tc["eval_every"] == 0 or at_end:
+                value = val_loss()
+                log.append({"step": step, "phase": phase + 1,
+                            "train_loss": float(running) / running_n, "val_loss": value, "lr": lr})
+                running.zero_()
+                running_n = 0
+                if value < best_val:
+                    best_val, best_step = value, step
+                    best_model, best_opt = _snapshot(model, opt)
+                    bad_evals = 0
+                else:
+                    bad_evals += 1
+                    if bad_evals >= tc["patience"]:
+                        break
+        model.load_state_dict(best_model)
+        opt.load_state_dict(best_opt)
+        steps_per_phase.append(phase_steps)
+        if progress is not None:
+            progress(f"phase {phase + 1}/{tc['phases']}: {phase_steps} steps (lr {lr:.3g}), "
+                     f"best val loss {best_val:.6g} at step {best_step}, "
+                     f"{time.perf_counter() - start:.1f} s")
+        if on_phase_end is not None:
+            on_phase_end(log)
+
+    model.eval()
+    return TrainResult(
+        best_state={k: v.detach().cpu().clone() for k, v in best_model.items()},
+        best_val_loss=best_val,
+        best_step=best_step,
+        steps_per_phase=steps_per_phase,
+        log=log,
+        wall_time_s=time.perf_counter() - start,
+    )
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+def evaluate(model: torch.nn.Module, data, config: dict) -> dict:
+    """Metrics of ``model`` on the validation and test sets.
+
+    Returns ``{"val": summary, "test": summary}`` where summary is
+    :func:`rcpb.metrics.summarize` of the averaged prediction (eval mode, no grad) against the
+    trial-averaged targets, with the noise ceiling from ``data.responses`` (all stimuli;
+    ``config["cc_max_trials"]`` sets K, default the smallest valid-trial count), plus ``loss``
+    (unregularised prediction loss of the averaged prediction).
+    """
+    from rcpb import metrics
+    from rcpb.checkpoint import jsonable
+
+    device = next(model.parameters()).device
+    ceiling = metrics.cc_max(data.responses, k=config.get("cc_max_trials"))
+    out = {}
+    for split in ("val", "test"):
+        x = _tensor(getattr(data, f"x_{split}"), device)
+        y = _tensor(getattr(data, f"y_{split}"), device)
+        pred = predict(model, x)
+        summary = metrics.summarize(pred.cpu().numpy().astype(np.float64),
+                                    y.cpu().numpy().astype(np.float64), ceiling)
+        summary["loss"] = float(prediction_loss(pred, y, config["loss"]))
+        out[split] = jsonable(summary)
+    return out
