@@ -64,22 +64,60 @@ def write_dataset(path: str | Path, ds: Dataset) -> None:
     tmp.replace(path)
 
 
-def read_raw(path: str | Path) -> Dataset:
-    """Read a dataset file without validating it (see ``rcpb.data.validate``)."""
+def check_hdf5_file(path: str | Path) -> Path:
+    """Return ``path`` as a Path if it is an existing HDF5 file, else raise RcpbError."""
     import h5py
 
+    from rcpb.errors import RcpbError
+
+    path = Path(path)
+    if not path.exists():
+        raise RcpbError(
+            f"{path}: dataset file not found. Check the path (relative paths are taken from "
+            f"the current directory), or create the file with 'rcpb data import' or "
+            f"'rcpb data simulate'.")
+    if path.is_dir():
+        raise RcpbError(f"{path}: is a directory, not a dataset file. Give the path of the .h5 file.")
+    if not h5py.is_hdf5(path):
+        raise RcpbError(
+            f"{path}: not an HDF5 file. rcpb reads HDF5 dataset files (SPEC 2.1); convert "
+            f".npz or MATLAB .mat data with 'rcpb data import {path} --out DATASET.h5 "
+            f"--images NAME --responses NAME'.")
+    return path
+
+
+def read_raw(path: str | Path) -> Dataset:
+    """Read a dataset file without validating it (see ``rcpb.data.validate``).
+
+    Raises RcpbError only when the file is missing, is not HDF5, or holds a group
+    where an array is expected; ``images``/``responses`` are None when absent.
+    """
+    import h5py
+
+    from rcpb.errors import RcpbError
+
+    path = check_hdf5_file(path)
     with h5py.File(path, "r") as f:
         def get(name):
-            return f[name][()] if name in f else None
+            if name not in f:
+                return None
+            if not isinstance(f[name], h5py.Dataset):
+                raise RcpbError(
+                    f"{path}: '{name}' is an HDF5 group, not an array. Store '{name}' as a "
+                    f"dataset at the top level of the file (SPEC 2.1).")
+            return f[name][()]
 
         ids = get("neuron_ids")
         if ids is not None:
-            ids = [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
+            ids = [i.decode() if isinstance(i, bytes) else str(i) for i in np.ravel(ids)]
+        attrs = {}
+        for key, value in f.attrs.items():
+            attrs[key] = value.decode() if isinstance(value, bytes) else value
         return Dataset(
             images=get("images"),
             responses=get("responses"),
             split=get("split"),
             neuron_ids=ids,
             true_rates=get("true_rates"),
-            attrs=dict(f.attrs),
+            attrs=attrs,
         )

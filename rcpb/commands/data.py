@@ -1,0 +1,110 @@
+"""``rcpb data``: validate, summarise, import and simulate dataset files (SPEC 2).
+
+    rcpb data validate FILE [--loss poisson]
+    rcpb data summary FILE [--json]
+    rcpb data import SRC --out OUT.h5 --images NAME --responses NAME [--images-axes nhw]
+                     [--responses-axes stn] [--split NAME] [--neuron-ids NAME] [--name NAME]
+    rcpb data simulate --circuit recurrent|feedforward --out FILE [--images FILE]
+                       [--neurons 34] [--trials 8] [--seed 0] [--input-size N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+DEFAULT_IMAGES = "data/ns2250_stimuli_74px.h5"
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "data", help="validate, summarise, import or simulate dataset files",
+        description="Dataset files (HDF5: images [stimuli, H, W], responses "
+                    "[stimuli, trials, neurons], optional split).")
+    sub = parser.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
+
+    p = sub.add_parser("validate", help="check a dataset file and print its summary",
+                       description="Check a dataset file; exit 0 if valid, 2 with the problem "
+                                   "otherwise. Nothing is written.")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--loss", choices=["mse", "poisson"], default=None,
+                   help="also check what this loss needs (poisson: non-negative responses)")
+
+    p = sub.add_parser("summary", help="print facts about a dataset file")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    p = sub.add_parser(
+        "import", help="convert .npz or MATLAB .mat (v5, v7.3) data into a dataset file",
+        description="Convert named arrays of a .npz or .mat file into a dataset file. Axis "
+                    "letters describe the array as shown by its program (NumPy shape, "
+                    "MATLAB size()); v7.3 transposition is undone automatically.")
+    p.add_argument("src", metavar="SRC")
+    p.add_argument("--out", required=True, help="output dataset file (.h5)")
+    p.add_argument("--images", required=True, help="name of the image array in SRC")
+    p.add_argument("--responses", required=True, help="name of the response array in SRC")
+    p.add_argument("--images-axes", default="nhw",
+                   help="axis letters of the image array: n stimuli, h rows, w columns "
+                        "(default nhw; e.g. hwn)")
+    p.add_argument("--responses-axes", default=None,
+                   help="axis letters of the response array: s stimuli, t trials, n neurons "
+                        "(default stn, or sn for 2-D single-trial arrays)")
+    p.add_argument("--split", default=None,
+                   help="name of a split array in SRC (0 train, 1 validation, 2 test)")
+    p.add_argument("--neuron-ids", default=None, help="name of a neuron id array in SRC")
+    p.add_argument("--name", default=None, help="dataset name stored in the file's attrs")
+    p.add_argument("--loss", choices=["mse", "poisson"], default=None,
+                   help="also check what this loss needs before writing")
+
+    p = sub.add_parser("simulate", help="simulate trial responses of a model V1 circuit",
+                       description="Turn an image set into a dataset file with responses of a "
+                                   "seeded ground-truth circuit (SPEC 2.4).")
+    p.add_argument("--circuit", choices=["recurrent", "feedforward"], default="recurrent")
+    p.add_argument("--out", required=True, help="output dataset file (.h5)")
+    p.add_argument("--images", default=DEFAULT_IMAGES,
+                   help=f"HDF5 file with 'images' [stimuli, H, W] (default {DEFAULT_IMAGES})")
+    p.add_argument("--neurons", type=int, default=34)
+    p.add_argument("--trials", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--input-size", type=int, default=None,
+                   help="image size (px) the circuit sees; default: the simulator's choice")
+
+    parser.set_defaults(run=run)
+
+
+def _print_summary(path, ds) -> None:
+    from rcpb.data.validate import format_summary, summarize_dataset
+
+    print(format_summary(summarize_dataset(ds), path))
+
+
+def run(args: argparse.Namespace) -> int:
+    from rcpb.data.validate import load_dataset, summarize_dataset
+
+    cmd = args.data_command
+    if cmd == "validate":
+        _print_summary(args.file, load_dataset(args.file, loss=args.loss))
+    elif cmd == "summary":
+        ds = load_dataset(args.file)
+        if args.json:
+            print(json.dumps(summarize_dataset(ds), indent=2, default=str))
+        else:
+            _print_summary(args.file, ds)
+    elif cmd == "import":
+        from rcpb.data.importers import import_dataset
+
+        ds = import_dataset(args.src, args.out, images=args.images, responses=args.responses,
+                            images_axes=args.images_axes, responses_axes=args.responses_axes,
+                            split=args.split, neuron_ids=args.neuron_ids, name=args.name,
+                            loss=args.loss)
+        print(f"wrote {args.out}")
+        _print_summary(args.out, ds)
+    elif cmd == "simulate":
+        from rcpb.data.simulate import simulate_file
+
+        simulate_file(images_file=args.images, out=args.out, circuit=args.circuit,
+                      n_neurons=args.neurons, n_trials=args.trials, seed=args.seed,
+                      input_size=args.input_size)
+        print(f"wrote {args.out}")
+        _print_summary(args.out, load_dataset(args.out))
+    return 0

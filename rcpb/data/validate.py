@@ -1,0 +1,242 @@
+"""Validation of dataset files (SPEC 2.1) and a short summary of a dataset.
+
+Only numpy and h5py are imported, so a Snakefile can call :func:`load_dataset`
+cheaply at start-up to reject a bad file before any job runs.
+
+Every problem raises one :class:`rcpb.errors.RcpbError` whose message names the
+file, the field (``images``, ``responses``, ``split``, ...) and what to do.
+Stimuli with a single valid trial are valid: the noise ceiling (``rcpb.metrics``)
+uses the stimuli with at least two valid trials.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from rcpb.data.format import Dataset, read_raw
+from rcpb.errors import RcpbError
+
+LOSSES = ("mse", "poisson")
+SPLIT_NAMES = {0: "train", 1: "validation", 2: "test"}
+
+
+def _first(indices, n: int = 5) -> str:
+    """'3, 7, 9' or '3, 7, 9, ... (12 in all)' for an index array."""
+    indices = [int(i) for i in np.ravel(indices)]
+    text = ", ".join(str(i) for i in indices[:n])
+    if len(indices) > n:
+        text += f", ... ({len(indices)} in all)"
+    return text
+
+
+def validate(ds: Dataset, source: str | Path = "<dataset>", loss: str | None = None) -> Dataset:
+    """Check a dataset held in memory; return it with arrays in canonical dtypes.
+
+    images: [stimuli, H, W] uint8 (kept) or any real dtype (-> float32);
+    responses: [stimuli, trials, neurons] -> float32; split: [stimuli] -> int8;
+    true_rates: [stimuli, neurons] -> float32. ``source`` names the file in messages.
+    ``loss``: None, "mse" or "poisson" (Poisson requires non-negative responses).
+    """
+    src = str(source)
+    if loss is not None and loss not in LOSSES:
+        raise RcpbError(f"loss '{loss}' is not known; use one of {', '.join(LOSSES)}.")
+    for name in ("images", "responses"):
+        if getattr(ds, name) is None:
+            hint = (f" This file holds only images (a stimulus set): make a dataset from it "
+                    f"with 'rcpb data simulate --images {src} --out DATASET.h5'."
+                    if name == "responses" and ds.images is not None else
+                    " Convert your data with 'rcpb data import'.")
+            raise RcpbError(
+                f"{src}: the required dataset '{name}' is missing. A dataset file holds "
+                f"'images' [stimuli, H, W] and 'responses' [stimuli, trials, neurons] "
+                f"(SPEC 2.1).{hint}")
+
+    images = np.asarray(ds.images)
+    responses = np.asarray(ds.responses)
+    if images.dtype.kind not in "uif":
+        raise RcpbError(f"{src}: 'images' has dtype {images.dtype}; store grayscale images as "
+                        f"uint8 (0-255) or float32.")
+    if responses.dtype.kind not in "uif":
+        raise RcpbError(f"{src}: 'responses' has dtype {responses.dtype}; store responses as "
+                        f"float32 (NaN for missing trials).")
+    if images.ndim != 3:
+        hint = (" For a single stimulus add a leading axis of length 1." if images.ndim == 2 else
+                " Colour images must be converted to grayscale first." if images.ndim == 4 else "")
+        raise RcpbError(
+            f"{src}: 'images' has shape {images.shape} ({images.ndim}-D); it must be 3-D "
+            f"[stimuli, H, W].{hint} 'rcpb data import --images-axes' reorders axes.")
+    if responses.ndim != 3:
+        hint = (" Single-trial data [stimuli, neurons] needs a trial axis of length 1 "
+                "('rcpb data import --responses-axes sn' adds it)." if responses.ndim == 2 else "")
+        raise RcpbError(
+            f"{src}: 'responses' has shape {responses.shape} ({responses.ndim}-D); it must be "
+            f"3-D [stimuli, trials, neurons].{hint}")
+    n, h, w = images.shape
+    _, n_trials, n_neurons = responses.shape
+    if n == 0 or h == 0 or w == 0:
+        raise RcpbError(f"{src}: 'images' has shape {images.shape}; it needs at least one "
+                        f"stimulus and a non-empty image.")
+    if n_trials == 0 or n_neurons == 0:
+        raise RcpbError(f"{src}: 'responses' has shape {responses.shape}; it needs at least one "
+                        f"trial and one neuron.")
+
+    counts = {"images": n, "responses": responses.shape[0]}
+    split = None if ds.split is None else np.asarray(ds.split)
+    true_rates = None if ds.true_rates is None else np.asarray(ds.true_rates)
+    if split is not None:
+        if split.ndim != 1:
+            raise RcpbError(f"{src}: 'split' has shape {split.shape}; it must be 1-D [stimuli] "
+                            f"with 0 train / 1 validation / 2 test.")
+        counts["split"] = split.shape[0]
+    if true_rates is not None:
+        if true_rates.ndim != 2:
+            raise RcpbError(f"{src}: 'true_rates' has shape {true_rates.shape}; it must be 2-D "
+                            f"[stimuli, neurons].")
+        counts["true_rates"] = true_rates.shape[0]
+    if len(set(counts.values())) > 1:
+        listing = ", ".join(f"{k} {v}" for k, v in counts.items())
+        raise RcpbError(
+            f"{src}: the number of stimuli (first axis) differs between datasets: {listing}. "
+            f"All must have one entry per stimulus, in the same order; check that "
+            f"'responses' is [stimuli, trials, neurons] and not transposed.")
+    if true_rates is not None and true_rates.shape[1] != n_neurons:
+        raise RcpbError(f"{src}: 'true_rates' has {true_rates.shape[1]} neurons but 'responses' "
+                        f"has {n_neurons}; both must list the same neurons.")
+    if ds.neuron_ids is not None and len(ds.neuron_ids) != n_neurons:
+        raise RcpbError(
+            f"{src}: 'neuron_ids' has {len(ds.neuron_ids)} entries but 'responses' has "
+            f"{n_neurons} neurons (last axis); give one id per neuron or drop 'neuron_ids'.")
+
+    if images.dtype.kind == "f":
+        bad = ~np.isfinite(images)
+        if bad.any():
+            stim = np.flatnonzero(bad.any(axis=(1, 2)))
+            raise RcpbError(
+                f"{src}: 'images' contains NaN or inf (stimuli {_first(stim)}). Images must be "
+                f"finite; replace missing pixels (e.g. by the mean grey level) or drop those "
+                f"stimuli.")
+    if images.dtype != np.uint8:
+        images = images.astype(np.float32)
+
+    responses = responses.astype(np.float32, copy=False)
+    if np.isinf(responses).any():
+        stim = np.flatnonzero(np.isinf(responses).any(axis=(1, 2)))
+        raise RcpbError(
+            f"{src}: 'responses' contains inf (stimuli {_first(stim)}). Use NaN to mark a "
+            f"missing trial; responses must otherwise be finite.")
+    missing = np.isnan(responses).all(axis=1)  # [stimuli, neurons]: no valid trial
+    if missing.any():
+        stim = np.flatnonzero(missing.any(axis=1))
+        neurons = np.flatnonzero(missing[stim[0]])
+        raise RcpbError(
+            f"{src}: 'responses' has no valid (non-NaN) trial for stimuli {_first(stim)} "
+            f"(e.g. stimulus {stim[0]}: neurons {_first(neurons)}). Every stimulus needs at "
+            f"least one valid trial for every neuron; drop those stimuli (from 'images', "
+            f"'responses' and 'split' alike) or those neurons.")
+    if loss == "poisson":
+        negative = np.nan_to_num(responses, nan=0.0) < 0
+        if negative.any():
+            stim = np.flatnonzero(negative.any(axis=(1, 2)))
+            raise RcpbError(
+                f"{src}: 'responses' has negative values (stimuli {_first(stim)}, minimum "
+                f"{np.nanmin(responses):g}) but the loss is 'poisson', which needs "
+                f"non-negative rates or counts. Use loss 'mse' for this dataset, or store "
+                f"responses without baseline subtraction.")
+
+    if split is not None:
+        if split.dtype.kind not in "uif" or not np.all(np.isin(split, (0, 1, 2))):
+            values = np.unique(split[~np.isin(split, (0, 1, 2))]) if split.dtype.kind in "uif" \
+                else split[:3]
+            raise RcpbError(
+                f"{src}: 'split' has values outside {{0, 1, 2}} ({_first(values)}); use "
+                f"0 train, 1 validation, 2 test for every stimulus, or drop 'split' to have "
+                f"it generated from split_seed.")
+        split = split.astype(np.int8)
+        for code, label in SPLIT_NAMES.items():
+            if not np.any(split == code):
+                raise RcpbError(
+                    f"{src}: 'split' has no {label} stimuli (value {code}); each of train (0), "
+                    f"validation (1) and test (2) needs at least one stimulus. Fix 'split' or "
+                    f"drop it to have it generated from split_seed.")
+    if true_rates is not None:
+        true_rates = true_rates.astype(np.float32, copy=False)
+
+    return Dataset(images=images, responses=responses, split=split,
+                   neuron_ids=None if ds.neuron_ids is None else list(ds.neuron_ids),
+                   true_rates=true_rates, attrs=dict(ds.attrs))
+
+
+def load_dataset(path: str | Path, loss: str | None = None) -> Dataset:
+    """Read and validate the dataset file at ``path`` (SPEC 2.1).
+
+    ``loss``: None, "mse" or "poisson"; with "poisson", negative responses are an
+    error. Returns the Dataset (images uint8 or float32 [stimuli, H, W], responses
+    float32 [stimuli, trials, neurons], split int8 [stimuli] or None). Raises
+    RcpbError naming the file, the field and the fix.
+    """
+    return validate(read_raw(path), source=path, loss=loss)
+
+
+def valid_trial_counts(responses: np.ndarray) -> np.ndarray:
+    """Valid (non-NaN) trials per stimulus and neuron: [stimuli, trials, neurons] -> int [stimuli, neurons]."""
+    return np.sum(~np.isnan(responses), axis=1)
+
+
+def summarize_dataset(ds: Dataset) -> dict:
+    """Facts about a (validated) dataset as a JSON-friendly dict.
+
+    Keys: n_stimuli, image_size [H, W], image_dtype, trials_min / trials_max (valid
+    trials per stimulus and neuron), n_trial_slots (length of the trial axis),
+    n_neurons, n_repeated (stimuli with >= 2 valid trials for every neuron),
+    split ({"train": n, "validation": n, "test": n} or None), has_true_rates, attrs.
+    """
+    counts = valid_trial_counts(ds.responses)
+    split = None
+    if ds.split is not None:
+        split = {label: int(np.sum(ds.split == code)) for code, label in SPLIT_NAMES.items()}
+    attrs = {k: (v.item() if isinstance(v, np.generic) else
+                 v.tolist() if isinstance(v, np.ndarray) else v) for k, v in ds.attrs.items()}
+    return {
+        "n_stimuli": ds.n_stimuli,
+        "image_size": [int(ds.images.shape[1]), int(ds.images.shape[2])],
+        "image_dtype": str(ds.images.dtype),
+        "n_trial_slots": int(ds.responses.shape[1]),
+        "trials_min": int(counts.min()),
+        "trials_max": int(counts.max()),
+        "n_neurons": ds.n_neurons,
+        "n_repeated": int(np.sum(counts.min(axis=1) >= 2)),
+        "split": split,
+        "has_true_rates": ds.true_rates is not None,
+        "attrs": attrs,
+    }
+
+
+def format_summary(summary: dict, path: str | Path | None = None) -> str:
+    """A few human-readable lines for :func:`summarize_dataset`'s dict."""
+    s = summary
+    lines = []
+    if path is not None:
+        lines.append(f"{path}: valid dataset")
+    h, w = s["image_size"]
+    lines.append(f"  stimuli:   {s['n_stimuli']} images of {h}x{w} px ({s['image_dtype']})")
+    lines.append(f"  neurons:   {s['n_neurons']}")
+    lines.append(f"  trials:    {s['trials_min']}-{s['trials_max']} valid per stimulus "
+                 f"(trial axis {s['n_trial_slots']})")
+    note = "" if s["n_repeated"] else "  (no noise ceiling: cc_norm2 undefined, cc_raw only)"
+    lines.append(f"  repeated:  {s['n_repeated']} stimuli with >= 2 valid trials{note}")
+    if s["split"] is None:
+        lines.append("  split:     none stored (generated from split_seed, about 64/16/20 %)")
+    else:
+        sp = s["split"]
+        lines.append(f"  split:     train {sp['train']}, validation {sp['validation']}, "
+                     f"test {sp['test']} (stored)")
+    if s["has_true_rates"]:
+        lines.append("  true_rates: present (simulated data)")
+    for key in sorted(s["attrs"]):
+        value = str(s["attrs"][key])
+        if len(value) > 100:
+            value = value[:97] + "..."
+        lines.append(f"  attr {key}: {value}")
+    return "\n".join(lines)
