@@ -446,7 +446,7 @@ def path_length_distribution(model) -> PathDistribution:
         return PathDistribution(lengths, p, float("nan"), float("nan"), raw)
     p = raw / total
     nz = p[p > 0]
-    entropy = float(-(nz * np.log(nz)).sum())
+    entropy = float(-(nz * np.log(nz)).sum()) + 0.0  # + 0.0 turns -0.0 into 0.0
     return PathDistribution(lengths, p, float((lengths * p).sum()), entropy, raw)
 
 
