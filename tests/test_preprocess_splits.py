@@ -1,0 +1,175 @@
+"""Preprocessing (SPEC 2.2), splits and training fractions (SPEC 2.3), prepare()."""
+
+import numpy as np
+import pytest
+
+from rcpb.data.format import write_dataset
+from rcpb.data.prepare import prepare
+from rcpb.data.preprocess import (center_crop, downsample, neuron_scale_factors,
+                                  preprocess_images, trial_average)
+from rcpb.data.splits import (make_split, n_for_fraction, split_indices, split_sizes,
+                              training_order, training_subset)
+from rcpb.errors import RcpbError
+
+# --- preprocessing ---------------------------------------------------------------------
+
+
+def test_center_crop_takes_the_middle():
+    images = np.arange(2 * 5 * 6).reshape(2, 5, 6)
+    out = center_crop(images, 3)  # offsets (5-3)//2 = 1 and (6-3)//2 = 1
+    np.testing.assert_array_equal(out[1], images[1, 1:4, 1:4])
+    assert center_crop(images, None) is images
+    with pytest.raises(RcpbError, match="crop = 6 does not fit images of 5x6"):
+        center_crop(images, 6)
+
+
+def test_downsample_local_means_by_hand():
+    images = np.arange(16, dtype=np.uint8).reshape(1, 4, 4)
+    out = downsample(images, 2)
+    # blocks {0,1,4,5}, {2,3,6,7}, {8,9,12,13}, {10,11,14,15}
+    np.testing.assert_array_equal(out, [[[2.5, 4.5], [10.5, 12.5]]])
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(downsample(images, 1), images.astype(np.float32))
+    with pytest.raises(RcpbError, match="does not divide"):
+        downsample(np.zeros((1, 6, 6)), 4)
+
+
+def test_preprocess_images_shape_and_square_check():
+    x = preprocess_images(np.ones((3, 10, 12), np.uint8) * 7, crop=8, factor=2)
+    assert x.shape == (3, 1, 4, 4) and x.dtype == np.float32 and np.all(x == 7)
+    with pytest.raises(RcpbError, match="square"):
+        preprocess_images(np.ones((3, 10, 12), np.uint8), crop=None, factor=2)
+
+
+def test_trial_average_ignores_nan():
+    responses = np.array([[[1.0, 10.0], [np.nan, 20.0], [3.0, np.nan]]])  # [1, 3, 2]
+    np.testing.assert_allclose(trial_average(responses), [[2.0, 15.0]])
+
+
+def test_neuron_scale_factors_by_hand():
+    targets = np.array([[1.0, 4.0], [3.0, 0.0]])  # neuron means 2 and 2
+    np.testing.assert_allclose(neuron_scale_factors(targets, 0.5), [0.25, 0.25])
+    with pytest.raises(RcpbError, match="neuron\\(s\\) 1"):
+        neuron_scale_factors(np.array([[1.0, 0.0], [2.0, 0.0]]), 0.5)
+
+
+# --- splits ----------------------------------------------------------------------------
+
+
+def test_split_sizes_reproduce_imagenet_8k_and_64_16_20():
+    assert split_sizes(8000) == (5120, 1280, 1600)  # paper, ImageNet 8K
+    assert split_sizes(2250) == (1440, 360, 450)  # rule; the paper used 1400/350/500
+    assert split_sizes(100) == (64, 16, 20)
+    assert split_sizes(3) == (1, 1, 1)
+    with pytest.raises(RcpbError):
+        split_sizes(2)
+
+
+def test_make_split_sizes_disjoint_and_deterministic():
+    split = make_split(2250, seed=0, sizes=(1400, 350, 500))  # the paper's NS 2250 sizes
+    train, val, test = split_indices(split)
+    assert (train.size, val.size, test.size) == (1400, 350, 500)
+    assert np.array_equal(np.sort(np.concatenate([train, val, test])), np.arange(2250))
+    default = make_split(8000, seed=4)
+    assert np.bincount(default).tolist() == [5120, 1280, 1600]
+    assert np.array_equal(make_split(100, seed=1), make_split(100, seed=1))
+    assert not np.array_equal(make_split(100, seed=1), make_split(100, seed=2))
+
+
+def test_training_fractions_are_nested_prefixes():
+    train = np.flatnonzero(make_split(2250, 0, sizes=(1400, 350, 500)) == 0)
+    subsets = {f: training_subset(train, f, seed=3) for f in (0.25, 0.5, 1.0)}
+    assert [subsets[f].size for f in (0.25, 0.5, 1.0)] == [350, 700, 1400]  # paper sizes
+    assert set(subsets[0.25]) <= set(subsets[0.5]) <= set(subsets[1.0]) == set(train)
+    order = training_order(train, seed=3)
+    assert set(order[:350]) == set(subsets[0.25])
+    assert np.array_equal(training_order(train, 3), order)  # deterministic
+    assert not np.array_equal(training_order(train, 4), order)
+    assert n_for_fraction(5120, 0.25) == 1280
+    with pytest.raises(RcpbError, match="train_fraction"):
+        n_for_fraction(10, 0.0)
+
+
+# --- prepare ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def dataset_file(tmp_path, make_dataset):
+    """40 stimuli of 10x10 px, 3 trials (one missing for stimulus 0), 2 neurons."""
+    ds = make_dataset(n=40, h=10, w=10, trials=3, neurons=2, seed=5)
+    ds.responses = ds.responses + 1.0  # positive means, so scaling is defined
+    ds.responses[0, 1, :] = np.nan
+    path = tmp_path / "d.h5"
+    write_dataset(path, ds)
+    return path, ds
+
+
+def test_prepare_arrays_by_hand(dataset_file):
+    path, ds = dataset_file
+    p = prepare(str(path), {"crop": 8, "downsample": 2, "neuron_scale": None},
+                split_seed=0, train_fraction=1.0)
+    assert p.input_size == 4 and p.n_neurons == 2 and p.n_train_full == 26  # 40 -> 26/6/8
+    assert p.x_train.shape == (26, 1, 4, 4) and p.x_val.shape == (6, 1, 4, 4)
+    assert p.x_test.shape == (8, 1, 4, 4) and p.y_test.shape == (8, 2)
+    for a in (p.x_train, p.y_train, p.x_val, p.y_val, p.x_test, p.y_test, p.responses):
+        assert a.dtype == np.float32
+    s = int(p.test_index[0])
+    block = ds.images[s, 1:3, 1:3].astype(float)  # crop offset 1, first 2x2 block
+    assert p.x_test[0, 0, 0, 0] == pytest.approx(block.mean())
+    np.testing.assert_allclose(p.y_test[0], ds.responses[s].mean(axis=0), rtol=1e-6)
+    np.testing.assert_array_equal(p.responses, ds.responses)
+    all_index = np.concatenate([p.train_index, p.val_index, p.test_index])
+    assert np.array_equal(np.sort(all_index), np.arange(40))
+    if 0 in p.train_index:  # stimulus 0 has a missing trial: mean of the two valid ones
+        row = int(np.flatnonzero(p.train_index == 0)[0])
+        np.testing.assert_allclose(p.y_train[row], ds.responses[0, [0, 2]].mean(axis=0))
+
+
+def test_prepare_fractions_nested_and_deterministic(dataset_file):
+    path, _ = dataset_file
+    pre = {"crop": None, "downsample": 2, "neuron_scale": None}
+    quarter, half, full = (prepare(str(path), pre, 7, f) for f in (0.25, 0.5, 1.0))
+    assert quarter.train_index.size == 7 and half.train_index.size == 13  # 6.5 -> 7 of 26
+    assert set(quarter.train_index) <= set(half.train_index) <= set(full.train_index)
+    assert np.array_equal(quarter.test_index, full.test_index)  # same split
+    again = prepare(str(path), pre, 7, 0.25)
+    for name in ("x_train", "y_train", "x_test", "y_test", "test_index"):
+        assert np.array_equal(getattr(again, name), getattr(quarter, name))
+    other = prepare(str(path), pre, 8, 1.0)
+    assert not np.array_equal(other.test_index, full.test_index)
+
+
+def test_prepare_uses_stored_split(tmp_path, make_dataset):
+    split = np.array([2, 1] + [0] * 8, np.int8)
+    path = tmp_path / "d.h5"
+    write_dataset(path, make_dataset(n=10, split=split))
+    p = prepare(str(path), {"crop": None, "downsample": None, "neuron_scale": None}, 0, 1.0)
+    assert p.test_index.tolist() == [0] and p.val_index.tolist() == [1]
+    assert p.train_index.tolist() == list(range(2, 10)) and p.input_size == 8
+
+
+def test_prepare_neuron_scale(dataset_file):
+    path, ds = dataset_file
+    pre = {"crop": None, "downsample": 1, "neuron_scale": 0.5}
+    full = prepare(str(path), pre, 0, 1.0)
+    np.testing.assert_allclose(full.y_train.mean(axis=0), [0.5, 0.5], rtol=1e-5)
+    means = trial_average(ds.responses)[full.train_index].mean(axis=0)
+    np.testing.assert_allclose(full.responses, ds.responses * (0.5 / means), rtol=1e-5)
+    np.testing.assert_allclose(full.y_test, trial_average(full.responses)[full.test_index],
+                               rtol=1e-5)
+    quarter = prepare(str(path), pre, 0, 0.25)  # scale from the full training set
+    np.testing.assert_allclose(quarter.y_test, full.y_test)
+
+
+def test_prepare_errors(dataset_file, tmp_path, make_dataset):
+    path, _ = dataset_file
+    with pytest.raises(RcpbError, match="unknown key"):
+        prepare(str(path), {"crop": 8, "resize": 2}, 0, 1.0)
+    with pytest.raises(RcpbError, match="preprocess.downsample"):
+        prepare(str(path), {"downsample": 1.5}, 0, 1.0)
+    neg = make_dataset(n=10)
+    neg.responses[0, 0, 0] = -1.0
+    write_dataset(tmp_path / "neg.h5", neg)
+    prepare(str(tmp_path / "neg.h5"), {}, 0, 1.0, loss="mse")
+    with pytest.raises(RcpbError, match="negative"):
+        prepare(str(tmp_path / "neg.h5"), {}, 0, 1.0, loss="poisson")
