@@ -281,7 +281,9 @@ def train(
                     if bad_evals >= tc["patience"]:
                         break
         model.load_state_dict(best_model)
-        opt.load_state_dict(best_opt)
+        # load a copy: Adam may keep the loaded tensors and update them in place, which would
+        # silently change the saved best state
+        opt.load_state_dict(copy.deepcopy(best_opt))
         steps_per_phase.append(phase_steps)
         if progress is not None:
             progress(f"phase {phase + 1}/{tc['phases']}: {phase_steps} steps (lr {lr:.3g}), "
