@@ -84,11 +84,16 @@ def write_v73_like(path, variables):
     """A MATLAB v7.3-like file: HDF5 with a 512-byte 'MATLAB 7.3 MAT-file' user block and
     every variable stored column-major, i.e. h5py sees the transpose of MATLAB's size()
     (assumption checked against MATLAB's documented v7.3 layout, not a real MATLAB file)."""
+    classes = {"f": "double", "u": "uint8", "U": "char"}
     with h5py.File(path, "w", userblock_size=512) as f:
         for name, value in variables.items():
+            if value.dtype.kind == "U":  # char matrix: one row per string, uint16 codes
+                value = np.array([[ord(c) for c in row] for row in value], np.uint16)
+                f[name] = value.T
+                f[name].attrs["MATLAB_class"] = np.bytes_("char")
+                continue
             f[name] = np.asarray(value).T
-            f[name].attrs["MATLAB_class"] = np.bytes_("double" if value.dtype.kind == "f"
-                                                      else "uint8")
+            f[name].attrs["MATLAB_class"] = np.bytes_(classes[value.dtype.kind])
     with open(path, "r+b") as fh:
         fh.write(b"MATLAB 7.3 MAT-file, Platform: GLNXA64, created by rcpb tests".ljust(116))
 
@@ -99,13 +104,15 @@ def test_mat_v73_round_trip_undoes_transposition(tmp_path, arrays, suffix):
     src = tmp_path / f"rec{suffix}"  # detected by suffix .mat or by the MATLAB header
     write_v73_like(src, {"stim": images.transpose(1, 2, 0),  # MATLAB size: [H, W, N]
                          "resp": responses,  # MATLAB size: [N, T, K]
-                         "split": split[:, None].astype(np.float64)})  # N x 1 column
+                         "split": split[:, None].astype(np.float64),  # N x 1 column
+                         "ids": np.array(["v1a", "v1b", "v2a", "v2b"])})  # K x 3 char
     with h5py.File(src, "r") as f:
         assert f["stim"].shape == (N, W, H)  # what h5py sees: reversed
     out = tmp_path / "rec.h5"
     import_dataset(src, out, images="stim", responses="resp", images_axes="hwn",
-                   responses_axes="stn", split="split")
-    check_round_trip(out, images, responses, split)
+                   responses_axes="stn", split="split", neuron_ids="ids")
+    ds = check_round_trip(out, images, responses, split)
+    assert ds.neuron_ids == ["v1a", "v1b", "v2a", "v2b"]
 
 
 def test_unknown_array_name_lists_available(tmp_path, arrays):
@@ -175,6 +182,7 @@ def test_cli_simulate_passes_options(tmp_path, monkeypatch, write_tiny, capsys):
 
     calls = []
     target = write_tiny("sim.h5")
+    images = write_tiny("imgs.h5")
 
     def fake_simulate_file(**kwargs):
         calls.append(kwargs)
@@ -183,8 +191,16 @@ def test_cli_simulate_passes_options(tmp_path, monkeypatch, write_tiny, capsys):
     fake.simulate_file = fake_simulate_file  # the simulator itself is tested on its own
     monkeypatch.setitem(sys.modules, "rcpb.data.simulate", fake)
     assert main(["data", "simulate", "--circuit", "feedforward", "--out", str(target),
-                 "--images", "imgs.h5", "--neurons", "5", "--trials", "2", "--seed", "3",
+                 "--images", str(images), "--neurons", "5", "--trials", "2", "--seed", "3",
                  "--input-size", "37"]) == 0
-    assert calls == [dict(images_file="imgs.h5", out=str(target), circuit="feedforward",
+    assert calls == [dict(images_file=str(images), out=str(target), circuit="feedforward",
                           n_neurons=5, n_trials=2, seed=3, input_size=37)]
     assert "valid dataset" in capsys.readouterr().out
+
+
+def test_cli_simulate_missing_images(tmp_path, capsys):
+    out = tmp_path / "sim.h5"
+    assert main(["data", "simulate", "--out", str(out), "--images",
+                 str(tmp_path / "none.h5")]) == 2
+    assert "image file not found (--images)" in capsys.readouterr().err
+    assert not out.exists()

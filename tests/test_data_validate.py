@@ -105,6 +105,15 @@ def test_split_values_outside_codes(write_tiny):
     assert "'split' has values outside {0, 1, 2}" in message and "(3)" in message
 
 
+def test_split_with_non_integer_codes(tmp_path, make_dataset):
+    path = tmp_path / "d.h5"
+    write_dataset(path, make_dataset())
+    with h5py.File(path, "r+") as f:
+        f["split"] = np.array([0.0, 1.0, 2.0, np.nan, 0.5] * 4)
+    message = error_of(path)
+    assert "outside {0, 1, 2} (0.5, nan)" in message
+
+
 @pytest.mark.parametrize("missing,label", [(0, "train"), (1, "validation"), (2, "test")])
 def test_split_with_empty_set(write_tiny, missing, label):
     split = np.array([c for c in (0, 1, 2) if c != missing] * 10, np.int8)

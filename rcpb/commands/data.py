@@ -100,8 +100,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {args.out}")
         _print_summary(args.out, ds)
     elif cmd == "simulate":
-        from rcpb.data.simulate import simulate_file
+        from pathlib import Path
 
+        from rcpb.data.simulate import simulate_file
+        from rcpb.errors import RcpbError
+
+        if not Path(args.images).exists():
+            raise RcpbError(
+                f"{args.images}: image file not found (--images). Run from the project "
+                f"directory for the default {DEFAULT_IMAGES}, or give an HDF5 file with "
+                f"'images' [stimuli, H, W].")
         simulate_file(images_file=args.images, out=args.out, circuit=args.circuit,
                       n_neurons=args.neurons, n_trials=args.trials, seed=args.seed,
                       input_size=args.input_size)

@@ -81,9 +81,15 @@ def _open_hdf5(path: Path, matlab: bool) -> _Source:
                     raise RcpbError(
                         f"{path}: '{name}' is a MATLAB cell array or struct; store it as a "
                         f"numeric array (e.g. double or uint8) and save again.")
-                value = obj[()]
-            value = np.asarray(value)
-            return value.T if matlab else value  # column-major -> MATLAB's size() order
+                value = np.asarray(obj[()])
+                is_char = obj.attrs.get("MATLAB_class", b"") in (b"char", "char")
+            if not matlab:
+                return value
+            value = value.T  # column-major -> MATLAB's size() order
+            if is_char:  # MATLAB char matrix (uint16 codes), one string per row
+                rows = np.atleast_2d(value)
+                value = np.array(["".join(map(chr, r)).rstrip() for r in rows])
+            return value
         return load
 
     kind = "MATLAB v7.3" if matlab else "HDF5"

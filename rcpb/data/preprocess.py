@@ -45,9 +45,8 @@ def downsample(images: np.ndarray, factor: int) -> np.ndarray:
         raise RcpbError(
             f"preprocess.downsample = {factor} does not divide the (cropped) image size "
             f"{h}x{w}; choose a crop that is a multiple of {factor} or another factor.")
-    x = np.asarray(images, dtype=np.float64)
-    x = x.reshape(n, h // factor, factor, w // factor, factor).mean(axis=(2, 4))
-    return x.astype(np.float32)
+    blocks = np.asarray(images).reshape(n, h // factor, factor, w // factor, factor)
+    return blocks.mean(axis=(2, 4), dtype=np.float64).astype(np.float32)
 
 
 def preprocess_images(images: np.ndarray, crop: int | None, factor: int | None) -> np.ndarray:

@@ -24,8 +24,9 @@ SPLIT_NAMES = {0: "train", 1: "validation", 2: "test"}
 
 def _first(indices, n: int = 5) -> str:
     """'3, 7, 9' or '3, 7, 9, ... (12 in all)' for an index array."""
-    indices = [int(i) for i in np.ravel(indices)]
-    text = ", ".join(str(i) for i in indices[:n])
+    indices = list(np.ravel(indices))
+    text = ", ".join(f"{i:g}" if isinstance(i, (float, np.floating)) else str(i)
+                     for i in indices[:n])
     if len(indices) > n:
         text += f", ... ({len(indices)} in all)"
     return text
