@@ -10,14 +10,19 @@ Length always counts the recurrent block's Conv(3) layers only; CPB1's Conv(9)
 is not counted. Conv names are ``ff{m}`` and ``lat{m}`` for recurrent layer
 ``m`` (m = 2 for the first recurrent layer, 3 for the second).
 
-The chain, weight and ablation functions are pure and import no torch (the
-Snakefile's grid expansion imports them). Functions that read a model import
-torch inside their body.
+Readout weights of a multi-path model: its forward drops iterations without an
+allowed chain and applies the readout mode to the T' kept iterations in order
+(SPEC 3.3), so w(t) is ``readout_weights(mode, T')`` over the kept iterations.
+For 2-avg this changes the weights of the remaining iterations (e.g. 1 layer,
+T = 3, ``rm1`` keeps iterations 2, 3 with w = [3/4, 1/4]); for no-avg it never
+matters because the last iteration always has every length.
+
+The module imports no torch (the Snakefile's grid expansion imports it); the
+functions that read a model only call methods of its modules and tensors.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 
@@ -56,10 +61,10 @@ class Chain:
     def iterations(self) -> tuple[int, ...]:
         """Iteration (1-based) at which each conv of the chain is applied, parallel to ``convs``.
 
-        In the recurrent model the chain's k-th conv runs at iteration
-        ``end - length + k`` (k = 1..length): a feed-forward conv moves to the
-        next layer within the same iteration, a lateral conv within the layer
-        to the next iteration, and the chain's first conv reads CPB1's output.
+        In the recurrent model the last conv runs at ``end``; going back along the
+        chain, a lateral conv read its layer's previous iteration (one step earlier)
+        and a feed-forward conv after the first read the layer below in the same
+        iteration; the first conv (ff2) reads CPB1's output.
         For 1 layer (ff2, lat2^(d-1)) ending at t: ff2 at t-d+1, the lats after.
         For 2 layers (ff2, lat2^a, ff3, lat3^b) ending at t: ff2 at t-b-a,
         lat2 at the next a iterations, ff3 at t-b, lat3 at t-b+1..t.
@@ -407,9 +412,9 @@ def _weighted_paths(model) -> list[tuple[int, float, float]]:
     if arch == "ff":
         prod = float(np.prod([strengths[k] for k in strengths]))
         return [(len(_ff_blocks(model)), 1.0, prod)]
-    config = model.config
-    layers, T, mode = config["recurrent_layers"], config["iterations"], config["readout"]
+    mode = model.config["readout"]
     if arch == "recurrent":
+        layers, T = len(model.rcpbs), len(model.rcpbs[0].bns)
         chains = enumerate_chains(layers, T)
         weight = dict(zip(range(1, T + 1), readout_weights(mode, T)))
     else:
