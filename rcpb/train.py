@@ -204,8 +204,8 @@ def train(
     """Train ``model`` on ``data`` (a :class:`rcpb.data.prepare.Prepared`) per ``config``.
 
     Uses ``config["loss"]``, ``config["train"]`` (defaults :data:`TRAIN_DEFAULTS`) and the
-    execution settings ``config["device"]`` (default cpu) and ``config["threads"]`` (calls
-    ``torch.set_num_threads`` if given). Training and validation tensors are moved to the device
+    execution setting ``config["device"]`` (default cpu); the thread count and deterministic
+    algorithms are process settings made by the caller (``rcpb train`` does). Training and validation tensors are moved to the device
     once. Before training, the readout bias is initialised from the mean training response.
     On return the model holds the best state (in eval mode). ``progress`` receives one line per
     phase; ``on_phase_end`` receives the log rows so far after each phase.
@@ -214,8 +214,6 @@ def train(
     tc = train_config(config)
     loss_name = config["loss"]
     device = torch.device(config.get("device") or "cpu")
-    if config.get("threads"):
-        torch.set_num_threads(int(config["threads"]))
 
     model.to(device)
     x_train, y_train = _tensor(data.x_train, device), _tensor(data.y_train, device)
@@ -285,12 +283,12 @@ def train(
         # silently change the saved best state
         opt.load_state_dict(copy.deepcopy(best_opt))
         steps_per_phase.append(phase_steps)
+        if on_phase_end is not None:
+            on_phase_end(log)
         if progress is not None:
             progress(f"phase {phase + 1}/{tc['phases']}: {phase_steps} steps (lr {lr:.3g}), "
                      f"best val loss {best_val:.6g} at step {best_step}, "
                      f"{time.perf_counter() - start:.1f} s")
-        if on_phase_end is not None:
-            on_phase_end(log)
 
     model.eval()
     return TrainResult(

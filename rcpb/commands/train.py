@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from rcpb.errors import RcpbError
@@ -178,12 +179,25 @@ def _check_existing(out: Path, cfg: dict) -> bool:
 # ----------------------------------------------------------------------------- run
 
 
-def _set_determinism(torch, device: str) -> None:
+@contextmanager
+def _torch_settings(torch, threads: int, device: str):
+    """Thread count and deterministic algorithms for the run; restored afterwards, so that
+    calling :func:`run` in-process leaves torch's global settings as they were."""
+    saved = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+             torch.is_deterministic_algorithms_warn_only_enabled(),
+             torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
+    torch.set_num_threads(threads)
     if device == "cuda":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
     torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved[0])
+        torch.use_deterministic_algorithms(saved[1], warn_only=saved[2])
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = saved[3], saved[4]
 
 
 def run(args) -> int:
@@ -196,15 +210,20 @@ def run(args) -> int:
 
     import torch
 
+    if cfg["device"] == "cuda" and not torch.cuda.is_available():
+        raise RcpbError("--device cuda: no CUDA device is available; use --device cpu")
+    with _torch_settings(torch, cfg["threads"], cfg["device"]):
+        _train_into(out, cfg)
+    return 0
+
+
+def _train_into(out: Path, cfg: dict) -> None:
+    import torch
+
     from rcpb import models, paths
     from rcpb.checkpoint import save_atomic, write_csv_atomic, write_json_atomic
     from rcpb.data.prepare import prepare
     from rcpb.train import LOG_COLUMNS, evaluate, train
-
-    if cfg["device"] == "cuda" and not torch.cuda.is_available():
-        raise RcpbError("--device cuda: no CUDA device is available; use --device cpu")
-    torch.set_num_threads(cfg["threads"])
-    _set_determinism(torch, cfg["device"])
 
     data = prepare(cfg["dataset_file"], cfg["preprocess"], split_seed=cfg["split_seed"],
                    train_fraction=cfg["train_fraction"], loss=cfg["loss"])
@@ -240,5 +259,4 @@ def run(args) -> int:
     write_json_atomic(out / "metrics.json", metrics)
     print(f"rcpb train {name}: test cc_norm2 {metrics['test']['cc_norm2']:.4f}, "
           f"{result.wall_time_s:.1f} s", file=sys.stderr)
-    return 0
 
