@@ -1,0 +1,94 @@
+"""Write one figure (PNG + PDF) and the numbers it shows (CSV) from the results table.
+
+``python -m analysis.figures NAME --results results/D/results.csv --split S [--fraction F]
+--png OUT.png --pdf OUT.pdf --csv OUT.csv``
+
+NAME (paper figure numbers; appendix versions are the same figure for another dataset,
+fraction or split seed):
+
+==========  ========  ==================================================================
+name        fraction  what
+==========  ========  ==================================================================
+fig3a       no        recurrent vs matched FF, 24 panels, coloured by fraction (fig 3a, 9, 10, 26)
+fig3d       yes       performance vs T per readout mode, FF line (fig 3d-f, 11, 27)
+fig4cd      yes       multi-path vs recurrent: performance and path length (fig 4c-d, 12, 13)
+fig6ab      yes       performance vs T for 1 and 2 recurrent layers (fig 6a-b, 14, 15, 18-20)
+fig6cd      yes       performance vs average path length (fig 6c-d, 16, 17, 21-23)
+fig6ef      yes       path-length distributions of example types (fig 6e-f)
+fig6gi      yes       removing 1, 2, 3 adjacent path lengths (fig 6g-i, 24, 25)
+lege        yes       keeping lengths <= k or >= k
+==========  ========  ==================================================================
+
+``--fraction`` is the training fraction in percent (25, 50, 100). When the models a figure needs
+are absent, the PNG/PDF say so and the CSV has only a ``note`` column.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import pandas as pd
+
+from analysis.load import parse_fraction_label, read_results
+from analysis.plots.ablation import fig6gi, fig_lege
+from analysis.plots.common import NoData, placeholder, save, write_csv
+from analysis.plots.compare import fig3a, fig3d, fig6ab
+from analysis.plots.paths import fig4cd, fig6cd, fig6ef
+from rcpb.errors import RcpbError
+
+# name -> (function, takes a fraction)
+FIGURES = {
+    "fig3a": (fig3a, False),
+    "fig3d": (fig3d, True),
+    "fig4cd": (fig4cd, True),
+    "fig6ab": (fig6ab, True),
+    "fig6cd": (fig6cd, True),
+    "fig6ef": (fig6ef, True),
+    "fig6gi": (fig6gi, True),
+    "lege": (fig_lege, True),
+}
+
+
+def render(name: str, df: pd.DataFrame, split: int, fraction: float | None,
+           png: str | None = None, pdf: str | None = None, csv: str | None = None) -> str:
+    """Draw figure ``name`` and write PNG/PDF/CSV; returns the headline (or the reason it is empty)."""
+    if name not in FIGURES:
+        raise RcpbError(f"figure {name!r}: unknown; use one of {', '.join(FIGURES)}.")
+    func, needs_fraction = FIGURES[name]
+    if needs_fraction and fraction is None:
+        raise RcpbError(f"figure {name!r} needs --fraction (training fraction in percent, e.g. 100).")
+    try:
+        fig, data, headline = func(df, split, fraction) if needs_fraction else func(df, split)
+    except NoData as e:
+        headline = f"{e} (results table has no such models)"
+        fig, data = placeholder(headline), pd.DataFrame({"note": [headline]})
+    save(fig, png, pdf)
+    write_csv(data, csv)
+    return headline
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m analysis.figures",
+                                 description="Write one figure (PNG, PDF) and its numbers (CSV).")
+    ap.add_argument("name", choices=sorted(FIGURES))
+    ap.add_argument("--results", required=True, help="results/{dataset}/results.csv")
+    ap.add_argument("--split", type=int, default=0, help="split seed")
+    ap.add_argument("--fraction", default=None, help="training fraction in percent (25, 50, 100)")
+    ap.add_argument("--png")
+    ap.add_argument("--pdf")
+    ap.add_argument("--csv")
+    args = ap.parse_args(argv)
+    try:
+        df = read_results(args.results)
+        frac = parse_fraction_label(args.fraction) if args.fraction is not None else None
+        headline = render(args.name, df, args.split, frac, args.png, args.pdf, args.csv)
+    except RcpbError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{args.name}: {headline}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,212 @@
+"""Reading the results table and building the comparisons every table and figure uses.
+
+The only input of the analysis is ``results/{dataset}/results.csv`` (one row per trained
+model, columns in CONTRACTS: the flattened config plus test/val metrics and path statistics).
+This module reads and checks it, selects rows by split seed and training fraction, attaches each
+model's partner (``partner_id``: recurrent -> size-matched FF, multipath -> recurrent twin,
+ablation -> unablated multipath model) and averages over initialisation seeds.
+
+Performance is ``test_cc_norm2`` (CC_norm^2, unitless, 0..1) throughout.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+
+import numpy as np
+import pandas as pd
+
+from rcpb.errors import RcpbError
+
+READOUT_MODES = ("no-avg", "early-avg", "late-avg", "2-avg")
+FAMILIES = ("ff", "recurrent", "multipath", "ablation_rm", "ablation_lege")
+PERF = "test_cc_norm2"
+PERF_LABEL = "performance (CC$_{norm}^2$)"
+
+REQUIRED = ("config_id", "family", "split_seed", "train_fraction", "model_seed", "partner_id", PERF)
+
+# Columns that are outcomes or bookkeeping, never part of a configuration: everything else
+# (hyperparameters) identifies a configuration, and rows differing only in `model_seed` are
+# averaged as one "aggregated model" (paper fig. 3 and 9).
+_NOT_CONFIG = {
+    "config_id", "partner_id", "model_seed", "dataset_file", "device", "threads",
+    "n_params", "n_conv_params", "n_train", "wall_time_s", "best_step", "avg_path_length",
+    "path_entropy", "input_size", "n_neurons", "steps_per_phase", "status",
+}
+_NOT_CONFIG_PREFIX = ("test_", "val_", "path_p")
+
+
+def read_results(path: str) -> pd.DataFrame:
+    """Read and check a results table; returns one row per trained model.
+
+    Raises RcpbError naming the file when it is missing, empty or lacks a required column.
+    Normalises types: ``family``/``readout``/``ablation``/``partner_id`` as str (missing ->
+    ""), ``train_fraction`` float, ``split_seed``/``model_seed`` int, ``iterations``/
+    ``recurrent_layers``/``blocks``/``channels`` float (NaN where not applicable).
+    """
+    if not os.path.exists(path):
+        raise RcpbError(
+            f"{path}: results table not found; run the aggregation first "
+            "(`snakemake results/<dataset>/results.csv` or `rcpb aggregate`)."
+        )
+    try:
+        df = pd.read_csv(path, low_memory=False)
+    except pd.errors.EmptyDataError:
+        raise RcpbError(f"{path}: results table is empty; no trained model was aggregated.") from None
+    return normalise(df, source=path)
+
+
+def normalise(df: pd.DataFrame, source: str = "results table") -> pd.DataFrame:
+    """Check required columns and normalise types of a results DataFrame (see read_results)."""
+    missing = [c for c in REQUIRED if c not in df.columns]
+    if missing:
+        raise RcpbError(
+            f"{source}: missing column(s) {', '.join(missing)}; the table must be written by "
+            "`rcpb aggregate` (columns listed in the results-table contract)."
+        )
+    df = df.copy()
+    for col in ("family", "readout", "ablation", "partner_id", "config_id", "allowed_lengths"):
+        if col in df.columns:
+            df[col] = df[col].fillna("").astype(str)
+        else:
+            df[col] = ""
+    for col in ("iterations", "recurrent_layers", "blocks", "channels"):
+        df[col] = pd.to_numeric(df[col], errors="coerce") if col in df.columns else np.nan
+    df["train_fraction"] = pd.to_numeric(df["train_fraction"], errors="coerce").astype(float)
+    for col in ("split_seed", "model_seed"):
+        df[col] = pd.to_numeric(df[col], errors="coerce").fillna(0).astype(int)
+    df[PERF] = pd.to_numeric(df[PERF], errors="coerce")
+    if "avg_path_length" not in df.columns:
+        df["avg_path_length"] = np.nan
+    # a feed-forward model is one path of length blocks - 1 (Conv(3) blocks after CPB1; SPEC 6)
+    ff = (df["family"] == "ff") & df["avg_path_length"].isna()
+    df.loc[ff, "avg_path_length"] = df.loc[ff, "blocks"] - 1
+    unknown = sorted(set(df["family"]) - set(FAMILIES))
+    if unknown:
+        raise RcpbError(
+            f"{source}: unknown family value(s) {', '.join(map(repr, unknown))}; "
+            f"expected one of {', '.join(FAMILIES)}."
+        )
+    return df
+
+
+# --------------------------------------------------------------------------- selection
+
+
+def fraction_label(fraction: float) -> str:
+    """Training fraction as the percent string used in file names: 1.0 -> "100", 0.125 -> "12.5"."""
+    return f"{round(float(fraction) * 100, 6):g}"
+
+
+def parse_fraction_label(label: str) -> float:
+    """Inverse of fraction_label: "25" -> 0.25."""
+    try:
+        return float(label) / 100.0
+    except ValueError:
+        raise RcpbError(
+            f"training fraction {label!r}: expected a percentage such as 25, 50 or 100."
+        ) from None
+
+
+def select(df: pd.DataFrame, family: str | None = None, split: int | None = None,
+           fraction: float | None = None) -> pd.DataFrame:
+    """Rows of one family (None = all) for a split seed and training fraction (None = all)."""
+    m = np.ones(len(df), dtype=bool)
+    if family is not None:
+        m &= (df["family"] == family).to_numpy()
+    if split is not None:
+        m &= (df["split_seed"] == int(split)).to_numpy()
+    if fraction is not None:
+        m &= np.isclose(df["train_fraction"].to_numpy(dtype=float), float(fraction), rtol=0, atol=1e-9)
+    return df.loc[m]
+
+
+def fractions(df: pd.DataFrame) -> list[float]:
+    """Sorted distinct training fractions in the table."""
+    return sorted(float(f) for f in df["train_fraction"].dropna().unique())
+
+
+def n_train_of(df: pd.DataFrame) -> float:
+    """Median number of training stimuli of the rows (NaN if unknown)."""
+    if "n_train" not in df.columns or df["n_train"].dropna().empty:
+        return math.nan
+    return float(df["n_train"].dropna().median())
+
+
+def fraction_text(fraction: float, df: pd.DataFrame | None = None) -> str:
+    """'25 % (350)' style label of a training fraction with its number of training stimuli."""
+    n = n_train_of(df) if df is not None and len(df) else math.nan
+    base = f"{fraction_label(fraction)} %"
+    return base if math.isnan(n) else f"{base} ({int(round(n))})"
+
+
+def config_columns(df: pd.DataFrame) -> list[str]:
+    """Hyperparameter columns identifying a configuration up to the initialisation seed."""
+    return [
+        c for c in df.columns
+        if c not in _NOT_CONFIG and not c.startswith(_NOT_CONFIG_PREFIX)
+        and not c.startswith("_")
+    ]
+
+
+def path_columns(df: pd.DataFrame) -> list[str]:
+    """``path_p{d}`` columns sorted by length d."""
+    cols = [c for c in df.columns if re.fullmatch(r"path_p\d+", c)]
+    return sorted(cols, key=lambda c: int(c[6:]))
+
+
+# --------------------------------------------------------------------------- pairs
+
+
+def pairs(df: pd.DataFrame, family: str, partner_family: str) -> pd.DataFrame:
+    """Rows of ``family`` joined with their partner rows (one row per model).
+
+    Returns the family's rows with the partner's columns added under the prefix ``ref_``
+    (``ref_test_cc_norm2``, ``ref_avg_path_length``, ``ref_config_id``, ...). Rows whose
+    partner is missing from the table are dropped. Partners must be of ``partner_family``.
+    """
+    rows = df[df["family"] == family]
+    refs = df[df["family"] == partner_family].drop_duplicates("config_id").set_index("config_id")
+    keep = rows["partner_id"].isin(refs.index)
+    rows = rows[keep]
+    ref_cols = [PERF, "avg_path_length", "path_entropy", "n_params", *path_columns(df)]
+    ref_cols = [c for c in ref_cols if c in refs.columns]
+    joined = refs.loc[rows["partner_id"], ref_cols].add_prefix("ref_")
+    joined.index = rows.index
+    out = pd.concat([rows, joined], axis=1)
+    out["ref_config_id"] = rows["partner_id"].to_numpy()
+    return out
+
+
+def seed_average(df: pd.DataFrame, value_cols: list[str]) -> pd.DataFrame:
+    """Average ``value_cols`` over rows that differ only in ``model_seed``.
+
+    Returns one row per configuration: the configuration columns, the averaged values and
+    ``n_seeds`` (number of models averaged).
+    """
+    if df.empty:
+        return pd.DataFrame(columns=[*config_columns(df), *value_cols, "n_seeds"])
+    keys = [c for c in config_columns(df) if not c.startswith("ref_")]
+    g = df.groupby(keys, dropna=False, sort=True)
+    out = g[value_cols].mean()
+    out["n_seeds"] = g.size()
+    return out.reset_index()
+
+
+def removed_lengths(ablation: str, recurrent_layers: int, iterations: int) -> list[int]:
+    """Path lengths an ablation removes (sorted), from rcpb.paths.parse_ablation."""
+    from rcpb.paths import existing_lengths, parse_ablation
+
+    allowed = parse_ablation(ablation, int(recurrent_layers), int(iterations))
+    return [d for d in existing_lengths(int(recurrent_layers), int(iterations)) if d not in allowed]
+
+
+def set_text(lengths: list[int]) -> str:
+    """[2, 3, 4] -> "2-4", [3] -> "3", [1, 3] -> "1,3"."""
+    if not lengths:
+        return "none"
+    if lengths == list(range(lengths[0], lengths[-1] + 1)) and len(lengths) > 1:
+        return f"{lengths[0]}-{lengths[-1]}"
+    return ",".join(map(str, lengths))
