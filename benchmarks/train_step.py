@@ -1,0 +1,125 @@
+"""Speed of one training step (forward, backward, Adam step) of the models of SPEC 3.
+
+Prints, for feed-forward (3 and 5 blocks) and recurrent (1 and 2 layers, T = 7, 2-avg) models
+at 8 and 32 channels: the median step time over ``--repeats`` steps (after ``--warmup``), the
+analytic FLOPs of one step and the achieved GFLOP/s, next to the machine's measured fp32 matmul
+rate (torch.mm of 2048 x 2048 matrices, same thread count).
+
+FLOPs are counted analytically for convolutions and the readout FC only: forward = 2 x MACs,
+one training step = 3 x forward (forward, input gradient, weight gradient). BN, activations,
+pooling and the optimizer are not counted (they are memory-bound).
+
+Usage: python benchmarks/train_step.py [--threads 2] [--batch 256] [--repeats 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from rcpb.models import build
+from rcpb.models.readout import pooled_size
+
+BASE = dict(act="relu", first_block_order="bn_act", model_seed=0)
+
+
+def forward_macs(config: dict) -> int:
+    """Multiply-accumulates of one forward pass for one image (convs + readout FC)."""
+    s, c, n = config["input_size"], config["channels"], config["n_neurons"]
+    side = s - 8
+    pix = side * side
+    macs = pix * c * 81                                   # CPB1, Conv(9), 1 -> c
+    conv3 = pix * c * c * 9
+    if config["arch"] == "ff":
+        macs += (config["blocks"] - 1) * conv3
+        reads = 1
+    else:
+        T, layers = config["iterations"], config["recurrent_layers"]
+        # layer 2: Wff once (its input is the same every iteration), Wlat at t = 2..T;
+        # layer 3: Wff at every t, Wlat at t = 2..T
+        macs += conv3 * (1 + (T - 1)) + (layers - 1) * conv3 * (T + (T - 1))
+        reads = 1 if config["readout"] == "no-avg" else T
+    macs += reads * pooled_size(side) ** 2 * c * n      # factorized FC on pooled maps
+    return macs
+
+
+def matmul_gflops(threads: int, size: int = 2048, repeats: int = 5) -> float:
+    torch.set_num_threads(threads)
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(a, b)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        times.append(time.perf_counter() - t0)
+    return 2 * size ** 3 / statistics.median(times) / 1e9
+
+
+def step_time(config: dict, batch: int, warmup: int, repeats: int) -> float:
+    model = build(config)
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, 1, config["input_size"], config["input_size"], generator=gen)
+    y = torch.rand(batch, config["n_neurons"], generator=gen)
+    times = []
+    for i in range(warmup + repeats):
+        t0 = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        preds = model(x)
+        loss = ((preds - y) ** 2).mean()    # = mean over n_out of the per-output MSE
+        loss.backward()
+        optimizer.step()
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def configs(input_size: int, n_neurons: int) -> list[tuple[str, dict]]:
+    out = []
+    for c in (8, 32):
+        common = dict(BASE, channels=c, input_size=input_size, n_neurons=n_neurons)
+        out += [
+            (f"FF 3 blocks, {c} ch", dict(common, arch="ff", blocks=3)),
+            (f"FF 5 blocks, {c} ch", dict(common, arch="ff", blocks=5)),
+            (f"rec 1 layer T7 2-avg, {c} ch",
+             dict(common, arch="recurrent", recurrent_layers=1, iterations=7, readout="2-avg")),
+            (f"rec 2 layers T7 2-avg, {c} ch",
+             dict(common, arch="recurrent", recurrent_layers=2, iterations=7, readout="2-avg")),
+        ]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--input-size", type=int, default=37)
+    parser.add_argument("--neurons", type=int, default=34)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--only", default=None, help="run only models whose name contains this")
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    peak = matmul_gflops(args.threads)
+    print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}, "
+          f"{args.input_size} px, {args.neurons} neurons")
+    print(f"fp32 matmul (2048^3, torch.mm): {peak:.1f} GFLOP/s")
+    header = f"{'model':<28} {'step ms':>9} {'GFLOP/step':>11} {'GFLOP/s':>8} {'% of mm':>8}"
+    print(header)
+    print("-" * len(header))
+    for name, config in configs(args.input_size, args.neurons):
+        if args.only and args.only not in name:
+            continue
+        t = step_time(config, args.batch, args.warmup, args.repeats)
+        gflop = 3 * 2 * forward_macs(config) * args.batch / 1e9
+        print(f"{name:<28} {t * 1e3:9.1f} {gflop:11.2f} {gflop / t:8.1f} {100 * gflop / t / peak:7.0f}%",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
