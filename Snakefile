@@ -1,0 +1,35 @@
+# rcpb: recurrent vs feed-forward CNN models of early visual cortex.
+#
+#   snakemake -c2                                   the built-in example (config.yaml)
+#   snakemake -n --configfile configs/paper_ns2250.yaml
+#   snakemake --profile profiles/slurm --configfile configs/paper_imagenet8k.yaml
+#
+# The config is checked against schemas/config.schema.yaml, the grids are expanded into one
+# training job per configuration (rcpb.grid) and every dataset file that exists is validated
+# before any job runs. Everything below is light (no torch): it runs on every start.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/train.smk"
+include: "rules/aggregate.smk"
+
+
+# analysis stages (tables, figures, report); included when present
+for _stage in ("tables", "figures", "report"):
+    if os.path.exists(os.path.join(workflow.basedir, "rules", f"{_stage}.smk")):
+
+        include: f"rules/{_stage}.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_targets,

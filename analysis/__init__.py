@@ -1,0 +1,1 @@
+"""Aggregation of per-model results into tables, and the analyses derived from them."""

@@ -1,0 +1,42 @@
+"""``rcpb aggregate``: the folders of trained models -> results.csv and neurons.csv.
+
+    rcpb aggregate FOLDER ... --results results.csv --neurons neurons.csv
+    rcpb aggregate --models models.txt --results results.csv --neurons neurons.csv
+
+Each FOLDER holds ``config.json``, ``metrics.json`` and ``paths.json`` of one model (written by
+``rcpb train``); ``--models`` names a file listing the folders one per line (the workflow uses it,
+the list is too long for a command line). Columns: see :mod:`analysis.aggregate`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "aggregate",
+        help="collect trained models into results.csv and neurons.csv",
+        description=__doc__.split("\n\n")[0],
+    )
+    p.add_argument("folders", nargs="*", metavar="FOLDER", help="model folders")
+    p.add_argument("--models", metavar="FILE", help="file listing model folders, one per line")
+    p.add_argument("--results", required=True, metavar="CSV", help="output: one row per model")
+    p.add_argument("--neurons", required=True, metavar="CSV",
+                   help="output: one row per model and neuron")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from analysis.aggregate import read_folder_list, write_tables
+    from rcpb.errors import RcpbError
+
+    folders = list(args.folders)
+    if args.models:
+        folders += read_folder_list(args.models)
+    if not folders:
+        raise RcpbError("no model folders given; pass FOLDER arguments or --models FILE.")
+    n_models, n_rows = write_tables(folders, args.results, args.neurons)
+    print(f"rcpb aggregate: {n_models} models -> {args.results}; {n_rows} neuron rows -> "
+          f"{args.neurons}", file=sys.stderr)
+    return 0

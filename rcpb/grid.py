@@ -1,0 +1,432 @@
+"""Expansion of the config's grids into named, hashed training configurations (SPEC 8).
+
+The workflow config (``config.yaml``, checked against ``schemas/config.schema.yaml``) lists
+datasets and grids. Each dataset names one or more grids; a grid lists, per model *family*,
+the axes whose Cartesian product is trained:
+
+- ``common``: axes every family starts from (``split_seed``, ``train_fraction``, ``channels``,
+  ``act``, ``first_block_order``, ``loss``, ``model_seed``);
+- ``ff``: ``blocks``;
+- ``recurrent``: ``recurrent_layers``, ``iterations``, ``readout``;
+- ``multipath``: starts from the recurrent family's axes (every recurrent configuration is
+  retrained as a multi-path model) and overrides those it lists;
+- ``ablation_rm``: starts from the multipath axes; ``remove_adjacent`` (numbers of adjacent
+  path lengths removed, SPEC 7) and/or ``sets`` (explicit ablation names such as ``rm1,3``);
+- ``ablation_lege``: starts from the multipath axes; every ``le{k}`` and ``ge{k}`` for each T.
+
+Every family may override any common axis. A family that is absent is not trained, except for
+the *partners* the other families need: every comparison model is trained. A recurrent model's
+partner is the size-matched feed-forward model (``blocks = 2 * recurrent_layers + 1``, all other
+axes equal), a multi-path model's partner its recurrent twin, an ablated model's partner the
+unablated multi-path model. When a partner is not in its family's grid it is added to that
+family (and counted as added by :func:`count`), so every comparison can be made.
+
+One configuration is a JSON-serialisable dict (see the training configuration in the project's
+interface notes) with ``config_id`` = readable prefix + ``-`` + the first 8 hex digits of the
+SHA-256 of its canonical JSON. The hash covers every field except the id itself, the partner id,
+the dataset file's location and the execution settings (``device``, ``threads``): the same
+configuration always gets the same id, and any change of a value gives a new id, so adding a
+grid value schedules exactly the new trainings.
+
+numpy-free and torch-free apart from :mod:`rcpb.paths` (numpy): the Snakefile imports this module
+on every start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from collections import Counter
+from pathlib import Path
+
+from rcpb.errors import RcpbError
+
+FAMILIES = ("ff", "recurrent", "multipath", "ablation_rm", "ablation_lege")
+ARCH = {"ff": "ff", "recurrent": "recurrent", "multipath": "multipath",
+        "ablation_rm": "multipath", "ablation_lege": "multipath"}
+# the family whose resolved axes a family starts from (None: the grid's common axes)
+PARENT = {"ff": None, "recurrent": None, "multipath": "recurrent",
+          "ablation_rm": "multipath", "ablation_lege": "multipath"}
+COMMON_AXES = ("split_seed", "train_fraction", "channels", "act", "first_block_order", "loss",
+               "model_seed")
+RECURRENT_AXES = ("recurrent_layers", "iterations", "readout")
+FAMILY_AXES = {
+    "ff": ("blocks",),
+    "recurrent": RECURRENT_AXES,
+    "multipath": RECURRENT_AXES,
+    "ablation_rm": RECURRENT_AXES + ("remove_adjacent", "sets"),
+    "ablation_lege": RECURRENT_AXES,
+}
+READOUT_CODES = {"no-avg": "noavg", "early-avg": "early", "late-avg": "late", "2-avg": "2avg"}
+FAMILY_CODES = {"ff": "ff", "recurrent": "rec", "multipath": "mp", "ablation_rm": "mp",
+                "ablation_lege": "mp"}
+DEFAULT_SPLIT_SEEDS = [0]
+
+# fields left out of the id hash: the id itself, the derived partner id, where the data file
+# lives, and how the training is executed
+UNHASHED = ("config_id", "partner_id", "dataset_file", "device", "threads")
+FLOAT_FIELDS = ("train_fraction",)
+TRAIN_FLOAT_FIELDS = ("lr", "lr_decay", "readout_l1", "smoothness")
+
+
+# ----------------------------------------------------------------------------- ids
+
+
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
+def canonical_json(config: dict) -> str:
+    """The JSON text the id hash is computed from (sorted keys, no spaces, unhashed fields out)."""
+    return _ENCODER.encode({k: v for k, v in config.items() if k not in UNHASHED})
+
+
+def _percent(fraction: float) -> str:
+    return f"{fraction * 100:g}".replace(".", "p")
+
+
+def id_prefix(config: dict) -> str:
+    """Readable part of a config id, e.g. ``rec-L1-T4-2avg-c8-relu-bn_act-mse-f100-s0-sp0``."""
+    common = (f"c{config['channels']}-{config['act']}-{config['first_block_order']}-"
+              f"{config['loss']}-f{_percent(config['train_fraction'])}-s{config['model_seed']}-"
+              f"sp{config['split_seed']}")
+    if config["arch"] == "ff":
+        return f"ff{config['blocks']}-{common}"
+    head = (f"{FAMILY_CODES[config['family']]}-L{config['recurrent_layers']}-"
+            f"T{config['iterations']}-{READOUT_CODES[config['readout']]}")
+    if config.get("ablation"):
+        head += "-" + config["ablation"].replace(",", "_")
+    return f"{head}-{common}"
+
+
+def config_id(config: dict) -> str:
+    """``id_prefix`` + ``-`` + 8 hex digits of SHA-256 of :func:`canonical_json`."""
+    digest = hashlib.sha256(canonical_json(config).encode("utf-8")).hexdigest()[:8]
+    return f"{id_prefix(config)}-{digest}"
+
+
+# ----------------------------------------------------------------------------- axes
+
+
+def _axes(grid_name: str, grid: dict, family: str, cache: dict) -> dict:
+    """Resolved axes (name -> list of values) of ``family`` in ``grid``, with inheritance."""
+    if family in cache:
+        return cache[family]
+    parent = PARENT[family]
+    base = dict(grid.get("common") or {}) if parent is None else dict(_axes(grid_name, grid,
+                                                                             parent, cache))
+    if parent is not None:
+        # a child family does not inherit its parent's family-specific extras
+        base = {k: v for k, v in base.items() if k in COMMON_AXES + RECURRENT_AXES}
+    base.setdefault("split_seed", list(DEFAULT_SPLIT_SEEDS))
+    base.update(grid.get(family) or {})
+    cache[family] = base
+    return base
+
+
+def _check_axes(where: str, family: str, axes: dict) -> None:
+    allowed = set(COMMON_AXES) | set(FAMILY_AXES[family])
+    unknown = sorted(set(axes) - allowed)
+    if unknown:
+        raise RcpbError(f"{where}: unknown axis {', '.join(unknown)} for family '{family}'; "
+                        f"allowed axes: {', '.join(sorted(allowed))}.")
+    needed = list(COMMON_AXES) + [a for a in FAMILY_AXES[family]
+                                  if a not in ("remove_adjacent", "sets")]
+    missing = [a for a in needed if not axes.get(a)]
+    if missing:
+        raise RcpbError(f"{where}: family '{family}' has no value for axis "
+                        f"{', '.join(missing)}; list it under the grid's 'common' or under "
+                        f"'{family}'.")
+    for name, values in axes.items():
+        if not isinstance(values, list):
+            raise RcpbError(f"{where}.{name}: {values!r} must be a list of values, "
+                            f"e.g. [{values!r}].")
+        dup = [v for v, n in Counter(map(json.dumps, values)).items() if n > 1]
+        if dup:
+            raise RcpbError(f"{where}.{name}: value {', '.join(dup)} is listed twice.")
+    if family == "ablation_rm" and not (axes.get("remove_adjacent") or axes.get("sets")):
+        raise RcpbError(f"{where}: ablation_rm needs 'remove_adjacent' (e.g. [1, 2, 3]) "
+                        f"and/or 'sets' (e.g. ['rm1,3']).")
+
+
+def _product(axes: dict, names: tuple) -> list[dict]:
+    values = [axes[n] for n in names]
+    return [dict(zip(names, combo)) for combo in itertools.product(*values)]
+
+
+def _ablations(family: str, axes: dict, layers: int, T: int, where: str) -> list[str]:
+    from rcpb import paths
+
+    if family == "ablation_lege":
+        return paths.lege_sets(T, layers)
+    names: list[str] = []
+    for n in axes.get("remove_adjacent") or []:
+        found = paths.ablation_sets_adjacent(n, layers, T)
+        if not found:
+            raise RcpbError(f"{where}.remove_adjacent: removing {n} adjacent path lengths "
+                            f"leaves no path with {layers} recurrent layer(s) and T = {T}; "
+                            f"use fewer lengths or more iterations.")
+        names += found
+    for name in axes.get("sets") or []:
+        try:
+            paths.parse_ablation(name, layers, T)
+        except RcpbError as exc:
+            raise RcpbError(f"{where}.sets: {exc}") from None
+        if name not in names:
+            names.append(name)
+    return names
+
+
+# ----------------------------------------------------------------------------- configs
+
+
+def _normalise_train(training: dict) -> dict:
+    out = dict(training)
+    for key in TRAIN_FLOAT_FIELDS:
+        if key in out and out[key] is not None:
+            out[key] = float(out[key])
+    return out
+
+
+def _normalise_preprocess(pre: dict | None) -> dict:
+    pre = dict(pre or {})
+    out = {"crop": pre.get("crop"), "downsample": pre.get("downsample") or 1,
+           "neuron_scale": pre.get("neuron_scale")}
+    if out["neuron_scale"] is not None:
+        out["neuron_scale"] = float(out["neuron_scale"])
+    return out
+
+
+def dataset_file(name: str, dataset: dict) -> str:
+    """Path of a dataset's file: ``file`` as given, or ``data/{name}.h5`` for a simulated one."""
+    return dataset["file"] if "file" in dataset else f"data/{name}.h5"
+
+
+def _make(family: str, base: dict, values: dict) -> dict:
+    """One configuration dict with all fields of the training configuration, id filled in."""
+    cfg = dict(base)
+    cfg.update({
+        "family": family, "arch": ARCH[family],
+        "split_seed": int(values["split_seed"]),
+        "train_fraction": float(values["train_fraction"]),
+        "channels": int(values["channels"]), "act": values["act"],
+        "first_block_order": values["first_block_order"], "loss": values["loss"],
+        "model_seed": int(values["model_seed"]),
+        "blocks": None, "recurrent_layers": None, "iterations": None, "readout": None,
+        "ablation": None, "allowed_lengths": None,
+    })
+    if family == "ff":
+        cfg["blocks"] = int(values["blocks"])
+    else:
+        cfg["recurrent_layers"] = int(values["recurrent_layers"])
+        cfg["iterations"] = int(values["iterations"])
+        cfg["readout"] = values["readout"]
+        if values.get("ablation"):
+            from rcpb import paths
+
+            cfg["ablation"] = values["ablation"]
+            cfg["allowed_lengths"] = paths.parse_ablation(
+                values["ablation"], cfg["recurrent_layers"], cfg["iterations"])
+    cfg["partner_id"] = None
+    cfg["config_id"] = config_id(cfg)
+    return cfg
+
+
+_KEY_FIELDS = ("family",) + COMMON_AXES + ("blocks",) + RECURRENT_AXES + ("ablation",)
+
+
+def _key(cfg: dict) -> tuple:
+    """What distinguishes configurations of one dataset (dataset, preprocess, train are shared)."""
+    return tuple(cfg[k] for k in _KEY_FIELDS)
+
+
+def _partner_key(cfg: dict) -> tuple | None:
+    """:func:`_key` of the partner of ``cfg`` (None for feed-forward models)."""
+    family = cfg["family"]
+    if family == "ff":
+        return None
+    values = dict(zip(_KEY_FIELDS, _key(cfg)))
+    if family == "recurrent":
+        values.update(family="ff", blocks=2 * cfg["recurrent_layers"] + 1,
+                      recurrent_layers=None, iterations=None, readout=None)
+    else:
+        values.update(family="recurrent" if family == "multipath" else "multipath",
+                      ablation=None)
+    return tuple(values[k] for k in _KEY_FIELDS)
+
+
+def partner_config(cfg: dict) -> dict | None:
+    """The configuration ``cfg`` is compared with (without its own ``partner_id``), or None."""
+    family = cfg["family"]
+    if family == "ff":
+        return None
+    values = {k: cfg[k] for k in COMMON_AXES}
+    base = {k: cfg[k] for k in ("dataset", "dataset_file", "preprocess", "train")}
+    if family == "recurrent":
+        values["blocks"] = 2 * cfg["recurrent_layers"] + 1
+        return _make("ff", base, values)
+    values.update({k: cfg[k] for k in RECURRENT_AXES})
+    if family == "multipath":
+        return _make("recurrent", base, values)
+    return _make("multipath", base, values)  # ablations: the unablated multi-path model
+
+
+def expand_dataset(name: str, dataset: dict, grids: dict, training: dict) -> list[dict]:
+    """All configurations of one dataset, partners included, each with ``partner_id``.
+
+    Order: by family (FAMILIES order), then as generated by the grids (first grid first,
+    axes in the order written in the config); configurations listed twice appear once.
+    """
+    grid_names = dataset.get("grid")
+    grid_names = [grid_names] if isinstance(grid_names, str) else list(grid_names or [])
+    if not grid_names:
+        raise RcpbError(f"datasets.{name}.grid: name the grid(s) to train on this dataset.")
+    base = {"dataset": name, "dataset_file": dataset_file(name, dataset),
+            "preprocess": _normalise_preprocess(dataset.get("preprocess")),
+            "train": _normalise_train(training)}
+    by_id: dict[str, dict] = {}
+    for grid_name in grid_names:
+        if grid_name not in grids:
+            raise RcpbError(f"datasets.{name}.grid: there is no grid '{grid_name}' under "
+                            f"'grids' (known: {', '.join(sorted(grids)) or 'none'}).")
+        grid = grids[grid_name]
+        cache: dict = {}
+        for family in FAMILIES:
+            if grid.get(family) is None:
+                continue
+            where = f"grids.{grid_name}.{family}"
+            axes = _axes(grid_name, grid, family, cache)
+            _check_axes(where, family, axes)
+            names = COMMON_AXES + (("blocks",) if family == "ff" else RECURRENT_AXES)
+            for values in _product(axes, names):
+                if family.startswith("ablation"):
+                    for ablation in _ablations(family, axes, int(values["recurrent_layers"]),
+                                               int(values["iterations"]), where):
+                        cfg = _make(family, base, {**values, "ablation": ablation})
+                        by_id.setdefault(cfg["config_id"], cfg)
+                else:
+                    cfg = _make(family, base, values)
+                    by_id.setdefault(cfg["config_id"], cfg)
+
+    # partners: link, adding the missing ones (which may need partners themselves)
+    index = {_key(cfg): cfg["config_id"] for cfg in by_id.values()}
+    todo = list(by_id.values())
+    while todo:
+        cfg = todo.pop()
+        wanted = _partner_key(cfg)
+        if wanted is None:
+            continue
+        if wanted in index:
+            cfg["partner_id"] = index[wanted]
+            continue
+        partner = partner_config(cfg)
+        partner["added_as_partner"] = True
+        cfg["partner_id"] = partner["config_id"]
+        by_id[partner["config_id"]] = partner
+        index[_key(partner)] = partner["config_id"]
+        todo.append(partner)
+    order = {f: i for i, f in enumerate(FAMILIES)}
+    return sorted(by_id.values(), key=lambda c: order[c["family"]])
+
+
+def check_datasets(config: dict) -> None:
+    """Checks of the dataset section that a JSON schema cannot express."""
+    datasets = config.get("datasets") or {}
+    simulated = {}
+    for name, ds in datasets.items():
+        has_file, has_sim = "file" in ds, "simulate" in ds
+        if has_file == has_sim:
+            raise RcpbError(f"datasets.{name}: give exactly one of 'file' (a dataset file you "
+                            f"provide) or 'simulate' (a dataset the workflow simulates).")
+        if has_sim:
+            simulated[dataset_file(name, ds)] = name
+    for name, ds in datasets.items():
+        if "file" in ds and ds["file"] in simulated:
+            raise RcpbError(f"datasets.{name}.file: {ds['file']} is where the simulated dataset "
+                            f"'{simulated[ds['file']]}' is written; choose another path.")
+
+
+def expand(config: dict) -> dict[str, list[dict]]:
+    """All configurations of a (schema-validated) workflow config: dataset name -> list."""
+    check_datasets(config)
+    grids = config.get("grids") or {}
+    training = config.get("training") or {}
+    return {name: expand_dataset(name, ds, grids, training)
+            for name, ds in (config.get("datasets") or {}).items()}
+
+
+def count(configs: list[dict]) -> dict:
+    """(family, split_seed) -> {"total": n, "added": n added as partners}."""
+    out: dict = {}
+    for cfg in configs:
+        entry = out.setdefault((cfg["family"], cfg["split_seed"]), {"total": 0, "added": 0})
+        entry["total"] += 1
+        entry["added"] += int(bool(cfg.get("added_as_partner")))
+    return out
+
+
+def training_config(cfg: dict) -> dict:
+    """The dict passed to ``rcpb train`` (without bookkeeping fields of the grid)."""
+    return {k: v for k, v in cfg.items() if k != "added_as_partner"}
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def schema_path() -> Path:
+    """``schemas/config.schema.yaml`` of the repository this package lives in."""
+    path = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
+    if not path.exists():
+        raise RcpbError(f"cannot find the config schema at {path}; run rcpb from a checkout of "
+                        f"the repository installed with 'pip install -e .'.")
+    return path
+
+
+def load_config(path: str | Path) -> dict:
+    """Read a workflow config (YAML), validate it against the schema and fill its defaults."""
+    import yaml
+
+    path = Path(path)
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise RcpbError(f"cannot read config {path}: {exc.strerror}.") from None
+    except yaml.YAMLError as exc:
+        raise RcpbError(f"{path} is not valid YAML: {exc}") from None
+    validate_config(config, source=str(path))
+    return config
+
+
+def validate_config(config: dict, source: str = "config") -> None:
+    """Check ``config`` against the schema (filling defaults in place); RcpbError if invalid."""
+    import jsonschema
+    import yaml
+
+    schema = yaml.safe_load(schema_path().read_text(encoding="utf-8"))
+    validator_cls = jsonschema.validators.validator_for(schema)
+    validator = _with_defaults(validator_cls)(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise RcpbError(f"{source}: " + describe_schema_error(errors[0]))
+
+
+def describe_schema_error(error) -> str:
+    """'field.path: message' for a jsonschema ValidationError."""
+    where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    return f"{where}: {error.message}"
+
+
+def _with_defaults(validator_cls):
+    """A validator class that fills in the schema's ``default`` values while validating."""
+    import jsonschema
+
+    validate_properties = validator_cls.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for prop, sub in properties.items():
+                if "default" in sub and prop not in instance:
+                    instance[prop] = json.loads(json.dumps(sub["default"]))
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_cls, {"properties": set_defaults})

@@ -1,0 +1,43 @@
+# Dataset files: simulated ones are made here (SPEC 2.4); provided ones are validated when the
+# workflow starts (rules/common.smk).
+
+
+rule simulate_dataset:
+    """Responses of a seeded model V1 circuit to an image set, as a dataset file."""
+    input:
+        images=lambda wildcards: SIMULATED[wildcards.dataset]["images"],
+    output:
+        "data/{dataset}.h5",
+    params:
+        circuit=lambda wildcards: SIMULATED[wildcards.dataset]["circuit"],
+        neurons=lambda wildcards: SIMULATED[wildcards.dataset]["neurons"],
+        trials=lambda wildcards: SIMULATED[wildcards.dataset]["trials"],
+        seed=lambda wildcards: SIMULATED[wildcards.dataset]["seed"],
+        input_size=lambda wildcards: (
+            ""
+            if SIMULATED[wildcards.dataset]["input_size"] is None
+            else f"--input-size {SIMULATED[wildcards.dataset]['input_size']}"
+        ),
+    log:
+        "results/logs/simulate_dataset/{dataset}.log",
+    wildcard_constraints:
+        dataset=_regex(SIMULATED),
+    shell:
+        "{RCPB} data simulate --circuit {params.circuit} --images {input.images} "
+        "--neurons {params.neurons} --trials {params.trials} --seed {params.seed} "
+        "{params.input_size} --out {output} > {log} 2>&1"
+
+
+if MISSING_FILES:
+
+    rule dataset_file_missing:
+        """Stands for a dataset file that must be provided (a dry run lists it; a run stops)."""
+        output:
+            f"{{path}}",
+        log:
+            "results/logs/dataset_file_missing.log",
+        wildcard_constraints:
+            path=_regex(MISSING_FILES.values()),
+        shell:
+            "echo 'dataset file {output} not found: provide it (rcpb data import, SPEC 2.1)' "
+            "| tee {log} >&2; exit 1"
