@@ -430,3 +430,17 @@ def test_interrupted_run_rerun_matches_uninterrupted(tmp_path, dataset_file):
     assert (cut / "log.csv").read_text() == (full / "log.csv").read_text()
     assert torch.equal(torch.load(cut / "best.pt")["readout.bias"],
                        torch.load(full / "best.pt")["readout.bias"])
+
+
+def test_train_command_feedforward_mse_and_input_size_check(tmp_path, dataset_file, capsys):
+    cfg = _cli_config(dataset_file, arch="ff", family="ff", blocks=3, recurrent_layers=None,
+                      iterations=None, readout=None, loss="mse", act="relu",
+                      first_block_order="act_bn", train={"batch_size": 32, "max_steps": 10, "eval_every": 5})
+    assert main(["train", json.dumps(cfg), "--out", str(tmp_path / "ff")]) == 0
+    m = read_json(tmp_path / "ff" / "metrics.json")
+    assert math.isfinite(m["test"]["loss"])
+    assert read_json(tmp_path / "ff" / "paths.json")["avg_path_length"] == 2.0
+    capsys.readouterr()
+    bad = dict(cfg, input_size=37)
+    assert main(["train", json.dumps(bad), "--out", str(tmp_path / "bad")]) == 2
+    assert "input_size" in capsys.readouterr().err
