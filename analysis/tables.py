@@ -192,10 +192,12 @@ def multipath_vs_recurrent(df: pd.DataFrame) -> pd.DataFrame:
 
     One row per cell plus one row per (split, fraction) with readout "all" (pooled over
     readouts, T and layers). Columns: split_seed, train_fraction, readout, iterations,
-    n_models, multipath_mean, recurrent_mean, paired columns (gain = multipath / recurrent - 1),
-    pearson_r_perf, pearson_r_length (over seed-averaged pairs), wilcoxon_p_holm, note.
+    n_models, multipath_mean, recurrent_mean, paired columns (gain = multipath / recurrent - 1,
+    over seed-averaged pairs), pearson_r_perf, pearson_r_length (over individual model pairs,
+    as in fig. 4c-d), wilcoxon_p_holm, note.
     """
     pr = seed_averaged_pairs(df, "multipath", "recurrent")
+    ind = pairs(df, "multipath", "recurrent")
     cols = ["split_seed", "train_fraction", "readout", "iterations", "n_models",
             "multipath_mean", "recurrent_mean", *PAIRED_COLUMNS, "pearson_r_perf",
             "pearson_r_length", "wilcoxon_p_holm", "note"]
@@ -205,14 +207,16 @@ def multipath_vs_recurrent(df: pd.DataFrame) -> pd.DataFrame:
         groups = [(("all", np.nan), part)] + list(part.groupby(["readout", "iterations"]))
         for (mode, T), cell in groups:
             models = select(mp, None, split, frac)
+            one = select(ind, None, split, frac)
             if mode != "all":
                 models = models[(models["readout"] == mode) & (models["iterations"] == T)]
+                one = one[(one["readout"] == mode) & (one["iterations"] == T)]
             row = {"split_seed": int(split), "train_fraction": float(frac), "readout": mode,
                    "iterations": T, "n_models": int(len(models)),
                    "multipath_mean": cell[PERF].mean(), "recurrent_mean": cell[f"ref_{PERF}"].mean(),
-                   "pearson_r_perf": stats.pearson(cell[f"ref_{PERF}"], cell[PERF])[0],
-                   "pearson_r_length": stats.pearson(cell["ref_avg_path_length"],
-                                                     cell["avg_path_length"])[0]}
+                   "pearson_r_perf": stats.pearson(one[f"ref_{PERF}"], one[PERF])[0],
+                   "pearson_r_length": stats.pearson(one["ref_avg_path_length"],
+                                                     one["avg_path_length"])[0]}
             row.update(_paired_columns(cell[PERF], cell[f"ref_{PERF}"]))
             rows.append(row)
     out = pd.DataFrame(rows, columns=[c for c in cols if c != "wilcoxon_p_holm"])

@@ -1,0 +1,261 @@
+"""Which tables and figures the workflow builds for a dataset, and the report headlines.
+
+Used by rules/tables.smk, rules/figures.smk and rules/report.smk; pure Python (no Snakemake
+import) so it is tested directly.
+
+The families, training fractions and split seeds of a dataset are read from the config:
+``config["datasets"][dataset]["grid"]`` names ``config["grids"][name]``, whose keys
+``ff``, ``recurrent``, ``multipath``, ``ablation_rm``, ``ablation_lege`` are the families.
+A family's ``train_fraction`` / ``split_seed`` values are looked up in the family's entry,
+then the grid, then the dataset entry, then the top level of the config (a scalar or a list;
+plural spellings ``train_fractions`` / ``split_seeds`` are accepted). Defaults: 1.0 and 0.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+from analysis.load import FAMILIES, fraction_label
+
+# figure name -> (needs these families, per training fraction?, output stem)
+FIGURE_FAMILIES = {
+    "fig3a": (("recurrent",), False),
+    "fig3d": (("recurrent",), True),
+    "fig6ab": (("recurrent",), True),
+    "fig6cd": (("recurrent",), True),
+    "fig6ef": (("recurrent",), True),
+    "fig4cd": (("multipath",), True),
+    "fig6gi": (("ablation_rm",), True),
+    "lege": (("ablation_lege",), True),
+}
+TABLE_FAMILIES = {
+    "table1": (),  # always built (the workflow's main table)
+    "recurrent_vs_ff": ("recurrent",),
+    "multipath_vs_recurrent": ("multipath",),
+    "ablation_rm": ("ablation_rm",),
+    "ablation_lege": ("ablation_lege",),
+}
+FIGURE_EXTS = ("png", "pdf", "csv")
+
+_KEYS = {"train_fraction": ("train_fraction", "train_fractions", "fractions", "fraction"),
+         "split_seed": ("split_seed", "split_seeds")}
+_DEFAULTS = {"train_fraction": 1.0, "split_seed": 0}
+
+
+def dataset_grid(config: dict, dataset: str) -> dict:
+    """The grid dict of a dataset (``config["grids"][config["datasets"][dataset]["grid"]]``)."""
+    ds = config.get("datasets", {}).get(dataset, {}) or {}
+    grid = ds.get("grid")
+    if isinstance(grid, dict):
+        return grid
+    return (config.get("grids", {}) or {}).get(grid, {}) or {}
+
+
+def families(config: dict, dataset: str) -> list[str]:
+    """Families the dataset's grid trains (keys present and not null/empty/false)."""
+    grid = dataset_grid(config, dataset)
+    out = []
+    for f in FAMILIES:
+        entry = grid.get(f)
+        if entry is None or entry is False or entry == {} or entry == []:
+            continue
+        if isinstance(entry, dict) and entry.get("enabled", True) is False:
+            continue
+        out.append(f)
+    return out
+
+
+def _lookup(dicts, key: str):
+    for d in dicts:
+        if not isinstance(d, dict):
+            continue
+        for k in _KEYS[key]:
+            if k in d and d[k] is not None:
+                v = d[k]
+                return list(v) if isinstance(v, (list, tuple)) else [v]
+    return None
+
+
+def axis_values(config: dict, dataset: str, family: str, key: str) -> list:
+    """Sorted distinct values of ``train_fraction`` or ``split_seed`` for a family of a dataset."""
+    grid = dataset_grid(config, dataset)
+    entry = grid.get(family)
+    entries = entry if isinstance(entry, list) else [entry]
+    ds = config.get("datasets", {}).get(dataset, {}) or {}
+    vals = []
+    for e in entries:
+        found = _lookup([e, grid, ds, config], key)
+        vals.extend(found if found is not None else [_DEFAULTS[key]])
+    cast = float if key == "train_fraction" else int
+    return sorted({cast(v) for v in vals})
+
+
+def figure_path(dataset: str, name: str, split, fraction=None, ext: str = "png") -> str:
+    """Output path of a figure file; ``fraction`` as a float or percent label (None for fig3a)."""
+    if fraction is None:
+        return f"results/{dataset}/figures/split{split}/{name}.{ext}"
+    label = fraction if isinstance(fraction, str) else fraction_label(fraction)
+    return f"results/{dataset}/figures/split{split}/frac{label}/{name}.{ext}"
+
+
+def table_paths(dataset: str, name: str) -> list[str]:
+    return [f"results/{dataset}/tables/{name}.csv", f"results/{dataset}/tables/{name}.md"]
+
+
+def tables_for(config: dict, dataset: str) -> list[str]:
+    """Names of the tables built for a dataset (table1 always)."""
+    fams = set(families(config, dataset))
+    return [t for t, need in TABLE_FAMILIES.items() if all(f in fams for f in need)]
+
+
+def targets(config: dict, dataset: str) -> list[str]:
+    """Every table, figure (PNG, PDF, CSV) and summary path of a dataset."""
+    fams = families(config, dataset)
+    out = []
+    for t in tables_for(config, dataset):
+        out += table_paths(dataset, t)
+    for name, (need, per_fraction) in FIGURE_FAMILIES.items():
+        fam = need[0]
+        if fam not in fams:
+            continue
+        for split in axis_values(config, dataset, fam, "split_seed"):
+            fracs = axis_values(config, dataset, fam, "train_fraction") if per_fraction else [None]
+            for frac in fracs:
+                out += [figure_path(dataset, name, split, frac, ext) for ext in FIGURE_EXTS]
+    out.append(summary_path(dataset))
+    return out
+
+
+def summary_path(dataset: str) -> str:
+    return f"results/{dataset}/summary.json"
+
+
+# --------------------------------------------------------------------------- headlines
+
+
+def _num(v) -> float:
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return math.nan
+    return v
+
+
+def _pct(v) -> str:
+    v = _num(v)
+    return "n/a" if not math.isfinite(v) else f"{v:+.2f} %"
+
+
+def _p(v) -> str:
+    v = _num(v)
+    return "n/a" if not math.isfinite(v) else (f"{v:.2g}" if v >= 1e-4 else f"{v:.1e}")
+
+
+def headlines(tables: dict) -> dict:
+    """Headline strings for the report, from table DataFrames (keys: TABLE_FAMILIES names).
+
+    Keys of the result: ``"table1"``, ``"{figure}/split{s}"`` (fig3a) and
+    ``"{figure}/split{s}/frac{f}"``.
+    """
+    out = {}
+    t1 = tables.get("table1")
+    if t1 is not None and len(t1):
+        parts, per_split = [], {}
+        for r in t1.to_dict("records"):
+            key_sf = f"split{int(r['split_seed'])}/frac{fraction_label(r['train_fraction'])}"
+            if r.get("best_readout") and isinstance(r["best_readout"], str):
+                text = (f"FF {_num(r['ff_mean']):.4f}; best {r['best_readout']}, T = "
+                        f"{int(_num(r['best_iterations']))}: {_pct(r['gain_pct'])} vs FF "
+                        f"(paired {_pct(r['paired_gain_pct'])} [{_pct(r['paired_gain_ci_low_pct'])}, "
+                        f"{_pct(r['paired_gain_ci_high_pct'])}], p = {_p(r['wilcoxon_p'])})")
+            else:
+                text = f"FF {_num(r['ff_mean']):.4f}; no recurrent models"
+            for fig in ("fig3d", "fig6ab", "fig6cd", "fig6ef"):
+                out[f"{fig}/{key_sf}"] = text
+            parts.append(f"split {int(r['split_seed'])}, {fraction_label(r['train_fraction'])} %: {text}")
+            if isinstance(r.get("best_readout"), str) and r["best_readout"]:
+                per_split.setdefault(int(r["split_seed"]), []).append(
+                    f"{fraction_label(r['train_fraction'])} %: {_pct(r['gain_pct'])}")
+        for split, items in per_split.items():
+            out[f"fig3a/split{split}"] = "best-type gain over FF: " + ", ".join(items)
+        out["table1"] = " | ".join(parts)
+    mp = tables.get("multipath_vs_recurrent")
+    if mp is not None and len(mp):
+        for r in mp[mp["readout"] == "all"].to_dict("records"):
+            key = f"fig4cd/split{int(r['split_seed'])}/frac{fraction_label(r['train_fraction'])}"
+            out[key] = (f"r(performance) = {_num(r['pearson_r_perf']):.3f}, r(path length) = "
+                        f"{_num(r['pearson_r_length']):.3f}; multi-path vs recurrent "
+                        f"{_pct(r['paired_gain_pct'])} (p = {_p(r['wilcoxon_p'])}, n = {r['n_pairs']})")
+    for name, fig in (("ablation_rm", "fig6gi"), ("ablation_lege", "lege")):
+        ab = tables.get(name)
+        if ab is None or not len(ab):
+            continue
+        for (s, f), g in ab.groupby(["split_seed", "train_fraction"]):
+            g = g[g["change_pct"].notna()]
+            if not len(g):
+                continue
+            if name == "ablation_rm":
+                big = g[g["n_removed"] == g["n_removed"].max()]
+                worst = big.loc[big["change_pct"].idxmin()]
+                text = (f"worst removal of {int(worst['n_removed'])} lengths: {worst['removed']} "
+                        f"({worst['readout']}, {_pct(worst['change_pct'])} vs full model)")
+            else:
+                worst = g.loc[g["change_pct"].idxmin()]
+                text = (f"largest loss: {worst['ablation']} ({worst['readout']}, T = "
+                        f"{int(worst['iterations'])}, {_pct(worst['change_pct'])} vs full model)")
+            out[f"{fig}/split{int(s)}/frac{fraction_label(f)}"] = text
+    return out
+
+
+def write_summary(table_csvs: list[str], out: str) -> dict:
+    """Read the table CSVs, compute headlines and write the summary JSON; returns it."""
+    import pandas as pd
+
+    tables = {}
+    for path in table_csvs:
+        name = os.path.splitext(os.path.basename(path))[0]
+        try:
+            tables[name] = pd.read_csv(path, keep_default_na=True)
+        except pd.errors.EmptyDataError:
+            tables[name] = pd.DataFrame()
+        if "best_readout" in tables[name].columns:
+            tables[name]["best_readout"] = tables[name]["best_readout"].fillna("")
+    summary = {"headlines": headlines(tables)}
+    if "table1" in tables:
+        summary["table1"] = json.loads(tables["table1"].to_json(orient="records"))
+    os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
+    tmp = f"{out}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(summary, f, indent=1)
+    os.replace(tmp, out)
+    return summary
+
+
+def headline_for(dataset: str, key: str) -> str:
+    """Headline text from results/{dataset}/summary.json ("" when the summary is not there yet)."""
+    path = summary_path(dataset)
+    try:
+        with open(path) as f:
+            return json.load(f).get("headlines", {}).get(key, "")
+    except (OSError, ValueError):
+        return ""
+
+
+def main(argv=None) -> int:
+    """``python -m analysis.workflow summary OUT.json TABLE.csv ...``"""
+    import sys
+
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) < 2 or argv[0] != "summary":
+        print("usage: python -m analysis.workflow summary OUT.json TABLE.csv [TABLE.csv ...]",
+              file=sys.stderr)
+        return 2
+    s = write_summary(argv[2:], argv[1])
+    print(f"{argv[1]}: {len(s['headlines'])} headlines")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

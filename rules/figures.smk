@@ -1,0 +1,187 @@
+# Figures (paper figures 3, 4, 6 and appendix D-H) from results/{dataset}/results.csv.
+# Each figure is one rule with wildcards dataset, split (split seed) and fraction (training
+# fraction in percent), writing PNG, PDF and the numbers drawn as CSV, so one figure can be
+# rebuilt alone, e.g. `snakemake results/ns2250/figures/split0/frac100/fig3d.png`.
+# Appendix versions are the same rules with other wildcards. Paths: analysis/workflow.py.
+
+import sys
+
+from analysis.workflow import headline_for as _fig_headline_for
+
+ANALYSIS_PYTHON = sys.executable
+
+_FIG_DIR = "results/{dataset}/figures/split{split}"
+_FIG_WILDCARDS = {"dataset": "[^/]+", "split": "[0-9]+", "fraction": "[0-9.]+"}
+
+
+def _figure_labels(name, figure, per_fraction, kind):
+    """Report labels of a figure file; the headline is read from results/{dataset}/summary.json."""
+
+    def labels(wildcards):
+        key = f"{name}/split{wildcards.split}"
+        lab = {"figure": figure, "split seed": wildcards.split}
+        if per_fraction:
+            key += f"/frac{wildcards.fraction}"
+            lab["training data"] = f"{wildcards.fraction} %"
+        lab["file"] = kind
+        lab["headline"] = _fig_headline_for(wildcards.dataset, key) or "see the figure title"
+        return lab
+
+    return labels
+
+
+def _figure_output(name, figure, per_fraction=True):
+    stem = f"{_FIG_DIR}/frac{{fraction}}/{name}" if per_fraction else f"{_FIG_DIR}/{name}"
+    common = dict(caption=f"../report/{name}.rst", category="{dataset}", subcategory=figure)
+    return {
+        "png": report(f"{stem}.png", labels=_figure_labels(name, figure, per_fraction, "figure"), **common),
+        "pdf": f"{stem}.pdf",
+        "csv": report(f"{stem}.csv", labels=_figure_labels(name, figure, per_fraction, "numbers (CSV)"), **common),
+    }
+
+
+def _figure_log(name, per_fraction=True):
+    base = "logs/{dataset}/figures/split{split}"
+    return f"{base}/frac{{fraction}}/{name}.log" if per_fraction else f"{base}/{name}.log"
+
+
+_FIGURE_SHELL = (
+    "{ANALYSIS_PYTHON:q} -m analysis.figures {params.name} --results {input:q} --split {wildcards.split}"
+    " {params.fraction} --png {output.png:q} --pdf {output.pdf:q} --csv {output.csv:q} > {log:q} 2>&1"
+)
+
+
+rule fig3a:
+    """Recurrent vs size-matched FF, 24 panels (readout mode x T), coloured by fraction (fig. 3a, 9, 10, 26)."""
+    input:
+        "results/{dataset}/results.csv",
+    output:
+        **_figure_output("fig3a", "Fig. 3a: recurrent vs FF scatter", per_fraction=False),
+    log:
+        _figure_log("fig3a", per_fraction=False),
+    params:
+        name="fig3a",
+        fraction="",
+    wildcard_constraints:
+        **_FIG_WILDCARDS,
+    shell:
+        _FIGURE_SHELL
+
+
+rule fig3d:
+    """Performance vs T per readout mode with the FF average (fig. 3d-f, 11, 27)."""
+    input:
+        "results/{dataset}/results.csv",
+    output:
+        **_figure_output("fig3d", "Fig. 3d-f: performance vs iterations"),
+    log:
+        _figure_log("fig3d"),
+    params:
+        name="fig3d",
+        fraction="--fraction {fraction}",
+    wildcard_constraints:
+        **_FIG_WILDCARDS,
+    shell:
+        _FIGURE_SHELL
+
+
+rule fig4cd:
+    """Multi-path vs recurrent models: performance and average path length (fig. 4c-d, 12, 13)."""
+    input:
+        "results/{dataset}/results.csv",
+    output:
+        **_figure_output("fig4cd", "Fig. 4c-d: multi-path vs recurrent"),
+    log:
+        _figure_log("fig4cd"),
+    params:
+        name="fig4cd",
+        fraction="--fraction {fraction}",
+    wildcard_constraints:
+        **_FIG_WILDCARDS,
+    shell:
+        _FIGURE_SHELL
+
+
+rule fig6ab:
+    """Performance vs T for 1 and 2 recurrent layers (fig. 6a-b, 14, 15, 18-20)."""
+    input:
+        "results/{dataset}/results.csv",
+    output:
+        **_figure_output("fig6ab", "Fig. 6a-b: performance vs iterations by layers"),
+    log:
+        _figure_log("fig6ab"),
+    params:
+        name="fig6ab",
+        fraction="--fraction {fraction}",
+    wildcard_constraints:
+        **_FIG_WILDCARDS,
+    shell:
+        _FIGURE_SHELL
+
+
+rule fig6cd:
+    """Performance vs average path length per readout mode, FF at its length (fig. 6c-d, 16, 17, 21-23)."""
+    input:
+        "results/{dataset}/results.csv",
+    output:
+        **_figure_output("fig6cd", "Fig. 6c-d: performance vs path length"),
+    log:
+        _figure_log("fig6cd"),
+    params:
+        name="fig6cd",
+        fraction="--fraction {fraction}",
+    wildcard_constraints:
+        **_FIG_WILDCARDS,
+    shell:
+        _FIGURE_SHELL
+
+
+rule fig6ef:
+    """Path-length distributions of example types with similar average length (fig. 6e-f)."""
+    input:
+        "results/{dataset}/results.csv",
+    output:
+        **_figure_output("fig6ef", "Fig. 6e-f: path-length distributions"),
+    log:
+        _figure_log("fig6ef"),
+    params:
+        name="fig6ef",
+        fraction="--fraction {fraction}",
+    wildcard_constraints:
+        **_FIG_WILDCARDS,
+    shell:
+        _FIGURE_SHELL
+
+
+rule fig6gi:
+    """Removing 1, 2, 3 adjacent path lengths vs the full multi-path model (fig. 6g-i, 24, 25)."""
+    input:
+        "results/{dataset}/results.csv",
+    output:
+        **_figure_output("fig6gi", "Fig. 6g-i: path ablations (removed lengths)"),
+    log:
+        _figure_log("fig6gi"),
+    params:
+        name="fig6gi",
+        fraction="--fraction {fraction}",
+    wildcard_constraints:
+        **_FIG_WILDCARDS,
+    shell:
+        _FIGURE_SHELL
+
+
+rule fig_lege:
+    """Keeping only path lengths <= k or >= k vs the full multi-path model."""
+    input:
+        "results/{dataset}/results.csv",
+    output:
+        **_figure_output("lege", "Ablations: keep lengths <= k / >= k"),
+    log:
+        _figure_log("lege"),
+    params:
+        name="lege",
+        fraction="--fraction {fraction}",
+    wildcard_constraints:
+        **_FIG_WILDCARDS,
+    shell:
+        _FIGURE_SHELL
