@@ -183,3 +183,5 @@ def test_user_errors(tmp_path, ns_images):
         sim.simulate_file(bad, tmp_path / "o.h5", "recurrent")
     with pytest.raises(RcpbError, match="no such file"):
         sim.simulate_file(tmp_path / "missing.h5", tmp_path / "o.h5", "recurrent")
+    with pytest.raises(RcpbError, match="constant"):
+        sim.simulate(np.full((5, 20, 20), 7, dtype=np.uint8), "feedforward")

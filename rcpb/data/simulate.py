@@ -386,6 +386,10 @@ def poisson_trials(rates: np.ndarray, neurons: Neurons, n_trials: int,
     """
     m = rates.mean(axis=0)
     v = rates.var(axis=0)
+    if np.any(v <= 1e-12 * np.maximum(m, 1e-12) ** 2):
+        raise RcpbError(f"the images drive neuron(s) {np.flatnonzero(v <= 1e-12 * m ** 2)[:5]} "
+                        f"identically for every stimulus (blank or constant images?); "
+                        f"simulate with an image set that has spatial structure.")
     c = neurons.target_cc
     mu = neurons.mean_count
     one_plus_b = np.sqrt(np.maximum(mu * n_trials * v * (1 / c ** 2 - 1), 0)) / m
@@ -424,7 +428,7 @@ def simulate(images: np.ndarray, circuit: str = "recurrent", n_neurons: int = 34
         "name": f"sim_{circuit}",
         "source": (f"rcpb.data.simulate, circuit '{circuit}', seed {seed}, {n_neurons} neurons, "
                    f"{n_trials} Poisson trials, {images.shape[1]} px images "
-                   f"({scale:g} px of 74 px per px); parameters in attrs sim_*"),
+                   f"({scale:g} px of the image file per px); parameters in attrs sim_*"),
         "units": "spike counts",
         "circuit": circuit,
         "seed": int(seed),
