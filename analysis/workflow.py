@@ -6,9 +6,11 @@ import) so it is tested directly.
 The families, training fractions and split seeds of a dataset are read from the config:
 ``config["datasets"][dataset]["grid"]`` names ``config["grids"][name]``, whose keys
 ``ff``, ``recurrent``, ``multipath``, ``ablation_rm``, ``ablation_lege`` are the families.
-A family's ``train_fraction`` / ``split_seed`` values are looked up in the family's entry,
-then the grid, then the dataset entry, then the top level of the config (a scalar or a list;
-plural spellings ``train_fractions`` / ``split_seeds`` are accepted). Defaults: 1.0 and 0.
+The exact families, split seeds and training fractions come from the expanded training
+configurations (``rcpb.grid.expand``, the workflow's ``CONFIGS``) when they are passed. Without
+them, a family's ``train_fraction`` / ``split_seed`` values are looked up in the family's entry,
+then the grid's ``common`` entry, the grid, the dataset entry and the top level of the config (a
+scalar or a list). Defaults: 1.0 and 0.
 """
 
 from __future__ import annotations
@@ -53,8 +55,16 @@ def dataset_grid(config: dict, dataset: str) -> dict:
     return (config.get("grids", {}) or {}).get(grid, {}) or {}
 
 
-def families(config: dict, dataset: str) -> list[str]:
-    """Families the dataset's grid trains (keys present and not null/empty/false)."""
+def families(config: dict, dataset: str, configs: list[dict] | None = None) -> list[str]:
+    """Families trained on a dataset.
+
+    ``configs``: the expanded training configurations of the dataset (rcpb.grid.expand, partners
+    included); when given, the families present there. Otherwise the grid keys present and not
+    null/empty/false.
+    """
+    if configs is not None:
+        present = {c.get("family") for c in configs}
+        return [f for f in FAMILIES if f in present]
     grid = dataset_grid(config, dataset)
     out = []
     for f in FAMILIES:
@@ -78,17 +88,23 @@ def _lookup(dicts, key: str):
     return None
 
 
-def axis_values(config: dict, dataset: str, family: str, key: str) -> list:
-    """Sorted distinct values of ``train_fraction`` or ``split_seed`` for a family of a dataset."""
+def axis_values(config: dict, dataset: str, family: str, key: str,
+                configs: list[dict] | None = None) -> list:
+    """Sorted distinct values of ``train_fraction`` or ``split_seed`` for a family of a dataset.
+
+    From ``configs`` when given (exact); otherwise looked up in the config (see module doc).
+    """
+    cast = float if key == "train_fraction" else int
+    if configs is not None:
+        return sorted({cast(c[key]) for c in configs if c.get("family") == family and key in c})
     grid = dataset_grid(config, dataset)
     entry = grid.get(family)
     entries = entry if isinstance(entry, list) else [entry]
     ds = config.get("datasets", {}).get(dataset, {}) or {}
     vals = []
     for e in entries:
-        found = _lookup([e, grid, ds, config], key)
+        found = _lookup([e, grid.get("common"), grid, ds, config], key)
         vals.extend(found if found is not None else [_DEFAULTS[key]])
-    cast = float if key == "train_fraction" else int
     return sorted({cast(v) for v in vals})
 
 
@@ -104,24 +120,29 @@ def table_paths(dataset: str, name: str) -> list[str]:
     return [f"results/{dataset}/tables/{name}.csv", f"results/{dataset}/tables/{name}.md"]
 
 
-def tables_for(config: dict, dataset: str) -> list[str]:
+def tables_for(config: dict, dataset: str, configs: list[dict] | None = None) -> list[str]:
     """Names of the tables built for a dataset (table1 always)."""
-    fams = set(families(config, dataset))
+    fams = set(families(config, dataset, configs))
     return [t for t, need in TABLE_FAMILIES.items() if all(f in fams for f in need)]
 
 
-def targets(config: dict, dataset: str) -> list[str]:
-    """Every table, figure (PNG, PDF, CSV) and summary path of a dataset."""
-    fams = families(config, dataset)
+def targets(config: dict, dataset: str, configs: list[dict] | None = None) -> list[str]:
+    """Every table, figure (PNG, PDF, CSV) and summary path of a dataset.
+
+    ``configs``: the dataset's expanded training configurations (exact families, split seeds
+    and fractions); without them these are read from the config.
+    """
+    fams = families(config, dataset, configs)
     out = []
-    for t in tables_for(config, dataset):
+    for t in tables_for(config, dataset, configs):
         out += table_paths(dataset, t)
     for name, (need, per_fraction) in FIGURE_FAMILIES.items():
         fam = need[0]
         if fam not in fams:
             continue
-        for split in axis_values(config, dataset, fam, "split_seed"):
-            fracs = axis_values(config, dataset, fam, "train_fraction") if per_fraction else [None]
+        for split in axis_values(config, dataset, fam, "split_seed", configs):
+            fracs = (axis_values(config, dataset, fam, "train_fraction", configs)
+                     if per_fraction else [None])
             for frac in fracs:
                 out += [figure_path(dataset, name, split, frac, ext) for ext in FIGURE_EXTS]
     out.append(summary_path(dataset))

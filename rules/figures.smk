@@ -41,7 +41,7 @@ def _figure_output(name, figure, per_fraction=True):
 
 
 def _figure_log(name, per_fraction=True):
-    base = "logs/{dataset}/figures/split{split}"
+    base = "results/logs/analysis/{dataset}/figures/split{split}"
     return f"{base}/frac{{fraction}}/{name}.log" if per_fraction else f"{base}/{name}.log"
 
 

@@ -15,11 +15,14 @@ report: "../report/workflow.rst"
 rule analysis_summary:
     """Headline numbers of every table and figure of a dataset, for the report."""
     input:
-        lambda wc: [f"results/{wc.dataset}/tables/{t}.csv" for t in _report_tables_for(config, wc.dataset)],
+        lambda wc: [
+            f"results/{wc.dataset}/tables/{t}.csv"
+            for t in _report_tables_for(config, wc.dataset, globals().get("CONFIGS", {}).get(wc.dataset))
+        ],
     output:
         "results/{dataset}/summary.json",
     log:
-        "logs/{dataset}/summary.log",
+        "results/logs/analysis/{dataset}/summary.log",
     wildcard_constraints:
         dataset="[^/]+",
     shell:

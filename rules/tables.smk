@@ -10,9 +10,14 @@ from analysis.workflow import targets as _analysis_targets
 ANALYSIS_PYTHON = sys.executable
 
 
+def analysis_configs(dataset):
+    """Expanded training configurations of ``dataset`` (CONFIGS of rules/common.smk), or None."""
+    return globals().get("CONFIGS", {}).get(dataset)
+
+
 def analysis_targets(dataset):
     """Every table (CSV + Markdown), figure (PNG, PDF, CSV) and the summary of ``dataset``."""
-    return _analysis_targets(config, dataset)
+    return _analysis_targets(config, dataset, analysis_configs(dataset))
 
 
 def _table_labels(name, title):
@@ -45,7 +50,7 @@ rule table1:
     output:
         **_table_rule_output("table1", "Table 1/3: recurrent vs feed-forward"),
     log:
-        "logs/{dataset}/tables/table1.log",
+        "results/logs/analysis/{dataset}/tables/table1.log",
     wildcard_constraints:
         dataset="[^/]+",
     shell:
@@ -60,7 +65,7 @@ rule table_recurrent_vs_ff:
     output:
         **_table_rule_output("recurrent_vs_ff", "Recurrent vs FF, every readout mode and T"),
     log:
-        "logs/{dataset}/tables/recurrent_vs_ff.log",
+        "results/logs/analysis/{dataset}/tables/recurrent_vs_ff.log",
     wildcard_constraints:
         dataset="[^/]+",
     shell:
@@ -75,7 +80,7 @@ rule table_multipath_vs_recurrent:
     output:
         **_table_rule_output("multipath_vs_recurrent", "Multi-path vs recurrent"),
     log:
-        "logs/{dataset}/tables/multipath_vs_recurrent.log",
+        "results/logs/analysis/{dataset}/tables/multipath_vs_recurrent.log",
     wildcard_constraints:
         dataset="[^/]+",
     shell:
@@ -90,7 +95,7 @@ rule table_ablation_rm:
     output:
         **_table_rule_output("ablation_rm", "Ablations: removed path lengths"),
     log:
-        "logs/{dataset}/tables/ablation_rm.log",
+        "results/logs/analysis/{dataset}/tables/ablation_rm.log",
     wildcard_constraints:
         dataset="[^/]+",
     shell:
@@ -105,7 +110,7 @@ rule table_ablation_lege:
     output:
         **_table_rule_output("ablation_lege", "Ablations: keep lengths <= k / >= k"),
     log:
-        "logs/{dataset}/tables/ablation_lege.log",
+        "results/logs/analysis/{dataset}/tables/ablation_lege.log",
     wildcard_constraints:
         dataset="[^/]+",
     shell:

@@ -1,0 +1,185 @@
+"""Tables from the results table (analysis.tables) and the analysis targets (analysis.workflow)."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import tables, workflow
+from analysis.load import normalise, read_results, seed_average
+from rcpb.errors import RcpbError
+from synthetic_results import make_results, true_gain
+
+
+def _row(family, cid, perf, partner="", seed=0, channels=8, frac=1.0, split=0, **kw):
+    return {"config_id": cid, "family": family, "partner_id": partner, "model_seed": seed,
+            "channels": channels, "train_fraction": frac, "split_seed": split,
+            "test_cc_norm2": perf, "n_train": 100 * frac, "blocks": np.nan,
+            "recurrent_layers": np.nan, "iterations": np.nan, "readout": "", **kw}
+
+
+@pytest.fixture
+def hand_table():
+    """Two FF configs (channels 8, 16) x 2 seeds; two recurrent types partnered with them."""
+    rows = []
+    ff = {(8, 0): 0.40, (8, 1): 0.42, (16, 0): 0.50, (16, 1): 0.52}
+    late = {(8, 0): 0.44, (8, 1): 0.46, (16, 0): 0.55, (16, 1): 0.57}
+    for (ch, s), v in ff.items():
+        rows.append(_row("ff", f"ff{ch}{s}", v, seed=s, channels=ch, blocks=3))
+        rows.append(_row("recurrent", f"late{ch}{s}", late[(ch, s)], f"ff{ch}{s}", s, ch,
+                         recurrent_layers=1, iterations=2, readout="late-avg"))
+        rows.append(_row("recurrent", f"no{ch}{s}", v, f"ff{ch}{s}", s, ch,
+                         recurrent_layers=1, iterations=2, readout="no-avg"))
+    return normalise(pd.DataFrame(rows))
+
+
+def test_table1_by_hand(hand_table):
+    t1 = tables.table1(hand_table)
+    assert len(t1) == 1
+    r = t1.iloc[0]
+    assert r["ff_mean"] == pytest.approx(0.46)
+    assert r["ff_sem"] == pytest.approx(np.std([0.40, 0.42, 0.50, 0.52], ddof=1) / 2)
+    assert (r["best_readout"], r["best_iterations"]) == ("late-avg", 2)
+    assert r["best_perf_mean"] == pytest.approx(0.505)
+    assert r["gain_pct"] == pytest.approx(100 * (0.505 / 0.46 - 1))
+    # paired over seed-averaged configurations: 0.45 / 0.41 and 0.56 / 0.51
+    assert r["n_pairs"] == 2
+    assert r["paired_gain_pct"] == pytest.approx(100 * np.mean([0.45 / 0.41 - 1, 0.56 / 0.51 - 1]))
+    assert r["training_data"] == "100 % (100)"
+
+
+def test_cells_by_hand(hand_table):
+    cells = tables.recurrent_vs_ff(hand_table)
+    assert list(cells["readout"]) == ["no-avg", "late-avg"]  # paper's mode order
+    no = cells[cells["readout"] == "no-avg"].iloc[0]
+    assert no["gain_pct"] == pytest.approx(0.0)
+    assert no["paired_gain_pct"] == pytest.approx(0.0)
+    assert no["wilcoxon_p"] == 1.0  # all differences zero
+    assert no["perf_sem"] == pytest.approx(np.std([0.40, 0.42, 0.50, 0.52], ddof=1) / 2)
+
+
+def test_seed_average_groups_only_over_model_seed(hand_table):
+    sa = seed_average(hand_table[hand_table["family"] == "ff"], ["test_cc_norm2"])
+    assert sorted(sa["test_cc_norm2"].round(6)) == [0.41, 0.51]
+    assert set(sa["n_seeds"]) == {2}
+
+
+def test_single_pair_gives_nan_statistics_with_note():
+    df = normalise(pd.DataFrame([
+        _row("ff", "f", 0.4, blocks=3),
+        _row("recurrent", "r", 0.5, "f", recurrent_layers=1, iterations=3, readout="2-avg"),
+    ]))
+    cells = tables.recurrent_vs_ff(df)
+    r = cells.iloc[0]
+    assert r["n_pairs"] == 1
+    assert r["paired_gain_pct"] == pytest.approx(25.0)
+    assert math.isnan(r["paired_gain_ci_low_pct"]) and math.isnan(r["wilcoxon_p"])
+    assert "n = 1" in r["note"]
+    assert "n/a" in tables.table1_markdown(tables.table1(df, cells))
+
+
+def test_table1_without_recurrent_or_ff_models():
+    only_ff = normalise(pd.DataFrame([_row("ff", "f", 0.4, blocks=3)]))
+    t1 = tables.table1(only_ff)
+    assert t1.iloc[0]["note"] == "no recurrent models"
+    only_rec = normalise(pd.DataFrame([
+        _row("recurrent", "r", 0.5, "missing", recurrent_layers=1, iterations=3, readout="2-avg")]))
+    t1 = tables.table1(only_rec)
+    assert "no feed-forward models" in t1.iloc[0]["note"]
+    assert math.isnan(t1.iloc[0]["gain_pct"])
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    return normalise(make_results(channels=(8, 16), acts=("relu",), losses=("mse", "poisson"),
+                                  iterations=(2, 4, 7), lege_T=(4,)))
+
+
+def test_synthetic_best_type_and_gain(synthetic):
+    t1 = tables.table1(synthetic)
+    assert list(t1["train_fraction"]) == [0.25, 0.5, 1.0]
+    for r in t1.itertuples():
+        assert (r.best_readout, r.best_iterations) == ("2-avg", 7)
+        truth = 100 * true_gain("2-avg", 7, r.train_fraction)
+        assert r.gain_pct == pytest.approx(truth, abs=1.0)
+        assert r.paired_gain_ci_low_pct < truth + 1.0 and r.paired_gain_ci_high_pct > truth - 1.0
+        assert r.wilcoxon_p < 0.01
+
+
+def test_multipath_and_ablation_tables(synthetic):
+    mp = tables.multipath_vs_recurrent(synthetic)
+    pooled = mp[mp["readout"] == "all"]
+    assert len(pooled) == 3
+    assert (pooled["pearson_r_perf"] > 0.95).all()
+    assert (pooled["paired_gain_pct"].abs() < 0.5).all()
+    ab = tables.ablation_table(synthetic, "ablation_rm")
+    one = ab[(ab["readout"] == "2-avg") & (ab["n_removed"] == 1)]
+    assert list(one["removed"]) == ["1", "2", "3", "4", "5", "6", "7"]
+    # synthetic truth: removing length d costs 3 % / d
+    assert one.iloc[0]["change_pct"] == pytest.approx(-3.0, abs=0.6)
+    three = ab[(ab["readout"] == "2-avg") & (ab["n_removed"] == 3)]
+    assert three.loc[three["change_pct"].idxmin(), "removed"] == "1-3"
+    lege = tables.ablation_table(synthetic, "ablation_lege")
+    assert set(lege["kind"]) == {"le", "ge"}
+    # le4 keeps every length (T = 4); le1 removes lengths 2-4 (truth: -3.25 %)
+    for _, g in lege.groupby("readout"):
+        le = g.set_index("ablation")["change_pct"]
+        assert abs(le["le4"]) < abs(le["le1"])
+        assert le["le1"] == pytest.approx(-3.25, abs=1.5)
+
+
+def test_read_results_errors(tmp_path):
+    with pytest.raises(RcpbError, match="not found"):
+        read_results(str(tmp_path / "nope.csv"))
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"config_id": ["a"], "family": ["ff"]}).to_csv(bad, index=False)
+    with pytest.raises(RcpbError, match="missing column"):
+        read_results(str(bad))
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(RcpbError, match="empty"):
+        read_results(str(empty))
+
+
+def test_cli_writes_csv_and_markdown(tmp_path, synthetic):
+    src = tmp_path / "results.csv"
+    synthetic.to_csv(src, index=False)
+    out_csv, out_md = tmp_path / "t" / "table1.csv", tmp_path / "t" / "table1.md"
+    assert tables.main(["table1", "--results", str(src), "--csv", str(out_csv), "--md", str(out_md),
+                        "--dataset", "syn"]) == 0
+    assert len(pd.read_csv(out_csv)) == 3
+    md = out_md.read_text()
+    assert "2-avg, 7" in md and "| 100 % (1400) |" in md
+    assert tables.main(["table1", "--results", str(tmp_path / "missing.csv"), "--csv", str(out_csv),
+                        "--md", str(out_md)]) == 2
+
+
+def test_headlines_from_tables(synthetic):
+    heads = workflow.headlines({
+        "table1": tables.table1(synthetic),
+        "multipath_vs_recurrent": tables.multipath_vs_recurrent(synthetic),
+        "ablation_rm": tables.ablation_table(synthetic, "ablation_rm"),
+    })
+    assert "best 2-avg, T = 7" in heads["fig3d/split0/frac100"]
+    assert heads["fig3a/split0"].startswith("best-type gain over FF: 25 %:")
+    assert "r(performance)" in heads["fig4cd/split0/frac50"]
+    assert "1-3" in heads["fig6gi/split0/frac100"]
+
+
+def test_targets_from_expanded_grid_match_config_lookup():
+    from rcpb import grid
+
+    config = grid.load_config("config.yaml")
+    configs = grid.expand(config)
+    for ds in config["datasets"]:
+        exact = workflow.targets(config, ds, configs[ds])
+        assert exact == workflow.targets(config, ds)
+        assert f"results/{ds}/tables/table1.csv" in exact
+        assert f"results/{ds}/summary.json" in exact
+    rec = workflow.targets(config, "sim_recurrent", configs["sim_recurrent"])
+    assert "results/sim_recurrent/figures/split0/frac100/fig4cd.png" in rec
+    assert "results/sim_recurrent/figures/split0/frac50/fig4cd.png" not in rec  # multipath: 100 % only
+    assert "results/sim_recurrent/figures/split0/frac50/fig3d.pdf" in rec
+    ctrl = workflow.targets(config, "sim_feedforward", configs["sim_feedforward"])
+    assert not any("fig4cd" in t or "fig6gi" in t for t in ctrl)
