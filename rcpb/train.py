@@ -95,17 +95,19 @@ class TrainResult:
 # ----------------------------------------------------------------------------- losses
 
 
-def prediction_loss(pred: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
+def prediction_loss(pred: torch.Tensor, y: torch.Tensor, loss: str,
+                    has_nan: bool | None = None) -> torch.Tensor:
     """Mean prediction loss over all entries; NaN targets are ignored.
 
     pred: ``[..., batch, neurons]`` (a leading iteration axis is averaged over too, which
     equals the mean of per-iteration losses); y: ``[batch, neurons]``, broadcast against pred.
-    loss: ``"mse"`` or ``"poisson"``. Returns a scalar tensor.
+    loss: ``"mse"`` or ``"poisson"``. has_nan: whether y may hold NaN (None: check; passing
+    False skips the check, which costs a device sync per call). Returns a scalar tensor.
     """
     if loss not in LOSSES:
         raise RcpbError(f"config field 'loss': unknown loss {loss!r}; use one of {LOSSES}")
-    mask = ~torch.isnan(y)
-    if bool(mask.all()):
+    mask = ~torch.isnan(y) if has_nan is not False else None
+    if mask is None or bool(mask.all()):
         return _elementwise(pred, y, loss).mean()
     y0 = torch.where(mask, y, torch.zeros_like(y))
     per = torch.where(mask, _elementwise(pred, y0, loss), torch.zeros((), device=pred.device))
@@ -205,8 +207,8 @@ def train(
 
     Uses ``config["loss"]``, ``config["train"]`` (defaults :data:`TRAIN_DEFAULTS`) and the
     execution setting ``config["device"]`` (default cpu); the thread count and deterministic
-    algorithms are process settings made by the caller (``rcpb train`` does). Training and validation tensors are moved to the device
-    once. Before training, the readout bias is initialised from the mean training response.
+    algorithms are process settings made by the caller (``rcpb train`` does). Training and
+    validation tensors are moved to the device once. Before training, the readout bias is initialised from the mean training response.
     On return the model holds the best state (in eval mode). ``progress`` receives one line per
     phase; ``on_phase_end`` receives the log rows so far after each phase.
     """
@@ -220,11 +222,13 @@ def train(
     x_val, y_val = _tensor(data.x_val, device), _tensor(data.y_val, device)
     n_train = x_train.shape[0]
     if n_train == 0 or x_val.shape[0] == 0:
-        raise RcpbError("training and validation sets must not be empty; check the split and train_fraction")
+        raise RcpbError("training and validation sets must not be empty; "
+                        "check the dataset's split and train_fraction")
 
     with torch.no_grad():
         model.readout.init_bias(torch.nanmean(y_train, 0))
 
+    train_nan = bool(torch.isnan(y_train).any())
     gen = torch.Generator().manual_seed(int(tc["data_seed"]))
     batches = _batches(n_train, int(tc["batch_size"]), gen, device)
     opt = torch.optim.Adam(model.parameters(), lr=tc["lr"])
@@ -254,7 +258,7 @@ def train(
         while phase_steps < tc["max_steps"]:
             idx = next(batches)
             preds = model(x_train[idx])
-            data_loss = prediction_loss(preds, y_train[idx], loss_name)
+            data_loss = prediction_loss(preds, y_train[idx], loss_name, has_nan=train_nan)
             objective = data_loss + regularisation(model, tc)
             opt.zero_grad(set_to_none=True)
             objective.backward()

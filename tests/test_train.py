@@ -454,3 +454,19 @@ def test_train_command_feedforward_mse_and_input_size_check(tmp_path, dataset_fi
     bad = dict(cfg, input_size=37)
     assert main(["train", json.dumps(bad), "--out", str(tmp_path / "bad")]) == 2
     assert "input_size" in capsys.readouterr().err
+
+
+def test_nan_check_can_be_skipped_when_targets_are_complete():
+    pred, y = torch.rand(2, 4, 3), torch.rand(4, 3)
+    for loss in ("mse", "poisson"):
+        assert prediction_loss(pred, y, loss, has_nan=False).item() == prediction_loss(pred, y, loss).item()
+
+
+def test_training_with_missing_targets_stays_finite():
+    data = _toy_data()
+    data.y_train[0, 1] = np.nan
+    data.y_val[2, 0] = np.nan
+    result = train(TinyModel(), data, _config(max_steps=4, eval_every=2))
+    assert all(math.isfinite(r["val_loss"]) for r in result.log)
+    assert all(math.isfinite(r["train_loss"]) for r in result.log[1:])
+    assert all(torch.isfinite(v).all() for v in result.best_state.values())
