@@ -41,7 +41,6 @@ PREPROCESS_DEFAULTS = {"crop": None, "downsample": 1, "neuron_scale": None}
 DATA_FIELDS = ("input_size", "n_neurons")
 EXECUTION_FIELDS = ("device", "threads")
 
-OUTPUT_FILES = ("config.json", "log.csv", "best.pt", "paths.json", "metrics.json")
 
 
 def register(subparsers) -> None:
