@@ -254,3 +254,15 @@ def test_config_is_kept():
 def test_bad_config_raises(change, field):
     with pytest.raises(RcpbError, match=field):
         build(config(**change))
+
+
+def test_pool_gradient_matches_autograd_of_avg_pool():
+    h = torch.randn(2, 3, 7, 7, dtype=torch.float64, requires_grad=True)
+    model = build(config())
+    torch.autograd.gradcheck(model.readout.pool, (h,))
+    h_last = h.detach().contiguous(memory_format=torch.channels_last).requires_grad_()
+    g = torch.randn(2, 3, 3, 3, dtype=torch.float64)
+    model.readout.pool(h_last).backward(g)
+    h_ref = h.detach().clone().requires_grad_()
+    nn.functional.avg_pool2d(h_ref, 3, 3, ceil_mode=True).backward(g)
+    torch.testing.assert_close(h_last.grad, h_ref.grad)

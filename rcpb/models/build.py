@@ -8,7 +8,7 @@ multipath: ``allowed_lengths`` (None = all lengths).
 Initialisation (SPEC 3): every conv weight and the readout's ``ws`` and ``wf`` ~ N(0, 0.01),
 drawn from a ``torch.Generator`` seeded with ``model_seed`` in parameter-name order; BN
 gamma = 1, beta = 0; readout bias 0 until ``readout.init_bias``. Building does not change
-torch's global random state.
+torch's global random state. Conv weights are stored channels-last (NHWC), for speed.
 """
 
 from __future__ import annotations
@@ -79,7 +79,9 @@ def build(config: dict) -> nn.Module:
                 model = MultiPath(config, allowed_lengths=config.get("allowed_lengths"),
                                   **recurrent, **common)
     initialise(model, seed)
-    return model
+    # Channels-last (NHWC) conv weights make every conv, and so every feature map, NHWC:
+    # oneDNN's NHWC convolutions are about twice as fast on CPU as NCHW ones.
+    return model.to(memory_format=torch.channels_last)
 
 
 @torch.no_grad()
