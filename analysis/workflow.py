@@ -193,7 +193,7 @@ def headlines(tables: dict) -> dict:
                         f"{_pct(r['paired_gain_ci_high_pct'])}], p = {_p(r['wilcoxon_p'])})")
             else:
                 text = f"FF {_num(r['ff_mean']):.4f}; no recurrent models"
-            for fig in ("fig3d", "fig6ab", "fig6cd", "fig6ef"):
+            for fig in ("fig3d", "fig6ab"):
                 out[f"{fig}/{key_sf}"] = text
             parts.append(f"split {int(r['split_seed'])}, {fraction_label(r['train_fraction'])} %: {text}")
             if isinstance(r.get("best_readout"), str) and r["best_readout"]:
@@ -230,8 +230,36 @@ def headlines(tables: dict) -> dict:
     return out
 
 
-def write_summary(table_csvs: list[str], out: str) -> dict:
-    """Read the table CSVs, compute headlines and write the summary JSON; returns it."""
+def path_headlines(df) -> dict:
+    """Headlines of fig. 6c-d and 6e-f from the results table (example types, r(length, perf))."""
+    from analysis import stats
+    from analysis.load import select
+    from analysis.plots.compare import type_summary
+    from analysis.plots.paths import choose_examples
+
+    out = {}
+    rec = select(df, "recurrent")
+    for (split, frac), part in rec.groupby(["split_seed", "train_fraction"]):
+        key = f"split{int(split)}/frac{fraction_label(frac)}"
+        ex_parts, r_parts = [], []
+        for L, sub in part.groupby("recurrent_layers"):
+            summ = type_summary(sub)
+            ex = choose_examples(summ)
+            if len(ex):
+                ex_parts.append(f"{int(L)} layer(s): " + ", ".join(
+                    f"{r.readout} T={int(r.iterations)} (length {r.avg_path_length:.2f}, "
+                    f"perf {r.perf_mean:.3f})" for r in ex.itertuples()))
+            r, n = stats.pearson(summ["avg_path_length"], summ["perf_mean"])
+            r_parts.append(f"{int(L)} layer(s): r(length, performance) = {r:.2f} over {n} types")
+        if ex_parts:
+            out[f"fig6ef/{key}"] = "examples: " + "; ".join(ex_parts)
+        out[f"fig6cd/{key}"] = "; ".join(r_parts)
+    return out
+
+
+def write_summary(table_csvs: list[str], out: str, results_csv: str | None = None) -> dict:
+    """Read the table CSVs (and the results table for the path figures), compute headlines and
+    write the summary JSON; returns it."""
     import pandas as pd
 
     tables = {}
@@ -244,6 +272,10 @@ def write_summary(table_csvs: list[str], out: str) -> dict:
         if "best_readout" in tables[name].columns:
             tables[name]["best_readout"] = tables[name]["best_readout"].fillna("")
     summary = {"headlines": headlines(tables)}
+    if results_csv is not None:
+        from analysis.load import read_results
+
+        summary["headlines"].update(path_headlines(read_results(results_csv)))
     if "table1" in tables:
         summary["table1"] = json.loads(tables["table1"].to_json(orient="records"))
     os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
@@ -265,16 +297,18 @@ def headline_for(dataset: str, key: str) -> str:
 
 
 def main(argv=None) -> int:
-    """``python -m analysis.workflow summary OUT.json TABLE.csv ...``"""
-    import sys
+    """``python -m analysis.workflow summary OUT.json [--results RESULTS.csv] TABLE.csv ...``"""
+    import argparse
 
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) < 2 or argv[0] != "summary":
-        print("usage: python -m analysis.workflow summary OUT.json TABLE.csv [TABLE.csv ...]",
-              file=sys.stderr)
-        return 2
-    s = write_summary(argv[2:], argv[1])
-    print(f"{argv[1]}: {len(s['headlines'])} headlines")
+    ap = argparse.ArgumentParser(prog="python -m analysis.workflow",
+                                 description="Write the headline summary of a dataset.")
+    ap.add_argument("command", choices=["summary"])
+    ap.add_argument("out", help="results/{dataset}/summary.json")
+    ap.add_argument("tables", nargs="*", help="table CSVs (results/{dataset}/tables/*.csv)")
+    ap.add_argument("--results", help="results/{dataset}/results.csv (path-figure headlines)")
+    args = ap.parse_args(argv)
+    s = write_summary(args.tables, args.out, args.results)
+    print(f"{args.out}: {len(s['headlines'])} headlines")
     return 0
 
 

@@ -15,7 +15,8 @@ report: "../report/workflow.rst"
 rule analysis_summary:
     """Headline numbers of every table and figure of a dataset, for the report."""
     input:
-        lambda wc: [
+        results="results/{dataset}/results.csv",
+        tables=lambda wc: [
             f"results/{wc.dataset}/tables/{t}.csv"
             for t in _report_tables_for(config, wc.dataset, globals().get("CONFIGS", {}).get(wc.dataset))
         ],
@@ -26,4 +27,5 @@ rule analysis_summary:
     wildcard_constraints:
         dataset="[^/]+",
     shell:
-        "{ANALYSIS_PYTHON:q} -m analysis.workflow summary {output:q} {input:q} > {log:q} 2>&1"
+        "{ANALYSIS_PYTHON:q} -m analysis.workflow summary {output:q} {input.tables:q}"
+        " --results {input.results:q} > {log:q} 2>&1"

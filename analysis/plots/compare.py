@@ -37,7 +37,8 @@ def fig3a(df: pd.DataFrame, split: int):
     modes = modes_in(pr["readout"])
     Ts = sorted(int(t) for t in pr["iterations"].unique())
     colors = fraction_colors(pr["train_fraction"])
-    fig, axes = plt.subplots(len(modes), len(Ts), figsize=(1.75 * len(Ts) + 1.3, 1.75 * len(modes) + 1.3),
+    fig, axes = plt.subplots(len(modes), len(Ts), figsize=(max(1.75 * len(Ts) + 1.3, 6.5),
+                                                           1.75 * len(modes) + 1.6),
                              sharex=True, sharey=True, squeeze=False)
     lo, hi = padded_limits(pr[PERF], pr[f"ref_{PERF}"])
     gains = []
@@ -70,7 +71,7 @@ def fig3a(df: pd.DataFrame, split: int):
     overall = float((pr[PERF] > pr[f"ref_{PERF}"]).mean())
     headline = f"recurrent above matched FF in {100 * overall:.0f} % of {len(pr)} seed-averaged pairs"
     fig.suptitle(f"{dataset_name(part)}, {where(split)}: recurrent vs size-matched FF models "
-                 f"(seeds averaged); {headline}", y=1.04)
+                 f"(seeds averaged)\n{headline}", y=1.06)
     fig.tight_layout(rect=(0, 0, 1, 0.95))
     data = pr.rename(columns={PERF: "recurrent_perf", f"ref_{PERF}": "ff_perf"})
     keep = [c for c in ["split_seed", "train_fraction", "readout", "iterations", "recurrent_layers",

@@ -138,9 +138,11 @@ def fig6cd(df: pd.DataFrame, split: int, fraction: float):
                  "path length (type averages)")
     fig.tight_layout()
     data = pd.concat(datas, ignore_index=True)
-    r, n = stats.pearson(data.loc[data["readout"] != "ff", "avg_path_length"],
-                         data.loc[data["readout"] != "ff", "perf_mean"])
-    return fig, data, f"{n} recurrent types; Pearson r(length, performance) = {r:.3f}"
+    heads = []
+    for L, d in data[data["readout"] != "ff"].groupby("recurrent_layers"):
+        r, n = stats.pearson(d["avg_path_length"], d["perf_mean"])
+        heads.append(f"{int(L)} layer(s): r(length, performance) = {r:.2f} over {n} types")
+    return fig, data, "; ".join(heads)
 
 
 def fig6ef(df: pd.DataFrame, split: int, fraction: float):
