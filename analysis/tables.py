@@ -35,7 +35,7 @@ import pandas as pd
 
 from analysis import stats
 from analysis.load import (
-    PERF, READOUT_MODES, fraction_label, fraction_text, pairs, read_results,
+    PERF, READOUT_MODES, fraction_label, fraction_text, n_train_of, pairs, read_results,
     removed_lengths, seed_average, select, set_text,
 )
 from rcpb.errors import RcpbError
@@ -129,7 +129,6 @@ def recurrent_vs_ff(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _n_train(df, split, frac) -> float:
-    from analysis.load import n_train_of
     return n_train_of(select(df, None, split, frac))
 
 
@@ -312,6 +311,8 @@ def _fmt(v, kind: str) -> str:
         return f"{v:.2g}" if v >= 1e-4 else f"{v:.1e}"
     if kind == "int":
         return str(int(v))
+    if kind == "frac":
+        return f"{fraction_label(v)} %"
     return str(v)
 
 
@@ -406,7 +407,9 @@ def generic_markdown(table: pd.DataFrame, title: str, columns: list[str]) -> str
             return "p"
         if c.startswith("n_") or c in ("split_seed", "iterations", "recurrent_layers", "k"):
             return "int"
-        if c.endswith(("_mean", "_sem", "pearson_r_perf", "pearson_r_length")) or c == "train_fraction":
+        if c == "train_fraction":
+            return "frac"
+        if c.endswith(("_mean", "_sem", "pearson_r_perf", "pearson_r_length")):
             return "perf"
         return "str"
     cols = [c for c in columns if c in table.columns]
