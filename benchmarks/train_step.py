@@ -1,7 +1,8 @@
 """Speed of one training step (forward, backward, Adam step) of the models of SPEC 3.
 
 Prints, for feed-forward (3 and 5 blocks) and recurrent (1 and 2 layers, T = 7, 2-avg) models
-at 8 and 32 channels: the median step time over ``--repeats`` steps (after ``--warmup``), the
+at 8 and 32 channels: the median step time over ``--repeats`` steps (after ``--warmup``) and
+its CPU time (all threads; with --threads 1 a load-independent measure of the work), the
 analytic FLOPs of one step and the achieved GFLOP/s, next to the machine's measured fp32 matmul
 rate (torch.mm of 2048 x 2048 matrices, same thread count).
 
@@ -15,6 +16,7 @@ Usage: python benchmarks/train_step.py [--threads 2] [--batch 256] [--repeats 7]
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -58,16 +60,17 @@ def matmul_gflops(threads: int, size: int = 2048, repeats: int = 5) -> float:
     return 2 * size ** 3 / statistics.median(times) / 1e9
 
 
-def step_time(config: dict, batch: int, warmup: int, repeats: int) -> float:
+def step_time(config: dict, batch: int, warmup: int, repeats: int) -> tuple[float, float]:
+    """Median wall time and median process CPU time of one training step, in seconds."""
     model = build(config)
     model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(batch, 1, config["input_size"], config["input_size"], generator=gen)
     y = torch.rand(batch, config["n_neurons"], generator=gen)
-    times = []
+    times, cpu = [], []
     for i in range(warmup + repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         optimizer.zero_grad(set_to_none=True)
         preds = model(x)
         loss = ((preds - y) ** 2).mean()    # = mean over n_out of the per-output MSE
@@ -75,7 +78,8 @@ def step_time(config: dict, batch: int, warmup: int, repeats: int) -> float:
         optimizer.step()
         if i >= warmup:
             times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+            cpu.append(time.process_time() - c0)
+    return statistics.median(times), statistics.median(cpu)
 
 
 def configs(input_size: int, n_neurons: int) -> list[tuple[str, dict]]:
@@ -109,16 +113,19 @@ def main() -> None:
     print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}, "
           f"{args.input_size} px, {args.neurons} neurons")
     print(f"fp32 matmul (2048^3, torch.mm): {peak:.1f} GFLOP/s")
-    header = f"{'model':<28} {'step ms':>9} {'GFLOP/step':>11} {'GFLOP/s':>8} {'% of mm':>8}"
+    header = (f"{'model':<28} {'step ms':>9} {'CPU ms':>8} {'GFLOP/step':>11} {'GFLOP/s':>8} "
+              f"{'% of mm':>8}")
     print(header)
     print("-" * len(header))
     for name, config in configs(args.input_size, args.neurons):
         if args.only and args.only not in name:
             continue
-        t = step_time(config, args.batch, args.warmup, args.repeats)
+        t, cpu = step_time(config, args.batch, args.warmup, args.repeats)
         gflop = 3 * 2 * forward_macs(config) * args.batch / 1e9
-        print(f"{name:<28} {t * 1e3:9.1f} {gflop:11.2f} {gflop / t:8.1f} {100 * gflop / t / peak:7.0f}%",
-              flush=True)
+        print(f"{name:<28} {t * 1e3:9.1f} {cpu * 1e3:8.1f} {gflop:11.2f} {gflop / t:8.1f} "
+              f"{100 * gflop / t / peak:7.0f}%", flush=True)
+    print(f"load average after the run: {os.getloadavg()[0]:.2f} (other processes slow the "
+          "wall-clock figures; CPU ms is this process's CPU time per step)")
 
 
 if __name__ == "__main__":

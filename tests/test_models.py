@@ -266,3 +266,4 @@ def test_pool_gradient_matches_autograd_of_avg_pool():
     h_ref = h.detach().clone().requires_grad_()
     nn.functional.avg_pool2d(h_ref, 3, 3, ceil_mode=True).backward(g)
     torch.testing.assert_close(h_last.grad, h_ref.grad)
+

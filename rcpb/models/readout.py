@@ -57,7 +57,7 @@ class _AvgPool3(torch.autograd.Function):
         window = torch.arange(size, device=grad.device) // POOL_KERNEL     # pixel -> window
         grad = grad / (counts[:, None] * counts[None, :])
         # gather in [B, H, W, C] order: the result is channels_last like the feature maps
-        grad = grad.permute(0, 2, 3, 1).index_select(1, window).index_select(2, window)
+        grad = grad.permute(0, 2, 3, 1).contiguous().index_select(1, window).index_select(2, window)
         return grad.permute(0, 3, 1, 2)
 
 
