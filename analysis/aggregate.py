@@ -36,6 +36,10 @@ METRIC_COLUMNS = [
     "best_step", "avg_path_length", "path_entropy",
 ]
 NEURON_COLUMNS = ["config_id", "neuron", "test_cc_norm2", "test_cc_raw"]
+# integer columns that are empty for some models (pandas nullable integers, not floats)
+OPTIONAL_INT_COLUMNS = ["split_seed", "channels", "model_seed", "blocks", "recurrent_layers",
+                        "iterations", "crop", "downsample", "input_size", "n_neurons",
+                        "test_n_excluded", "n_params", "n_conv_params", "n_train", "best_step"]
 
 
 def _number(value) -> float:
@@ -111,6 +115,7 @@ def collect(folders) -> tuple:
                       if k.startswith("path_p")})
     path_columns = [f"path_p{d}" for d in range(1, max(lengths) + 1)] if lengths else []
     results = pd.DataFrame(rows, columns=CONFIG_COLUMNS + METRIC_COLUMNS + path_columns)
+    results = results.astype({c: "Int64" for c in OPTIONAL_INT_COLUMNS})
     neurons = pd.DataFrame(neuron_rows, columns=NEURON_COLUMNS)
     return results, neurons
 

@@ -144,10 +144,6 @@ def training_config(wildcards):
     return json.dumps(rcpb_grid.training_config(cfg), sort_keys=True)
 
 
-def training_dataset(wildcards):
-    return DATASET_FILES[wildcards.dataset]
-
-
 def _regex(names):
     import re
 

@@ -28,6 +28,20 @@ rule simulate_dataset:
         "{params.input_size} --out {output} > {log} 2>&1"
 
 
+rule dataset_summary:
+    """What the dataset holds (stimuli, neurons, trials, split); the trainings depend on it."""
+    input:
+        lambda wildcards: DATASET_FILES[wildcards.dataset],
+    output:
+        "results/{dataset}/dataset_summary.txt",
+    log:
+        "results/logs/dataset_summary/{dataset}.log",
+    wildcard_constraints:
+        dataset=_regex(DATASETS),
+    shell:
+        "{RCPB} data summary {input} > {output} 2> {log}"
+
+
 if MISSING_FILES:
 
     rule dataset_file_missing:
@@ -35,7 +49,7 @@ if MISSING_FILES:
         output:
             f"{{path}}",
         log:
-            "results/logs/dataset_file_missing.log",
+            "results/logs/dataset_file_missing/{path}.log",
         wildcard_constraints:
             path=_regex(MISSING_FILES.values()),
         shell:
