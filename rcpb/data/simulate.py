@@ -16,11 +16,11 @@ the images are first cropped/downsampled (:func:`resize_images`) and lengths are
    ``r^0 = E``; for t = 1..T (T = 4)::
 
        F_o = K_o * r^{t-1}_o            collinear facilitation: two flanks along orientation o
-                                        (Gaussian sigma 6 px along, 1.5 px across, centre with
-                                        sigma 3 px removed; sum 1)
+                                        (Gaussian sigma 8 px along, 1.5 px across, centre with
+                                        sigma 3 px removed; truncated at 3 sigma; sum 1)
        S_o = G * sum_o' w(o, o') r^{t-1}_o'
                                         orientation-tuned surround: annulus G (Gaussian sigma
-                                        8 px, centre with sigma 4 px removed; sum 1),
+                                        12 px, centre with sigma 5 px removed; sum 1),
                                         w = (1 + kappa cos 2(theta_o - theta_o')) / 8, kappa = 1
        M^t_o = (1 + alpha F_o) / (1 + beta S_o)     divisive normalisation, alpha = beta = 10
        r^t_o = E_o M^t_o
@@ -77,12 +77,12 @@ class CircuitParams:
     sheet_envelope: float = 0.4    # its envelope sigma / wavelength (about 2 octaves)
     iterations: int = 4
     alpha: float = 10.0            # collinear facilitation strength
-    fac_length: float = 6.0        # facilitation Gaussian sigma along the orientation
+    fac_length: float = 8.0        # facilitation Gaussian sigma along the orientation
     fac_width: float = 1.5         # facilitation Gaussian sigma across the orientation
     fac_hole: float = 3.0          # sigma of the removed centre of the facilitation field
     beta: float = 10.0             # surround suppression (divisive) strength
-    surround_sigma: float = 8.0    # surround pool Gaussian sigma
-    surround_hole: float = 4.0     # sigma of the removed centre (the classical RF) of the pool
+    surround_sigma: float = 12.0   # surround pool Gaussian sigma
+    surround_hole: float = 5.0     # sigma of the removed centre (the classical RF) of the pool
     kappa: float = 1.0             # orientation tuning of the pool (0 untuned, 1 iso only)
     cc_max_range: tuple = (0.5, 0.95)
     mean_count_range: tuple = (1.0, 10.0)
