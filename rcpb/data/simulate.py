@@ -27,9 +27,11 @@ the images are first cropped/downsampled (:func:`resize_images`) and lengths are
 
    Rate of neuron n: ``d_n M^T_{o_n}(p_n)`` (its own drive times the contextual gain of its
    orientation at its position); ``feedforward``: ``d_n``. Each iteration reaches ~2-3 sigma
-   further, so after T iterations the gain depends on context (contours, surround texture) far
+   further, so after T iterations the gain depends on context (contours, surround texture)
    beyond the classical RF and beyond the receptive field of a short feed-forward CNN, while a
-   CNN with lateral 3x3 convolutions iterated a few times can follow the propagation.
+   CNN with lateral 3x3 convolutions iterated a few times can follow the propagation. (NS 2250,
+   600 images: with the image gray beyond 14 / 18 / 24 px from the centre, the rates correlate
+   0.91 / 0.96 / 0.99 with the full-image rates; feed-forward circuit 0.99 / 1.00 / 1.00.)
    attrs ``recurrence_corr`` (mean over neurons of the correlation over stimuli between d_n and
    the rate) and ``recurrence_corr_min`` (1 for ``feedforward``).
 4. Neurons: RF centres on the sheet grid, uniform within 6 px of the image centre; orientation,
@@ -406,7 +408,8 @@ def simulate(images: np.ndarray, circuit: str = "recurrent", n_neurons: int = 34
              scale: float = 1.0) -> Dataset:
     """Simulate a dataset for ``images`` ``[stimuli, S, S]`` (already at the simulated size).
 
-    ``scale``: 74-px pixels per image pixel (2 for 37 px images made from 74 px ones).
+    ``scale``: image-file pixels per pixel of ``images`` (2 for 37 px images made from 74 px
+    ones); the lengths in ``params`` are in image-file pixels.
     Returns a :class:`Dataset` with responses ``[stimuli, n_trials, n_neurons]`` (spike counts),
     ``true_rates`` ``[stimuli, n_neurons]`` (expected counts) and the circuit parameters in
     ``attrs`` (``name``, ``source``, ``units``, ``recurrence_corr``, ...; no ``license``).
