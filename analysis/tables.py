@@ -336,8 +336,8 @@ DEFINITIONS = (
     "models). Gain: best recurrent type's average / FF average - 1 (paper table 1). Paired "
     "gain: mean over configurations (seeds averaged) of recurrent / size-matched FF - 1, "
     "bootstrap 95 % CI (BCa, 9999 resamples, seed 0); p: two-sided Wilcoxon signed-rank test "
-    "of the paired differences. The best cell is chosen after looking at all 24 cells, so its "
-    "p-value is optimistic; the Holm-adjusted values are in recurrent_vs_ff.csv."
+    "of the paired differences. The best cell is chosen after looking at every (readout mode, T) "
+    "cell, so its p-value is optimistic; the Holm-adjusted values are in recurrent_vs_ff.csv."
 )
 
 

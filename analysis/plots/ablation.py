@@ -88,7 +88,7 @@ def fig6gi(df: pd.DataFrame, split: int, fraction: float):
         if handles:
             axes[i, -1].legend(handles, labels, loc="center left", bbox_to_anchor=(1.02, 0.5),
                                frameon=False)
-    fig.suptitle(f"{dataset_name(part)}, {where(split, fraction, part)}: path ablations "
+    fig.suptitle(f"{dataset_name(part)}, {where(split, fraction, part)}\npath ablations "
                  "(multi-path models with path lengths removed)")
     fig.tight_layout()
     cols = ["split_seed", "train_fraction", "recurrent_layers", "iterations", "readout", "ablation",
@@ -140,7 +140,7 @@ def fig_lege(df: pd.DataFrame, split: int, fraction: float):
     handles = [plt.Line2D([], [], color=tcol[T], marker="o", ms=3, label=f"T = {T}") for T in Ts]
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False,
                title="iterations")
-    fig.suptitle(f"{dataset_name(part)}, {where(split, fraction, part)}: keeping only short (le) or "
+    fig.suptitle(f"{dataset_name(part)}, {where(split, fraction, part)}\nkeeping only short (le) or "
                  "long (ge) paths")
     fig.tight_layout()
     worst = tab.loc[tab["paired_gain_pct"].idxmin()] if tab["paired_gain_pct"].notna().any() else None

@@ -106,7 +106,8 @@ def perf_vs_T_panel(ax, rec: pd.DataFrame, ff: pd.DataFrame) -> tuple[pd.DataFra
     summ = type_summary(rec)
     ffs = _ff_summary(ff)
     Ts = sorted(summ["iterations"].unique())
-    offsets = np.linspace(-0.12, 0.12, max(len(modes_in(summ["readout"])), 1))
+    step = float(np.min(np.diff(Ts))) if len(Ts) > 1 else 1.0
+    offsets = np.linspace(-0.12, 0.12, max(len(modes_in(summ["readout"])), 1)) * step
     for k, mode in enumerate(modes_in(summ["readout"])):
         s = summ[summ["readout"] == mode].sort_values("iterations")
         ax.errorbar(s["iterations"] + offsets[k], s["perf_mean"], yerr=s["perf_sem"], marker="o",
@@ -117,6 +118,8 @@ def perf_vs_T_panel(ax, rec: pd.DataFrame, ff: pd.DataFrame) -> tuple[pd.DataFra
         if np.isfinite(e):
             ax.axhspan(m - e, m + e, color=FF_COLOR, alpha=0.12, lw=0)
     ax.set_xticks(Ts)
+    if Ts:
+        ax.set_xlim(Ts[0] - 0.5 * step, Ts[-1] + 0.5 * step)
     ax.set_xlabel("number of iterations T")
     ax.set_ylabel(PERF_AXIS)
     headline = "no recurrent models"

@@ -48,7 +48,7 @@ def fig4cd(df: pd.DataFrame, split: int, fraction: float):
         ax.set_ylabel(f"multi-path model {label}")
         heads.append(f"{what} r = {r:.3f}")
     axes[1].legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False, title="readout mode")
-    fig.suptitle(f"{dataset_name(part)}, {where(split, fraction, part)}: multi-path vs recurrent models")
+    fig.suptitle(f"{dataset_name(part)}, {where(split, fraction, part)}\nmulti-path vs recurrent models")
     fig.tight_layout()
     keep = ["split_seed", "train_fraction", "readout", "iterations", "recurrent_layers", "channels",
             "model_seed", "config_id", "ref_config_id", PERF, f"ref_{PERF}", "avg_path_length",
@@ -134,7 +134,7 @@ def fig6cd(df: pd.DataFrame, split: int, fraction: float):
             d = pd.concat([d, pd.DataFrame([{**row_ff, "example": False}])], ignore_index=True)
         datas.append(d.assign(recurrent_layers=L))
     axes[0, -1].legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-    fig.suptitle(f"{dataset_name(part)}, {where(split, fraction, part)}: performance vs average "
+    fig.suptitle(f"{dataset_name(part)}, {where(split, fraction, part)}\nperformance vs average "
                  "path length (type averages)")
     fig.tight_layout()
     data = pd.concat(datas, ignore_index=True)
@@ -163,7 +163,7 @@ def fig6ef(df: pd.DataFrame, split: int, fraction: float):
     style()
     chosen = {L: choose_examples(type_summary(rec[rec["recurrent_layers"] == L])) for L in layers}
     ncol = max(len(c) for c in chosen.values())
-    fig, axes = plt.subplots(len(layers), ncol, figsize=(2.5 * ncol + 0.8, 2.6 * len(layers) + 0.8),
+    fig, axes = plt.subplots(len(layers), ncol, figsize=(max(2.5 * ncol + 0.8, 6.0), 2.6 * len(layers) + 1.0),
                              squeeze=False, sharey=True)
     rows, heads = [], []
     for i, L in enumerate(layers):
@@ -197,7 +197,7 @@ def fig6ef(df: pd.DataFrame, split: int, fraction: float):
         ex = chosen[L]
         heads.append(f"{L} layer(s): " + ", ".join(f"{r.readout} T={int(r.iterations)} "
                                                     f"(len {r.avg_path_length:.2f})" for r in ex.itertuples()))
-    fig.suptitle(f"{dataset_name(part)}, {where(split, fraction, part)}: path-length distributions "
+    fig.suptitle(f"{dataset_name(part)}, {where(split, fraction, part)}\npath-length distributions "
                  "of types with similar average length")
     fig.tight_layout()
     return fig, pd.DataFrame(rows), "examples: " + "; ".join(heads)
