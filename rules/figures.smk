@@ -10,6 +10,17 @@ from analysis.workflow import headline_for as _fig_headline_for
 
 ANALYSIS_PYTHON = sys.executable
 
+# light jobs (seconds, < 1 GB): run by the scheduling process, never submitted to a cluster
+localrules:
+    fig3a,
+    fig3d,
+    fig4cd,
+    fig6ab,
+    fig6cd,
+    fig6ef,
+    fig6gi,
+    fig_lege,
+
 _FIG_DIR = "results/{dataset}/figures/split{split}"
 _FIG_WILDCARDS = {"dataset": "[^/]+", "split": "[0-9]+", "fraction": "[0-9.]+"}
 

@@ -12,6 +12,10 @@ ANALYSIS_PYTHON = sys.executable
 report: "../report/workflow.rst"
 
 
+localrules:
+    analysis_summary,
+
+
 rule analysis_summary:
     """Headline numbers of every table and figure of a dataset, for the report."""
     input:

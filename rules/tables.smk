@@ -9,6 +9,14 @@ from analysis.workflow import targets as _analysis_targets
 
 ANALYSIS_PYTHON = sys.executable
 
+# light jobs (seconds, < 1 GB): run by the scheduling process, never submitted to a cluster
+localrules:
+    table1,
+    table_recurrent_vs_ff,
+    table_multipath_vs_recurrent,
+    table_ablation_rm,
+    table_ablation_lege,
+
 
 def analysis_configs(dataset):
     """Expanded training configurations of ``dataset`` (CONFIGS of rules/common.smk), or None."""
