@@ -60,7 +60,7 @@ def families(config: dict, dataset: str, configs: list[dict] | None = None) -> l
 
     ``configs``: the expanded training configurations of the dataset (rcpb.grid.expand, partners
     included); when given, the families present there. Otherwise the grid keys present and not
-    null/empty/false.
+    null or false (an empty entry trains the family with the common axes, as in rcpb.grid).
     """
     if configs is not None:
         present = {c.get("family") for c in configs}
@@ -69,7 +69,7 @@ def families(config: dict, dataset: str, configs: list[dict] | None = None) -> l
     out = []
     for f in FAMILIES:
         entry = grid.get(f)
-        if entry is None or entry is False or entry == {} or entry == []:
+        if entry is None or entry is False:
             continue
         if isinstance(entry, dict) and entry.get("enabled", True) is False:
             continue

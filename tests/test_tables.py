@@ -183,3 +183,48 @@ def test_targets_from_expanded_grid_match_config_lookup():
     assert "results/sim_recurrent/figures/split0/frac50/fig3d.pdf" in rec
     ctrl = workflow.targets(config, "sim_feedforward", configs["sim_feedforward"])
     assert not any("fig4cd" in t or "fig6gi" in t for t in ctrl)
+
+
+def test_rules_build_tables_figure_summary_and_report(tmp_path):
+    """rules/{tables,figures,report}.smk on a synthetic results table, then `snakemake --report`."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    ds = tmp_path / "results" / "syn"
+    ds.mkdir(parents=True)
+    make_results(fractions=(1.0,), channels=(8,), acts=("relu",), losses=("mse",),
+                 iterations=(2, 3), multipath=False, dataset="syn").to_csv(ds / "results.csv", index=False)
+    config = {"datasets": {"syn": {"grid": "g"}},
+              "grids": {"g": {"common": {"train_fraction": [1.0]}, "ff": {}, "recurrent": {}}}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    (tmp_path / "Snakefile").write_text(
+        'configfile: "config.yaml"\n'
+        + "".join(f'include: "{root}/rules/{s}.smk"\n' for s in ("tables", "figures", "report"))
+        + "rule all:\n    input: ANALYSIS_FEW\n")
+
+    def run(*args):
+        out = subprocess.run([sys.executable, "-m", "snakemake", *args, "-d", str(tmp_path),
+                              "-s", str(tmp_path / "Snakefile")],
+                             capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+
+    targets = workflow.targets(config, "syn")
+    assert "results/syn/figures/split0/frac100/fig3d.png" in targets
+    assert not any("fig4cd" in t for t in targets)
+    # a few of them (each job imports pandas, scipy and matplotlib: seconds)
+    few = [t for t in targets if "fig" not in t or t.endswith("frac100/fig3d.png")]
+    snakefile = (tmp_path / "Snakefile").read_text().replace("ANALYSIS_FEW", repr(few))
+    (tmp_path / "Snakefile").write_text(snakefile)
+    run("-c2")
+    for t in few + ["results/syn/figures/split0/frac100/fig3d.csv"]:
+        assert (tmp_path / t).stat().st_size > 0, t
+    summary = json.loads((ds / "summary.json").read_text())
+    assert "best" in summary["headlines"]["fig3d/split0/frac100"]
+    run("--report", str(tmp_path / "report.html"))
+    html = (tmp_path / "report.html").read_text()
+    assert "Table 1/3" in html and "performance vs number of iterations" in html
