@@ -186,7 +186,7 @@ rule fig_lege:
     input:
         "results/{dataset}/results.csv",
     output:
-        **_figure_output("lege", "Ablations: keep lengths <= k / >= k"),
+        **_figure_output("lege", "Fig. 6j (beyond the paper): keep lengths <= k / >= k"),
     log:
         _figure_log("lege"),
     params:
