@@ -18,6 +18,6 @@ rule aggregate:
         with open(output.models, "w") as f:
             f.writelines(os.path.dirname(m) + "\n" for m in input)
         shell(
-            "{RCPB} aggregate --models {output.models} --results {output.results} "
+            "rcpb aggregate --models {output.models} --results {output.results} "
             "--neurons {output.neurons} > {log} 2>&1"
         )

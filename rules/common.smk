@@ -5,7 +5,6 @@
 
 import json
 import os
-import shlex
 import sys
 
 from snakemake.exceptions import WorkflowError
@@ -51,8 +50,9 @@ SIMULATED = {
 }
 DATASET_FILES = {name: rcpb_grid.dataset_file(name, ds) for name, ds in config["datasets"].items()}
 DEVICE = config["device"]
-# the rcpb command of the Python that runs Snakemake (works without an activated environment)
-RCPB = f"{shlex.quote(sys.executable)} -m rcpb"
+# Jobs call `rcpb` from the environment that runs Snakemake, also when it is not activated
+# (`.venv/bin/snakemake -c2`): its bin directory goes first on the jobs' PATH.
+os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
 
 
 def _check_dataset_files():
@@ -150,16 +150,15 @@ def _regex(names):
     return "|".join(re.escape(n) for n in sorted(names)) or "(?!)"
 
 
-# Shell prefix of a CUDA training (referenced as {GPU_SLOT} in the shell command, so switching
-# the device does not count as a code change). On a machine with several GPUs and no scheduler
-# that assigns one (a workstation) the job takes the first GPU whose slot lock is free; the lock
-# is released when the job ends. Under SLURM (CUDA_VISIBLE_DEVICES already set) nothing changes.
-GPU_SLOT = (
-    'if [ -z "${CUDA_VISIBLE_DEVICES:-}" ] && command -v nvidia-smi >/dev/null 2>&1; then '
+# Shell prefix of every training: with a GPU requested (resources.gpu > 0) on a machine with
+# several GPUs and no scheduler that assigns one (a workstation), take the first GPU whose slot
+# lock is free; the lock is released when the job ends. Under SLURM (CUDA_VISIBLE_DEVICES set)
+# and on CPU nothing happens.
+GPU_SLOT_SH = (
+    'if [ {resources.gpu} -gt 0 ] && [ -z "${{CUDA_VISIBLE_DEVICES:-}}" ] '
+    "&& command -v nvidia-smi >/dev/null 2>&1; then "
     "mkdir -p .snakemake/gpu-slots; "
     "for i in $(seq 0 $(( $(nvidia-smi -L | wc -l) - 1 ))); do "
     "exec 9>.snakemake/gpu-slots/$i.lock; "
     "if flock -n 9; then export CUDA_VISIBLE_DEVICES=$i; break; fi; exec 9>&-; done; fi; "
-    if DEVICE == "cuda"
-    else ""
 )

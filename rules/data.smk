@@ -23,7 +23,7 @@ rule simulate_dataset:
     wildcard_constraints:
         dataset=_regex(SIMULATED),
     shell:
-        "{RCPB} data simulate --circuit {params.circuit} --images {input.images} "
+        "rcpb data simulate --circuit {params.circuit} --images {input.images} "
         "--neurons {params.neurons} --trials {params.trials} --seed {params.seed} "
         "{params.input_size} --out {output} > {log} 2>&1"
 
@@ -39,7 +39,7 @@ rule dataset_summary:
     wildcard_constraints:
         dataset=_regex(DATASETS),
     shell:
-        "{RCPB} data summary {input} > {output} 2> {log}"
+        "rcpb data summary {input} > {output} 2> {log}"
 
 
 if MISSING_FILES:

@@ -22,6 +22,8 @@ rule train:
         mem_mb=config["train_resources"]["mem_mb"],
         runtime=config["train_resources"]["runtime"],
         gpu=1 if DEVICE == "cuda" else 0,
+        # execution settings are resources, not params: switching device retrains nothing
+        device=DEVICE,
     shell:
-        "{GPU_SLOT}{RCPB} train {params.config:q} --out $(dirname {output.metrics}) "
-        "--device {DEVICE} --threads {threads} > {log} 2>&1"
+        GPU_SLOT_SH + "rcpb train {params.config:q} --out $(dirname {output.metrics}) "
+        "--device {resources.device} --threads {threads} > {log} 2>&1"
