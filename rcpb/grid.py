@@ -194,6 +194,8 @@ def _normalise_preprocess(pre: dict | None) -> dict:
            "neuron_scale": pre.get("neuron_scale")}
     if out["neuron_scale"] is not None:
         out["neuron_scale"] = float(out["neuron_scale"])
+    if pre.get("split_sizes") is not None:  # only when set, so other ids stay as they were
+        out["split_sizes"] = [int(v) for v in pre["split_sizes"]]
     return out
 
 

@@ -173,3 +173,19 @@ def test_prepare_errors(dataset_file, tmp_path, make_dataset):
     prepare(str(tmp_path / "neg.h5"), {}, 0, 1.0, loss="mse")
     with pytest.raises(RcpbError, match="negative"):
         prepare(str(tmp_path / "neg.h5"), {}, 0, 1.0, loss="poisson")
+
+
+def test_prepare_split_sizes(dataset_file, tmp_path, make_dataset):
+    path, _ = dataset_file
+    pre = {"crop": None, "downsample": 2, "neuron_scale": None, "split_sizes": [20, 8, 12]}
+    p = prepare(str(path), pre, 0, 0.5)
+    assert (p.n_train_full, p.x_val.shape[0], p.x_test.shape[0]) == (20, 8, 12)
+    assert p.x_train.shape[0] == 10
+    with pytest.raises(RcpbError, match="sum to"):
+        prepare(str(path), {**pre, "split_sizes": [20, 8, 11]}, 0, 1.0)
+    with pytest.raises(RcpbError, match="split_sizes"):
+        prepare(str(path), {**pre, "split_sizes": [20, 8]}, 0, 1.0)
+    stored = tmp_path / "stored.h5"
+    write_dataset(stored, make_dataset(n=10, split=np.array([2, 1] + [0] * 8, np.int8)))
+    with pytest.raises(RcpbError, match="its own 'split'"):
+        prepare(str(stored), {**pre, "split_sizes": [8, 1, 1]}, 0, 1.0)

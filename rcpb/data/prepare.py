@@ -15,7 +15,7 @@ from rcpb.data.splits import make_split, split_indices, training_subset
 from rcpb.data.validate import load_dataset
 from rcpb.errors import RcpbError
 
-PREPROCESS_KEYS = ("crop", "downsample", "neuron_scale")
+PREPROCESS_KEYS = ("crop", "downsample", "neuron_scale", "split_sizes")
 
 
 @dataclass
@@ -51,14 +51,20 @@ def _check_preprocess(preprocess: dict) -> tuple:
     if unknown:
         raise RcpbError(f"preprocess: unknown key(s) {', '.join(unknown)}; known keys are "
                         f"{', '.join(PREPROCESS_KEYS)}.")
-    crop, factor, scale = (preprocess.get(k) for k in PREPROCESS_KEYS)
+    crop, factor, scale, sizes = (preprocess.get(k) for k in PREPROCESS_KEYS)
     for key, value in (("crop", crop), ("downsample", factor)):
         if value is not None and (isinstance(value, bool) or int(value) != value or value < 1):
             raise RcpbError(f"preprocess.{key} = {value!r}; use a positive integer or null.")
     if scale is not None and (isinstance(scale, bool) or not float(scale) > 0):
         raise RcpbError(f"preprocess.neuron_scale = {scale!r}; use a positive number or null.")
+    if sizes is not None:
+        if (not isinstance(sizes, (list, tuple)) or len(sizes) != 3
+                or any(isinstance(v, bool) or int(v) != v or v < 1 for v in sizes)):
+            raise RcpbError(f"preprocess.split_sizes = {sizes!r}; use three positive integers "
+                            "[train, validation, test] or null.")
+        sizes = tuple(int(v) for v in sizes)
     return (None if crop is None else int(crop), 1 if factor is None else int(factor),
-            None if scale is None else float(scale))
+            None if scale is None else float(scale), sizes)
 
 
 def prepare(dataset_file: str, preprocess: dict, split_seed: int, train_fraction: float,
@@ -66,16 +72,21 @@ def prepare(dataset_file: str, preprocess: dict, split_seed: int, train_fraction
     """Load, validate, split and preprocess a dataset file (SPEC 2.2, 2.3).
 
     preprocess: {"crop": int px or None, "downsample": int factor or None,
-    "neuron_scale": float or None}. The file's ``split`` is used when present,
-    else one generated from ``split_seed``. ``train_fraction`` in (0, 1] takes a
+    "neuron_scale": float or None, "split_sizes": [train, val, test] or None}. The file's
+    ``split`` is used when present, else one generated from ``split_seed`` with
+    ``split_sizes`` (default: ``rcpb.data.splits.split_sizes``). ``train_fraction`` in (0, 1] takes a
     nested prefix of the seeded training order. ``neuron_scale`` uses each neuron's
     mean over the full (100 %) training set, so targets are identical across
     training fractions. ``loss`` "poisson" rejects negative responses.
     Deterministic in its arguments.
     """
-    crop, factor, scale = _check_preprocess(preprocess)
+    crop, factor, scale, sizes = _check_preprocess(preprocess)
     ds = load_dataset(dataset_file, loss=loss)
-    split = ds.split if ds.split is not None else make_split(ds.n_stimuli, split_seed)
+    if ds.split is not None and sizes is not None:
+        raise RcpbError(f"{dataset_file}: the file has its own 'split', and preprocess.split_sizes "
+                        "asks for a generated one; remove split_sizes from the config (or the "
+                        "split from the file).")
+    split = ds.split if ds.split is not None else make_split(ds.n_stimuli, split_seed, sizes)
     train_full, val_index, test_index = split_indices(split)
     train_index = training_subset(train_full, train_fraction, split_seed)
 
