@@ -80,7 +80,7 @@ def tie_to_recurrent(mp, rec):
                 bn.load_state_dict(rec.rcpbs[int(name[-1]) - 2].bns[t - 1].state_dict())
 
 
-@pytest.mark.parametrize("layers,T", [(1, 1), (1, 4), (2, 1), (2, 3)])
+@pytest.mark.parametrize("layers,T", [(layers, T) for layers in (1, 2) for T in range(1, 6)])
 @pytest.mark.parametrize("mode", MODES)
 def test_multipath_equals_recurrent_when_linear(layers, T, mode):
     """Identity activation, zero BN shifts, BN copies tied: the sum over chains is exact."""
