@@ -122,8 +122,9 @@ def fig6cd(df: pd.DataFrame, split: int, fraction: float):
             x, y, e = f["avg_path_length"].mean(), f[PERF].mean(), stats.sem(f[PERF])
             ax.errorbar([x], [y], yerr=[e] if np.isfinite(e) else None, marker="*", ms=10,
                         color=FF_COLOR, ls="", label="size-matched FF (± s.e.m.)")
-            ax.annotate(f"FF, {2 * L + 1} blocks", (x, y), xytext=(6, 4), textcoords="offset points",
-                        fontsize=7, color=FF_COLOR)
+            # label left of the star: the star sits at the right edge, next to the legend
+            ax.annotate(f"FF, {2 * L + 1} blocks", (x, y), xytext=(-8, 4), textcoords="offset points",
+                        ha="right", fontsize=7, color=FF_COLOR)
             row_ff = {"readout": "ff", "iterations": np.nan, "n_models": len(f), "perf_mean": y,
                       "perf_sem": e, "avg_path_length": x}
         ax.set_xlabel(LENGTH_AXIS)
