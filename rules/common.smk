@@ -39,6 +39,22 @@ def _expand_grids():
 _validate_config()
 CONFIGS = _expand_grids()
 DATASETS = list(CONFIGS)
+
+
+def _grid_summary():
+    """One line per dataset: trainings per family (what `rcpb grid CONFIG` prints in full)."""
+    lines = []
+    for name, cfgs in CONFIGS.items():
+        per_family = {}
+        for cfg in cfgs:
+            per_family[cfg["family"]] = per_family.get(cfg["family"], 0) + 1
+        parts = ", ".join(f"{family} {n:,}" for family, n in per_family.items())
+        lines.append(f"rcpb grid: {name}: {len(cfgs):,} trainings ({parts})")
+    return "\n".join(lines)
+
+
+if workflow.is_main_process:
+    print(_grid_summary(), file=sys.stderr)
 # (dataset, family, config_id) -> configuration
 CONFIG_BY_ID = {
     (cfg["dataset"], cfg["family"], cfg["config_id"]): cfg

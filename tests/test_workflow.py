@@ -103,6 +103,9 @@ def test_one_row_per_configuration_with_finite_metrics(finished_run):
 def test_unchanged_rerun_does_nothing(finished_run):
     out = snakemake(finished_run, CONFIG, "-n")
     assert "Nothing to be done" in out
+    # the start-up summary counts every training of the grid, done or not
+    summary = [line for line in out.splitlines() if line.startswith("rcpb grid: ")]
+    assert len(summary) == 1 and f"{len(expected(CONFIG))} trainings" in summary[0]
 
 
 def test_new_seed_schedules_exactly_the_new_trainings(finished_run):
