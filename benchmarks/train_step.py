@@ -23,6 +23,7 @@ import time
 import torch
 
 from rcpb.models import build
+from rcpb.optim import Adam
 from rcpb.models.readout import pooled_size
 
 BASE = dict(act="relu", first_block_order="bn_act", model_seed=0)
@@ -64,7 +65,7 @@ def step_time(config: dict, batch: int, warmup: int, repeats: int) -> tuple[floa
     """Median wall time and median process CPU time of one training step, in seconds."""
     model = build(config)
     model.train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    optimizer = Adam(model.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(batch, 1, config["input_size"], config["input_size"], generator=gen)
     y = torch.rand(batch, config["n_neurons"], generator=gen)

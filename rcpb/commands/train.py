@@ -186,16 +186,20 @@ def _torch_settings(torch, threads: int, device: str):
              torch.is_deterministic_algorithms_warn_only_enabled(),
              torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
     torch.set_num_threads(threads)
+    # The CPU kernels rcpb uses are deterministic already; on CUDA some backward kernels (e.g.
+    # index_select's) use atomics. use_deterministic_algorithms imports torch._inductor (about
+    # 1 s per training process), so it is only switched on where it matters.
     if device == "cuda":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
-    torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         yield
     finally:
         torch.set_num_threads(saved[0])
-        torch.use_deterministic_algorithms(saved[1], warn_only=saved[2])
+        if device == "cuda":
+            torch.use_deterministic_algorithms(saved[1], warn_only=saved[2])
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = saved[3], saved[4]
 
 
