@@ -22,6 +22,7 @@ import json
 import math
 from pathlib import Path
 
+from rcpb.checkpoint import atomic_path
 from rcpb.errors import RcpbError
 
 CONFIG_COLUMNS = [
@@ -133,9 +134,6 @@ def write_tables(folders, results_csv: str | Path, neurons_csv: str | Path) -> t
     """Collect ``folders`` and write both CSV files atomically; returns (models, neuron rows)."""
     results, neurons = collect(folders)
     for table, path in ((results, results_csv), (neurons, neurons_csv)):
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        table.to_csv(tmp, index=False)
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            table.to_csv(tmp, index=False)
     return len(results), len(neurons)

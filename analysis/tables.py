@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 
 import numpy as np
@@ -38,6 +37,7 @@ from analysis.load import (
     PERF, READOUT_MODES, fraction_label, fraction_text, n_train_of, pairs, read_results,
     removed_lengths, seed_average, select, set_text,
 )
+from rcpb.checkpoint import write_text_atomic
 from rcpb.errors import RcpbError
 
 PAIRED_COLUMNS = [
@@ -452,15 +452,6 @@ def build(name: str, df: pd.DataFrame, dataset: str = "") -> tuple[pd.DataFrame,
     raise RcpbError(f"table {name!r}: unknown; use one of {', '.join(TABLES)}.")
 
 
-def write_atomic(path: str, text: str) -> None:
-    """Write text to path via a temporary file and rename."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m analysis.tables", description=__doc__.split("\n")[0])
     ap.add_argument("name", choices=TABLES)
@@ -475,8 +466,8 @@ def main(argv=None) -> int:
     except RcpbError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    write_atomic(args.csv, t.to_csv(index=False))
-    write_atomic(args.md, md)
+    write_text_atomic(args.csv, t.to_csv(index=False))
+    write_text_atomic(args.md, md)
     print(f"{args.name}: {len(t)} rows -> {args.csv}, {args.md}")
     return 0
 

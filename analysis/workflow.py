@@ -20,6 +20,7 @@ import math
 import os
 
 from analysis.load import FAMILIES, fraction_label
+from rcpb.checkpoint import write_json_atomic
 
 # figure name -> (needs these families, per training fraction?, output stem)
 FIGURE_FAMILIES = {
@@ -278,11 +279,7 @@ def write_summary(table_csvs: list[str], out: str, results_csv: str | None = Non
         summary["headlines"].update(path_headlines(read_results(results_csv)))
     if "table1" in tables:
         summary["table1"] = json.loads(tables["table1"].to_json(orient="records"))
-    os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
-    tmp = f"{out}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(summary, f, indent=1)
-    os.replace(tmp, out)
+    write_json_atomic(out, summary)
     return summary
 
 

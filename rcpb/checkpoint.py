@@ -21,8 +21,12 @@ from typing import Iterable, Iterator
 
 
 @contextmanager
-def _atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it to ``path`` on success."""
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it to ``path`` on success.
+
+    For writers that need a path (h5py, pandas, matplotlib); the temporary name ends in
+    ``.tmp.<pid>``, so pass the file format explicitly where a writer guesses it from the name.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.tmp.{os.getpid()}")
@@ -38,7 +42,7 @@ def _atomic_path(path: str | Path) -> Iterator[Path]:
 
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
-    with _atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 
@@ -77,7 +81,7 @@ def save_atomic(obj, path: str | Path) -> None:
     """``torch.save(obj, path)`` atomically (same argument order as torch.save)."""
     import torch
 
-    with _atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
 
 

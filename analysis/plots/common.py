@@ -12,6 +12,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from analysis.load import READOUT_MODES, fraction_label  # noqa: E402
+from rcpb.checkpoint import atomic_path  # noqa: E402
 
 PERF_AXIS = "performance (CC$_{norm}^2$)"
 LENGTH_AXIS = "average path length (convs)"
@@ -102,18 +103,13 @@ def save(fig: plt.Figure, png: str | None, pdf: str | None) -> None:
     for path in (png, pdf):
         if not path:
             continue
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        ext = os.path.splitext(path)[1]
-        tmp = f"{path}.tmp{os.getpid()}{ext}"
-        fig.savefig(tmp, bbox_inches="tight")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=os.path.splitext(path)[1][1:], bbox_inches="tight")
     plt.close(fig)
 
 
 def write_csv(data: pd.DataFrame, path: str | None) -> None:
     if not path:
         return
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    data.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        data.to_csv(tmp, index=False)

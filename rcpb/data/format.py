@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rcpb.checkpoint import atomic_path
+
 
 @dataclass
 class Dataset:
@@ -44,12 +46,9 @@ class Dataset:
 
 def write_dataset(path: str | Path, ds: Dataset) -> None:
     """Write ``ds`` to ``path`` atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     import h5py
 
-    with h5py.File(tmp, "w") as f:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset("images", data=ds.images, compression="gzip", compression_opts=4)
         f.create_dataset("responses", data=np.asarray(ds.responses, dtype=np.float32))
         if ds.split is not None:
@@ -61,7 +60,6 @@ def write_dataset(path: str | Path, ds: Dataset) -> None:
             f.create_dataset("true_rates", data=np.asarray(ds.true_rates, dtype=np.float32))
         for key, value in ds.attrs.items():
             f.attrs[key] = value
-    tmp.replace(path)
 
 
 def check_hdf5_file(path: str | Path) -> Path:
