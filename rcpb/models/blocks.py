@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+import torch.nn.functional as F
 
 from rcpb.errors import RcpbError
 
@@ -83,9 +84,20 @@ class CPB(nn.Module):
         self.act = activation(act)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return self.after_conv(self.conv(y))
+
+    def after_conv(self, u: torch.Tensor) -> torch.Tensor:
+        """The block's BN and Act applied to its conv output ``u`` (in the block's order)."""
         if self.order == "bn_act":
-            return self.act(self.bn(self.conv(y)))
-        return self.bn(self.act(self.conv(y)))
+            return self.act(self.bn(u))
+        return self.bn(self.act(u))
+
+    def from_raw_input(self, bn_in: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
+        """``self(bn_in(x))`` for the first block (CPB1) of a model, computed faster.
+
+        x: [B, 1, S, S] -> [B, out_channels, S - k + 1, ...]; see :func:`input_conv`.
+        """
+        return self.after_conv(input_conv(bn_in, self.conv, x))
 
 
 class RCPB(nn.Module):
@@ -114,3 +126,38 @@ class RCPB(nn.Module):
         """``bottom_up = Wff*y[m-1,t]`` [B, C, H, W], ``previous = y[m,t-1]`` or None; t 1-based."""
         drive = bottom_up if previous is None else bottom_up + self.lat(previous)
         return self.act(self.bns[t - 1](drive))
+
+
+def input_conv(bn_in: nn.BatchNorm2d, conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """``conv(bn_in(x))`` with the input BN's affine map folded into the conv (same result).
+
+    ``bn_in`` is the model's BN_in, a BatchNorm2d(1): ``bn_in(x) = g * xhat + b`` with ``xhat``
+    the normalised input (batch statistics in training mode, running statistics in eval mode)
+    and scalars g, b. ``conv`` (CPB1's conv, no bias, no padding, 1 input channel) is linear and
+    every output pixel sees a full kernel window, so::
+
+        conv(g * xhat + b)[o] = conv_with(g * W)(xhat)[o] + b * sum(W[o])
+
+    i.e. a conv of ``xhat`` with weight ``g * W`` and bias ``b * sum_{kh,kw} W[o]``.
+
+    Why: ``xhat`` holds no parameter, so autograd skips the conv's input gradient (a full
+    transposed 9x9 conv, the slowest op of a training step) and computes only the weight
+    gradient; g and b get their gradients through the folded weight and bias. When ``x``
+    itself requires grad, the input gradient is still computed and flows back through
+    ``xhat``. ``bn_in``'s running statistics and ``num_batches_tracked`` are updated exactly as
+    ``bn_in(x)`` updates them.
+
+    x: [B, 1, S, S] -> [B, C_out, S - k + 1, S - k + 1].
+    """
+    if conv.padding != (0, 0) or conv.bias is not None or conv.in_channels != 1:
+        raise ValueError("input_conv needs a bias-free, unpadded conv with one input channel")
+    if bn_in.momentum is None:
+        raise ValueError("input_conv needs a BatchNorm with a momentum (as batch_norm() makes)")
+    if bn_in.training and bn_in.track_running_stats and bn_in.num_batches_tracked is not None:
+        bn_in.num_batches_tracked.add_(1)  # as nn.BatchNorm2d.forward does
+    use_batch_stats = bn_in.training or bn_in.running_mean is None
+    xhat = F.batch_norm(x, bn_in.running_mean, bn_in.running_var, None, None,
+                        use_batch_stats, bn_in.momentum, bn_in.eps)   # updates running stats
+    weight = conv.weight * bn_in.weight                                # g * W, [C_out, 1, k, k]
+    bias = conv.weight.sum((1, 2, 3)) * bn_in.bias                     # b * sum(W[o]), [C_out]
+    return F.conv2d(xhat, weight, bias, conv.stride, 0, conv.dilation, conv.groups)

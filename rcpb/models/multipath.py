@@ -81,7 +81,7 @@ class MultiPath(nn.Module):
 
     def iteration_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
         """y_t for t in ``iterations_kept``: x [B, 1, S, S] -> list of [B, C, S-8, S-8]."""
-        x1 = self.cpb1(self.bn_in(x))
+        x1 = self.cpb1.from_raw_input(self.bn_in, x)
         ff2_x1 = self.convs["ff2"](x1)       # the first conv of every chain, computed once
         outputs = []
         for t in self.iterations_kept:

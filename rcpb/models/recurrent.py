@@ -51,7 +51,7 @@ class Recurrent(nn.Module):
 
     def iteration_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
         """h_t = y[M',t] for t = 1..T: x [B, 1, S, S] -> T tensors [B, C, S-8, S-8]."""
-        y1 = self.cpb1(self.bn_in(x))                  # CPB1, the same at every iteration
+        y1 = self.cpb1.from_raw_input(self.bn_in, x)  # CPB1(BN_in(x)), the same for all t
         ff2_y1 = self.rcpbs[0].ff(y1)                  # Wff[2] * y[1,t], also the same for all t
         y = [None] * len(self.rcpbs)                   # y[m,0] = 0 (None: no lateral term)
         outputs = []

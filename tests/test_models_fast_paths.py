@@ -1,0 +1,80 @@
+"""Faster formulations inside the models against the plain PyTorch modules they replace."""
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from rcpb.models.blocks import CPB, batch_norm, input_conv
+
+
+def _input_modules(channels=5, seed=0):
+    """BN_in with random affine parameters and running statistics, and a 9x9 conv 1 -> C."""
+    gen = torch.Generator().manual_seed(seed)
+    bn = batch_norm(1).double()
+    conv = nn.Conv2d(1, channels, 9, bias=False).double()
+    with torch.no_grad():
+        bn.weight.copy_(0.5 + torch.rand(1, generator=gen, dtype=torch.float64))
+        bn.bias.copy_(torch.randn(1, generator=gen, dtype=torch.float64))
+        bn.running_mean.copy_(torch.randn(1, generator=gen, dtype=torch.float64))
+        bn.running_var.copy_(0.5 + torch.rand(1, generator=gen, dtype=torch.float64))
+        conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen, dtype=torch.float64))
+    return bn, conv.to(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("x_requires_grad", [False, True])
+def test_input_conv_equals_conv_of_bn_in(training, x_requires_grad):
+    bn, conv = _input_modules()
+    bn_ref, conv_ref = copy.deepcopy(bn), copy.deepcopy(conv)
+    for m in (bn, conv, bn_ref, conv_ref):
+        m.train(training)
+    gen = torch.Generator().manual_seed(1)
+    x = 2.0 + 3.0 * torch.randn(6, 1, 13, 13, generator=gen, dtype=torch.float64)
+    g_out = torch.randn(6, 5, 5, 5, generator=gen, dtype=torch.float64)
+    x_fast = x.clone().requires_grad_(x_requires_grad)
+    x_ref = x.clone().requires_grad_(x_requires_grad)
+
+    for _ in range(2):  # twice: the second call sees the running statistics of the first
+        fast = input_conv(bn, conv, x_fast)
+        ref = conv_ref(bn_ref(x_ref))
+        assert fast.shape == ref.shape
+        torch.testing.assert_close(fast, ref, rtol=0, atol=1e-10)
+        (fast * g_out).sum().backward()
+        (ref * g_out).sum().backward()
+
+    for (name, p), p_ref in zip(
+            [("bn.weight", bn.weight), ("bn.bias", bn.bias), ("conv.weight", conv.weight)],
+            [bn_ref.weight, bn_ref.bias, conv_ref.weight]):
+        assert p.grad is not None, name
+        torch.testing.assert_close(p.grad, p_ref.grad, rtol=1e-10, atol=1e-10, msg=name)
+    if x_requires_grad:
+        torch.testing.assert_close(x_fast.grad, x_ref.grad, rtol=1e-10, atol=1e-10)
+    for key, value in bn_ref.state_dict().items():
+        torch.testing.assert_close(bn.state_dict()[key], value, rtol=0, atol=1e-12, msg=key)
+    assert int(bn.num_batches_tracked) == (2 if training else 0)
+
+
+def test_input_conv_skips_the_input_gradient():
+    """The point of the fold: with x not requiring grad, no input gradient is computed."""
+    bn, conv = _input_modules()
+    x = torch.randn(4, 1, 12, 12, dtype=torch.float64)
+    out = input_conv(bn, conv, x)
+    # the conv's input is xhat, which needs no gradient
+    conv_node = out.grad_fn
+    while conv_node is not None and "Convolution" not in type(conv_node).__name__:
+        conv_node = conv_node.next_functions[0][0]
+    assert conv_node is not None
+    assert conv_node.next_functions[0][0] is None  # no gradient path to the conv's input
+
+
+@pytest.mark.parametrize("order", ["bn_act", "act_bn"])
+def test_cpb_from_raw_input_equals_cpb_of_bn_in(order):
+    torch.manual_seed(0)
+    bn = batch_norm(1).double()
+    cpb = CPB(1, 3, 9, padding=0, act="softplus", order=order).double()
+    bn_ref, cpb_ref = copy.deepcopy(bn), copy.deepcopy(cpb)
+    x = torch.randn(4, 1, 11, 11, dtype=torch.float64)
+    torch.testing.assert_close(cpb.from_raw_input(bn, x), cpb_ref(bn_ref(x)),
+                               rtol=0, atol=1e-10)
