@@ -78,3 +78,16 @@ def test_cpb_from_raw_input_equals_cpb_of_bn_in(order):
     x = torch.randn(4, 1, 11, 11, dtype=torch.float64)
     torch.testing.assert_close(cpb.from_raw_input(bn, x), cpb_ref(bn_ref(x)),
                                rtol=0, atol=1e-10)
+
+
+def test_keep_freed_memory_is_idempotent_and_on_after_build():
+    import sys
+
+    from rcpb.models import build, memory
+
+    build(dict(arch="ff", blocks=3, channels=2, act="relu", first_block_order="bn_act",
+               input_size=11, n_neurons=2, model_seed=0))
+    if sys.platform.startswith("linux"):
+        # glibc on the machines we run on; other C libraries report False and change nothing
+        assert memory.keep_freed_memory() is memory._done
+    assert memory.keep_freed_memory() == memory.keep_freed_memory()
