@@ -372,6 +372,64 @@ def training_config(cfg: dict) -> dict:
     return {k: v for k, v in cfg.items() if k != "added_as_partner"}
 
 
+# ----------------------------------------------------------------------------- grid files
+
+#: Name of a dataset's grid file, ``results/{dataset}/grid.jsonl``: one training configuration
+#: (:func:`training_config`) per line. The workflow writes it when a run starts; a training job
+#: ``rcpb train --from-grid results/{dataset}/{family}/{config_id}`` reads its line from it.
+GRID_FILE = "grid.jsonl"
+
+
+def grid_lines(configs: list[dict], device: str = "cpu") -> str:
+    """The text of a grid file: one JSON object per configuration (sorted keys), in grid order.
+
+    ``device`` (an execution setting, not part of the ids) is added to every configuration.
+    """
+    return "".join(_ENCODER.encode({**training_config(cfg), "device": device}) + "\n"
+                   for cfg in configs)
+
+
+def write_grid_file(path: str | Path, configs: list[dict], device: str = "cpu") -> bool:
+    """Write the grid file of one dataset's configurations; False if it already held them.
+
+    The file is replaced atomically and only when its content changes, so a rerun with the same
+    config leaves it (and its modification time) untouched.
+    """
+    from rcpb.checkpoint import write_text_atomic
+
+    path = Path(path)
+    text = grid_lines(configs, device)
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except OSError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, text)
+    return True
+
+
+def read_grid_entry(path: str | Path, config_id: str) -> dict:
+    """The configuration with id ``config_id`` from the grid file ``path``.
+
+    Only the matching line is parsed: a paper grid's file holds tens of thousands of lines.
+    """
+    needle = json.dumps(config_id)  # the quoted id; lines holding it are parsed and checked
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if needle in line:
+                    cfg = json.loads(line)
+                    if cfg.get("config_id") == config_id:
+                        return cfg
+    except OSError as exc:
+        raise RcpbError(f"cannot read the grid file {path}: {exc.strerror}. The workflow writes "
+                        "it when a run starts (snakemake); 'rcpb grid CONFIG --show ID' prints "
+                        "one configuration for 'rcpb train'.") from None
+    raise RcpbError(f"{path} holds no configuration with id {config_id!r}: it is not a training "
+                    "of the current config ('rcpb grid CONFIG --list' prints the ids).")
+
+
 # ----------------------------------------------------------------------------- loading
 
 

@@ -3,6 +3,7 @@
 # Runs on every start of the workflow (and, on a cluster, of every job), so it stays light:
 # rcpb.grid and rcpb.data.validate import numpy, h5py and PyYAML, never torch.
 
+import gc
 import json
 import os
 import sys
@@ -36,6 +37,11 @@ def _expand_grids():
         raise WorkflowError(f"config: {exc}") from None
 
 
+# Building the DAG of a paper grid creates millions of objects and no cyclic garbage; Python's
+# cyclic collector would spend about a tenth of a dry run rescanning them. It is off until the
+# DAG is built and back on (with the DAG frozen out of its reach) when jobs start (onstart).
+gc.disable()
+
 _validate_config()
 CONFIGS = _expand_grids()
 DATASETS = list(CONFIGS)
@@ -55,12 +61,6 @@ def _grid_summary():
 
 if workflow.is_main_process:
     print(_grid_summary(), file=sys.stderr)
-# (dataset, family, config_id) -> configuration
-CONFIG_BY_ID = {
-    (cfg["dataset"], cfg["family"], cfg["config_id"]): cfg
-    for cfgs in CONFIGS.values()
-    for cfg in cfgs
-}
 SIMULATED = {
     name: ds["simulate"] for name, ds in config["datasets"].items() if "simulate" in ds
 }
@@ -110,6 +110,8 @@ MISSING_FILES = _check_dataset_files()
 
 
 onstart:
+    gc.freeze()
+    gc.enable()
     # a real run (not a dry run) needs every provided dataset file
     if MISSING_FILES:
         listing = "\n".join(f"  {name}: {path}" for name, path in MISSING_FILES.items())
@@ -119,6 +121,9 @@ onstart:
             + "\nProvide them (convert your recordings with 'rcpb data import', SPEC 2.1) "
             "or remove these datasets from the config. Nothing was run."
         )
+    # each training job reads its configuration from its dataset's grid file
+    for name, cfgs in CONFIGS.items():
+        rcpb_grid.write_grid_file(f"results/{name}/{rcpb_grid.GRID_FILE}", cfgs, DEVICE)
 
 
 # ----------------------------------------------------------------------------- targets
@@ -147,34 +152,17 @@ def all_targets(wildcards):
 # ----------------------------------------------------------------------------- training
 
 
-def training_config(wildcards):
-    """The configuration of one training job, as the JSON text `rcpb train` reads."""
-    key = (wildcards.dataset, wildcards.family, wildcards.config_id)
-    try:
-        cfg = CONFIG_BY_ID[key]
-    except KeyError:
-        raise WorkflowError(
-            f"results/{'/'.join(key)} is not a configuration of the current config "
-            "(rcpb grid CONFIG --list prints them)."
-        ) from None
-    return json.dumps(rcpb_grid.training_config(cfg), sort_keys=True)
-
-
 def _regex(names):
     import re
 
     return "|".join(re.escape(n) for n in sorted(names)) or "(?!)"
 
 
-# Shell prefix of every training: with a GPU requested (resources.gpu > 0) on a machine with
-# several GPUs and no scheduler that assigns one (a workstation), take the first GPU whose slot
-# lock is free; the lock is released when the job ends. Under SLURM (CUDA_VISIBLE_DEVICES set)
-# and on CPU nothing happens.
-GPU_SLOT_SH = (
-    'if [ {resources.gpu} -gt 0 ] && [ -z "${{CUDA_VISIBLE_DEVICES:-}}" ] '
-    "&& command -v nvidia-smi >/dev/null 2>&1; then "
-    "mkdir -p .snakemake/gpu-slots; "
-    "for i in $(seq 0 $(( $(nvidia-smi -L | wc -l) - 1 ))); do "
-    "exec 9>.snakemake/gpu-slots/$i.lock; "
-    "if flock -n 9; then export CUDA_VISIBLE_DEVICES=$i; break; fi; exec 9>&-; done; fi; "
-)
+# Resources of a training job; a GPU is requested only when training on CUDA. The device itself
+# reaches the job through the grid file: execution settings are not part of a configuration's
+# id, so switching the device retrains nothing.
+TRAIN_RESOURCES = {
+    "mem_mb": config["train_resources"]["mem_mb"],
+    "runtime": config["train_resources"]["runtime"],
+    **({"gpu": 1} if DEVICE == "cuda" else {}),
+}

@@ -250,3 +250,30 @@ def test_example_config_expands_with_every_family():
     families = {c["family"] for c in expanded["sim_recurrent"]}
     assert families == set(grid.FAMILIES)
     assert not any(c.get("added_as_partner") for cfgs in expanded.values() for c in cfgs)
+
+
+def test_grid_file_round_trip_and_unchanged_rewrite(tmp_path, paper_ns):
+    """Every configuration comes back by id, with the device added; an identical rewrite is a
+    no-op that leaves the file's modification time alone."""
+    configs = paper_ns[:50] + paper_ns[-50:]
+    path = tmp_path / "results" / "ns2250" / grid.GRID_FILE
+    assert grid.write_grid_file(path, configs, device="cuda") is True
+    assert len(path.read_text().splitlines()) == len(configs)
+    for cfg in configs[::7]:
+        expected = dict(grid.training_config(cfg), device="cuda")
+        assert grid.read_grid_entry(path, cfg["config_id"]) == expected
+    mtime = path.stat().st_mtime_ns
+    assert grid.write_grid_file(path, configs, device="cuda") is False
+    assert path.stat().st_mtime_ns == mtime
+    assert grid.write_grid_file(path, configs[:10], device="cuda") is True
+    assert len(path.read_text().splitlines()) == 10
+
+
+def test_grid_file_unknown_id_and_missing_file_name_the_problem(tmp_path, paper_ns):
+    path = tmp_path / grid.GRID_FILE
+    grid.write_grid_file(path, paper_ns[:3])
+    # an id that is a prefix of a real id must not match it
+    with pytest.raises(RcpbError, match="holds no configuration with id"):
+        grid.read_grid_entry(path, paper_ns[0]["config_id"][:-1])
+    with pytest.raises(RcpbError, match="cannot read the grid file"):
+        grid.read_grid_entry(tmp_path / "missing.jsonl", paper_ns[0]["config_id"])

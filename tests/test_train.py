@@ -470,3 +470,28 @@ def test_training_with_missing_targets_stays_finite():
     assert all(math.isfinite(r["val_loss"]) for r in result.log)
     assert all(math.isfinite(r["train_loss"]) for r in result.log[1:])
     assert all(torch.isfinite(v).all() for v in result.best_state.values())
+
+
+def test_cli_from_grid_trains_the_line_with_the_folder_id(tmp_path, dataset_file, capsys):
+    """--from-grid DIR reads the configuration with DIR's name from DIR/../../grid.jsonl and
+    gives the same numbers as passing that configuration directly."""
+    from rcpb.grid import GRID_FILE
+
+    other = dict(_cli_config(dataset_file), config_id="other-id", model_seed=1)
+    wanted = dict(_cli_config(dataset_file), config_id="wanted-id")
+    grid_file = tmp_path / "results" / "d" / GRID_FILE
+    grid_file.parent.mkdir(parents=True)
+    grid_file.write_text("".join(json.dumps(c) + "\n" for c in (other, wanted)))
+    model_dir = tmp_path / "results" / "d" / "ff" / "wanted-id"
+    assert main(["train", "--from-grid", str(model_dir)]) == 0
+    assert main(["train", json.dumps(wanted), "--out", str(tmp_path / "direct")]) == 0
+    from_grid = json.loads((model_dir / "metrics.json").read_text())
+    direct = json.loads((tmp_path / "direct" / "metrics.json").read_text())
+    assert from_grid["test"] == direct["test"]
+    assert json.loads((model_dir / "config.json").read_text())["config_id"] == "wanted-id"
+
+    capsys.readouterr()
+    assert main(["train", "--from-grid", str(tmp_path / "results" / "d" / "ff" / "nope")]) == 2
+    assert "holds no configuration with id 'nope'" in capsys.readouterr().err
+    assert main(["train", json.dumps(wanted), "--from-grid", str(model_dir)]) == 2
+    assert main(["train", "--out", str(tmp_path / "x")]) == 2

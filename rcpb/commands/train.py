@@ -1,7 +1,10 @@
 """``rcpb train CONFIG --out DIR [--device cpu|cuda] [--threads N]``: train one model.
 
 CONFIG is a JSON file or a JSON string starting with ``{`` (one training configuration, see
-the training configuration in the project's interface notes). The command resolves it
+``rcpb grid CONFIG --show ID``). The workflow's training jobs use the second form,
+``rcpb train --from-grid results/{dataset}/{family}/{config_id}``: the configuration is the
+line of ``results/{dataset}/grid.jsonl`` (written when the workflow starts) with that id, and
+the output folder is the one named. The command resolves the configuration
 (validates the fields, fills ``train`` defaults and the data-derived ``input_size`` and
 ``n_neurons``), trains (:func:`rcpb.train.train`), evaluates, and writes into DIR:
 
@@ -49,8 +52,13 @@ def register(subparsers) -> None:
         help="train one model from a configuration",
         description=__doc__.split("\n\n")[0],
     )
-    p.add_argument("config", metavar="CONFIG", help="JSON file, or a JSON string starting with '{'")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("config", metavar="CONFIG", nargs="?",
+                   help="JSON file, or a JSON string starting with '{'")
+    p.add_argument("--out", metavar="DIR", help="output folder (with CONFIG)")
+    p.add_argument("--from-grid", metavar="DIR",
+                   help="train the model of folder DIR = results/{dataset}/{family}/{config_id}, "
+                        "configured by the line of results/{dataset}/grid.jsonl with that id "
+                        "(instead of CONFIG and --out)")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None,
                    help="overrides the config's 'device' (default cpu)")
     p.add_argument("--threads", type=int, default=None,
@@ -203,14 +211,32 @@ def _torch_settings(torch, threads: int, device: str):
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = saved[3], saved[4]
 
 
+def _config_and_out(args) -> tuple[dict, Path]:
+    """(configuration, output folder) from CONFIG and --out, or from --from-grid."""
+    if args.from_grid is not None:
+        if args.config is not None or args.out is not None:
+            raise RcpbError("rcpb train: give either CONFIG and --out, or --from-grid DIR")
+        from rcpb.grid import GRID_FILE, read_grid_entry
+
+        out = Path(args.from_grid)
+        return read_grid_entry(out.parent.parent / GRID_FILE, out.name), out
+    if args.config is None or args.out is None:
+        raise RcpbError("rcpb train: give CONFIG and --out DIR (or --from-grid DIR)")
+    return load_config(args.config), Path(args.out)
+
+
 def run(args) -> int:
-    cfg = resolve_config(load_config(args.config), device=args.device, threads=args.threads)
-    out = Path(args.out)
+    config, out = _config_and_out(args)
+    cfg = resolve_config(config, device=args.device, threads=args.threads)
     if _check_existing(out, cfg):
         print(f"rcpb train: {out} already holds this configuration's results; nothing to do",
               file=sys.stderr)
         return 0
 
+    if cfg["device"] == "cuda":
+        from rcpb.gpu_slot import claim_gpu
+
+        claim_gpu()  # before torch initialises CUDA
     import torch
 
     if cfg["device"] == "cuda" and not torch.cuda.is_available():
