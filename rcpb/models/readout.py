@@ -55,9 +55,14 @@ class _AvgPool3(torch.autograd.Function):
         counts = torch.tensor([min(POOL_KERNEL, size - POOL_KERNEL * i) for i in range(n)],
                               dtype=grad.dtype, device=grad.device)
         window = torch.arange(size, device=grad.device) // POOL_KERNEL     # pixel -> window
+        pixel_window = (window[:, None] * n + window[None, :]).flatten()  # [H*W], in 0..n*n-1
         grad = grad / (counts[:, None] * counts[None, :])
-        # gather in [B, H, W, C] order: the result is channels_last like the feature maps
-        grad = grad.permute(0, 2, 3, 1).contiguous().index_select(1, window).index_select(2, window)
+        batch, channels = grad.shape[:2]
+        # One gather over the flattened pixels in [B, H*W, C] order (each pixel copies its
+        # window's C values): faster than a gather per axis, and the result is channels_last
+        # like the feature maps.
+        grad = grad.permute(0, 2, 3, 1).reshape(batch, n * n, channels)
+        grad = grad.index_select(1, pixel_window).view(batch, size, size, channels)
         return grad.permute(0, 3, 1, 2)
 
 
