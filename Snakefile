@@ -21,16 +21,13 @@ if not workflow.config_settings.configfiles:
 
 
 include: "rules/common.smk"
+include: "rules/analysis.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/aggregate.smk"
-
-
-# analysis stages (tables, figures, report); included when present
-for _stage in ("tables", "figures", "report"):
-    if os.path.exists(os.path.join(workflow.basedir, "rules", f"{_stage}.smk")):
-
-        include: f"rules/{_stage}.smk"
+include: "rules/tables.smk"
+include: "rules/figures.smk"
+include: "rules/report.smk"
 
 
 rule all:

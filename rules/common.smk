@@ -11,8 +11,10 @@ import sys
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from analysis.workflow import targets as analysis_outputs
 from rcpb import grid as rcpb_grid
 from rcpb.errors import RcpbError
+from rcpb.jobenv import put_interpreter_first_on_path
 
 
 def _validate_config():
@@ -66,9 +68,9 @@ SIMULATED = {
 }
 DATASET_FILES = {name: rcpb_grid.dataset_file(name, ds) for name, ds in config["datasets"].items()}
 DEVICE = config["device"]
-# Jobs call `rcpb` from the environment that runs Snakemake, also when it is not activated
-# (`.venv/bin/snakemake -c2`): its bin directory goes first on the jobs' PATH.
-os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+# Jobs call `rcpb` and `python` from the environment that runs Snakemake, also when it is not
+# activated (`.venv/bin/snakemake -c2`).
+put_interpreter_first_on_path()
 
 
 def _check_dataset_files():
@@ -140,12 +142,11 @@ def metrics_files(wildcards):
 
 
 def all_targets(wildcards):
-    """Default target: per dataset the results tables, plus every analysis output if defined."""
+    """Default target: per dataset the results tables and every table, figure and summary."""
     targets = []
     for name in DATASETS:
         targets += [f"results/{name}/results.csv", f"results/{name}/neurons.csv"]
-        if "analysis_targets" in globals():
-            targets += list(globals()["analysis_targets"](name))
+        targets += list(analysis_outputs(config, name, CONFIGS.get(name)))
     return targets
 
 

@@ -20,6 +20,8 @@ rule simulate_dataset:
         ),
     log:
         "results/logs/simulate_dataset/{dataset}.log",
+    conda:
+        "../envs/rcpb.yaml"
     wildcard_constraints:
         dataset=_regex(SIMULATED),
     shell:
@@ -36,6 +38,8 @@ rule dataset_summary:
         "results/{dataset}/dataset_summary.txt",
     log:
         "results/logs/dataset_summary/{dataset}.log",
+    conda:
+        "../envs/rcpb.yaml"
     wildcard_constraints:
         dataset=_regex(DATASETS),
     shell:
@@ -50,6 +54,8 @@ if MISSING_FILES:
             f"{{path}}",
         log:
             "results/logs/dataset_file_missing/{path}.log",
+        conda:
+            "../envs/rcpb.yaml"
         wildcard_constraints:
             path=_regex(MISSING_FILES.values()),
         shell:

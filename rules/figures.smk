@@ -2,13 +2,8 @@
 # Each figure is one rule with wildcards dataset, split (split seed) and fraction (training
 # fraction in percent), writing PNG, PDF and the numbers drawn as CSV, so one figure can be
 # rebuilt alone, e.g. `snakemake results/ns2250/figures/split0/frac100/fig3d.png`.
-# Appendix versions are the same rules with other wildcards. Paths: analysis/workflow.py.
-
-import sys
-
-from analysis.workflow import headline_for as _fig_headline_for
-
-ANALYSIS_PYTHON = sys.executable
+# Appendix versions are the same rules with other wildcards. Which figures a dataset gets:
+# analysis/workflow.py; output paths and report labels: figure_output() in rules/common.smk.
 
 # light jobs (seconds, < 1 GB): run by the scheduling process, never submitted to a cluster
 localrules:
@@ -21,43 +16,9 @@ localrules:
     fig6gi,
     fig_lege,
 
-_FIG_DIR = "results/{dataset}/figures/split{split}"
-_FIG_WILDCARDS = {"dataset": "[^/]+", "split": "[0-9]+", "fraction": "[0-9.]+"}
 
-
-def _figure_labels(name, figure, per_fraction, kind):
-    """Report labels of a figure file; the headline is read from results/{dataset}/summary.json."""
-
-    def labels(wildcards):
-        key = f"{name}/split{wildcards.split}"
-        lab = {"figure": figure, "split seed": wildcards.split}
-        if per_fraction:
-            key += f"/frac{wildcards.fraction}"
-            lab["training data"] = f"{wildcards.fraction} %"
-        lab["file"] = kind
-        lab["headline"] = _fig_headline_for(wildcards.dataset, key) or "see the figure title"
-        return lab
-
-    return labels
-
-
-def _figure_output(name, figure, per_fraction=True):
-    stem = f"{_FIG_DIR}/frac{{fraction}}/{name}" if per_fraction else f"{_FIG_DIR}/{name}"
-    common = dict(caption=f"../report/{name}.rst", category="{dataset}", subcategory=figure)
-    return {
-        "png": report(f"{stem}.png", labels=_figure_labels(name, figure, per_fraction, "figure"), **common),
-        "pdf": f"{stem}.pdf",
-        "csv": report(f"{stem}.csv", labels=_figure_labels(name, figure, per_fraction, "numbers (CSV)"), **common),
-    }
-
-
-def _figure_log(name, per_fraction=True):
-    base = "results/logs/analysis/{dataset}/figures/split{split}"
-    return f"{base}/frac{{fraction}}/{name}.log" if per_fraction else f"{base}/{name}.log"
-
-
-_FIGURE_SHELL = (
-    "{ANALYSIS_PYTHON:q} -m analysis.figures {params.name} --results {input:q} --split {wildcards.split}"
+FIGURE_SHELL = (
+    "python -m analysis.figures {params.name} --results {input:q} --split {wildcards.split}"
     " {params.fraction} --png {output.png:q} --pdf {output.pdf:q} --csv {output.csv:q} > {log:q} 2>&1"
 )
 
@@ -67,16 +28,18 @@ rule fig3a:
     input:
         "results/{dataset}/results.csv",
     output:
-        **_figure_output("fig3a", "Fig. 3a: recurrent vs FF scatter", per_fraction=False),
+        **figure_output("fig3a", "Fig. 3a: recurrent vs FF scatter", per_fraction=False),
     log:
-        _figure_log("fig3a", per_fraction=False),
+        figure_log("fig3a", per_fraction=False),
+    conda:
+        "../envs/rcpb.yaml"
     params:
         name="fig3a",
         fraction="",
     wildcard_constraints:
-        **_FIG_WILDCARDS,
+        **FIG_WILDCARDS,
     shell:
-        _FIGURE_SHELL
+        FIGURE_SHELL
 
 
 rule fig3d:
@@ -84,16 +47,18 @@ rule fig3d:
     input:
         "results/{dataset}/results.csv",
     output:
-        **_figure_output("fig3d", "Fig. 3d-f: performance vs iterations"),
+        **figure_output("fig3d", "Fig. 3d-f: performance vs iterations"),
     log:
-        _figure_log("fig3d"),
+        figure_log("fig3d"),
+    conda:
+        "../envs/rcpb.yaml"
     params:
         name="fig3d",
         fraction="--fraction {fraction}",
     wildcard_constraints:
-        **_FIG_WILDCARDS,
+        **FIG_WILDCARDS,
     shell:
-        _FIGURE_SHELL
+        FIGURE_SHELL
 
 
 rule fig4cd:
@@ -101,16 +66,18 @@ rule fig4cd:
     input:
         "results/{dataset}/results.csv",
     output:
-        **_figure_output("fig4cd", "Fig. 4c-d: multi-path vs recurrent"),
+        **figure_output("fig4cd", "Fig. 4c-d: multi-path vs recurrent"),
     log:
-        _figure_log("fig4cd"),
+        figure_log("fig4cd"),
+    conda:
+        "../envs/rcpb.yaml"
     params:
         name="fig4cd",
         fraction="--fraction {fraction}",
     wildcard_constraints:
-        **_FIG_WILDCARDS,
+        **FIG_WILDCARDS,
     shell:
-        _FIGURE_SHELL
+        FIGURE_SHELL
 
 
 rule fig6ab:
@@ -118,16 +85,18 @@ rule fig6ab:
     input:
         "results/{dataset}/results.csv",
     output:
-        **_figure_output("fig6ab", "Fig. 6a-b: performance vs iterations by layers"),
+        **figure_output("fig6ab", "Fig. 6a-b: performance vs iterations by layers"),
     log:
-        _figure_log("fig6ab"),
+        figure_log("fig6ab"),
+    conda:
+        "../envs/rcpb.yaml"
     params:
         name="fig6ab",
         fraction="--fraction {fraction}",
     wildcard_constraints:
-        **_FIG_WILDCARDS,
+        **FIG_WILDCARDS,
     shell:
-        _FIGURE_SHELL
+        FIGURE_SHELL
 
 
 rule fig6cd:
@@ -135,16 +104,18 @@ rule fig6cd:
     input:
         "results/{dataset}/results.csv",
     output:
-        **_figure_output("fig6cd", "Fig. 6c-d: performance vs path length"),
+        **figure_output("fig6cd", "Fig. 6c-d: performance vs path length"),
     log:
-        _figure_log("fig6cd"),
+        figure_log("fig6cd"),
+    conda:
+        "../envs/rcpb.yaml"
     params:
         name="fig6cd",
         fraction="--fraction {fraction}",
     wildcard_constraints:
-        **_FIG_WILDCARDS,
+        **FIG_WILDCARDS,
     shell:
-        _FIGURE_SHELL
+        FIGURE_SHELL
 
 
 rule fig6ef:
@@ -152,16 +123,18 @@ rule fig6ef:
     input:
         "results/{dataset}/results.csv",
     output:
-        **_figure_output("fig6ef", "Fig. 6e-f: path-length distributions"),
+        **figure_output("fig6ef", "Fig. 6e-f: path-length distributions"),
     log:
-        _figure_log("fig6ef"),
+        figure_log("fig6ef"),
+    conda:
+        "../envs/rcpb.yaml"
     params:
         name="fig6ef",
         fraction="--fraction {fraction}",
     wildcard_constraints:
-        **_FIG_WILDCARDS,
+        **FIG_WILDCARDS,
     shell:
-        _FIGURE_SHELL
+        FIGURE_SHELL
 
 
 rule fig6gi:
@@ -169,16 +142,18 @@ rule fig6gi:
     input:
         "results/{dataset}/results.csv",
     output:
-        **_figure_output("fig6gi", "Fig. 6g-i: path ablations (removed lengths)"),
+        **figure_output("fig6gi", "Fig. 6g-i: path ablations (removed lengths)"),
     log:
-        _figure_log("fig6gi"),
+        figure_log("fig6gi"),
+    conda:
+        "../envs/rcpb.yaml"
     params:
         name="fig6gi",
         fraction="--fraction {fraction}",
     wildcard_constraints:
-        **_FIG_WILDCARDS,
+        **FIG_WILDCARDS,
     shell:
-        _FIGURE_SHELL
+        FIGURE_SHELL
 
 
 rule fig_lege:
@@ -186,13 +161,15 @@ rule fig_lege:
     input:
         "results/{dataset}/results.csv",
     output:
-        **_figure_output("lege", "Fig. 6j (beyond the paper): keep lengths <= k / >= k"),
+        **figure_output("lege", "Fig. 6j (beyond the paper): keep lengths <= k / >= k"),
     log:
-        _figure_log("lege"),
+        figure_log("lege"),
+    conda:
+        "../envs/rcpb.yaml"
     params:
         name="lege",
         fraction="--fraction {fraction}",
     wildcard_constraints:
-        **_FIG_WILDCARDS,
+        **FIG_WILDCARDS,
     shell:
-        _FIGURE_SHELL
+        FIGURE_SHELL

@@ -14,6 +14,8 @@ rule train:
         metrics="results/{dataset}/{family}/{config_id}/metrics.json",
     log:
         "results/{dataset}/{family}/{config_id}/train.log",
+    conda:
+        "../envs/rcpb.yaml"
     wildcard_constraints:
         dataset=_regex(DATASETS),
         family=_regex(rcpb_grid.FAMILIES),

@@ -204,7 +204,11 @@ def test_rules_build_tables_figure_summary_and_report(tmp_path):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     (tmp_path / "Snakefile").write_text(
         'configfile: "config.yaml"\n'
-        + "".join(f'include: "{root}/rules/{s}.smk"\n' for s in ("tables", "figures", "report"))
+        # what rules/common.smk provides to the analysis rules
+        + "from rcpb.jobenv import put_interpreter_first_on_path\n"
+        + "put_interpreter_first_on_path()\nCONFIGS = {}\n"
+        + "".join(f'include: "{root}/rules/{s}.smk"\n'
+                  for s in ("analysis", "tables", "figures", "report"))
         + "rule all:\n    input: ANALYSIS_FEW\n")
 
     def run(*args):

@@ -117,3 +117,15 @@ def test_new_seed_schedules_exactly_the_new_trainings(finished_run):
     assert planned_trainings(out) == len(new)
     for config_id in new:
         assert config_id in out
+
+
+@pytest.mark.parametrize("configfile", [None, "configs/paper_ns2250.yaml"])
+def test_lint_passes(configfile):
+    """`snakemake --lint` finds nothing, for the example and for a paper config."""
+    cmd = [sys.executable, "-m", "snakemake", "--lint", "-s", str(ROOT / "Snakefile")]
+    if configfile:
+        cmd += ["--configfile", str(ROOT / configfile)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Lints for" not in result.stdout + result.stderr
+    assert "your workflow is in a good condition" in result.stdout + result.stderr
