@@ -7,8 +7,10 @@ analytic FLOPs of one step and the achieved GFLOP/s, next to the machine's measu
 rate (torch.mm of 2048 x 2048 matrices, same thread count).
 
 FLOPs are counted analytically for convolutions and the readout FC only: forward = 2 x MACs,
-one training step = 3 x forward (forward, input gradient, weight gradient). BN, activations,
-pooling and the optimizer are not counted (they are memory-bound).
+one training step = 3 x forward (forward, input gradient, weight gradient), except CPB1's conv:
+2 x forward (its input gradient is not needed and not computed, see
+rcpb.models.blocks.input_conv). BN, activations, pooling and the optimizer are not counted
+(they are memory-bound).
 
 Usage: python benchmarks/train_step.py [--threads 2] [--batch 256] [--repeats 7]
 """
@@ -29,12 +31,18 @@ from rcpb.models.readout import pooled_size
 BASE = dict(act="relu", first_block_order="bn_act", model_seed=0)
 
 
+def first_conv_macs(config: dict) -> int:
+    """Multiply-accumulates of CPB1's Conv(9), 1 -> c, for one image."""
+    side = config["input_size"] - 8
+    return side * side * config["channels"] * 81
+
+
 def forward_macs(config: dict) -> int:
     """Multiply-accumulates of one forward pass for one image (convs + readout FC)."""
     s, c, n = config["input_size"], config["channels"], config["n_neurons"]
     side = s - 8
     pix = side * side
-    macs = pix * c * 81                                   # CPB1, Conv(9), 1 -> c
+    macs = first_conv_macs(config)                        # CPB1, Conv(9), 1 -> c
     conv3 = pix * c * c * 9
     if config["arch"] == "ff":
         macs += (config["blocks"] - 1) * conv3
@@ -122,7 +130,8 @@ def main() -> None:
         if args.only and args.only not in name:
             continue
         t, cpu = step_time(config, args.batch, args.warmup, args.repeats)
-        gflop = 3 * 2 * forward_macs(config) * args.batch / 1e9
+        step_macs = 3 * forward_macs(config) - first_conv_macs(config)   # no CPB1 input grad
+        gflop = 2 * step_macs * args.batch / 1e9
         print(f"{name:<28} {t * 1e3:9.1f} {cpu * 1e3:8.1f} {gflop:11.2f} {gflop / t:8.1f} "
               f"{100 * gflop / t / peak:7.0f}%", flush=True)
     print(f"load average after the run: {os.getloadavg()[0]:.2f} (other processes slow the "
