@@ -145,7 +145,7 @@ def all_targets(wildcards):
     """Default target: per dataset the results tables and every table, figure and summary."""
     targets = []
     for name in DATASETS:
-        targets += [f"results/{name}/results.csv", f"results/{name}/neurons.csv"]
+        targets += [f"results/{name}/{t}" for t in ("results.csv", "neurons.csv", "dataset_summary.txt")]
         targets += list(analysis_outputs(config, name, CONFIGS.get(name)))
     return targets
 

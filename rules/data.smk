@@ -31,7 +31,7 @@ rule simulate_dataset:
 
 
 rule dataset_summary:
-    """What the dataset holds (stimuli, neurons, trials, split); the trainings depend on it."""
+    """What the dataset holds (stimuli, neurons, trials, split), for the reader."""
     input:
         lambda wildcards: DATASET_FILES[wildcards.dataset],
     output:

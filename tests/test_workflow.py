@@ -61,9 +61,9 @@ def expected(cfg):
 
 
 def planned_trainings(output):
-    """Number of `train` jobs in the job stats of a dry run (0 if none)."""
-    match = re.search(r"^train\s+(\d+)\s*$", output, re.MULTILINE)
-    return int(match.group(1)) if match else 0
+    """Number of training jobs (rules train and train_simulated) in a dry run's job stats."""
+    counts = re.findall(r"^train(?:_simulated)?\s+(\d+)\s*$", output, re.MULTILINE)
+    return sum(int(n) for n in counts)
 
 
 @pytest.fixture(scope="module")

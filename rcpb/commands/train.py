@@ -62,7 +62,8 @@ def register(subparsers) -> None:
     p.add_argument("--device", choices=("cpu", "cuda"), default=None,
                    help="overrides the config's 'device' (default cpu)")
     p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads; overrides the config's 'threads' (default 1)")
+                   help="torch CPU threads; overrides the config's 'threads' "
+                        "(default: OMP_NUM_THREADS, else 1)")
     p.set_defaults(run=run)
 
 
@@ -148,10 +149,16 @@ def resolve_config(config: dict, device: str | None = None, threads: int | None 
     cfg["device"] = device or cfg.get("device") or "cpu"
     if cfg["device"] not in ("cpu", "cuda"):
         raise RcpbError(f"config field 'device': {cfg['device']!r}; use cpu or cuda")
-    cfg["threads"] = int(threads or cfg.get("threads") or 1)
+    cfg["threads"] = int(threads or cfg.get("threads") or _env_threads())
     if cfg["threads"] < 1:
         raise RcpbError(f"--threads / config field 'threads': {cfg['threads']} must be >= 1")
     return cfg
+
+
+def _env_threads() -> int:
+    """``OMP_NUM_THREADS`` (Snakemake sets it to a job's threads), else 1."""
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else 1
 
 
 def _comparable(cfg: dict) -> dict:
