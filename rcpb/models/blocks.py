@@ -129,7 +129,7 @@ class RCPB(nn.Module):
 
 
 def input_conv(bn_in: nn.BatchNorm2d, conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-    """``conv(bn_in(x))`` with the input BN's affine map folded into the conv (same result).
+    """``conv(bn_in(x))`` with the input BN's affine map folded into the conv.
 
     ``bn_in`` is the model's BN_in, a BatchNorm2d(1): ``bn_in(x) = g * xhat + b`` with ``xhat``
     the normalised input (batch statistics in training mode, running statistics in eval mode)
@@ -138,7 +138,8 @@ def input_conv(bn_in: nn.BatchNorm2d, conv: nn.Conv2d, x: torch.Tensor) -> torch
 
         conv(g * xhat + b)[o] = conv_with(g * W)(xhat)[o] + b * sum(W[o])
 
-    i.e. a conv of ``xhat`` with weight ``g * W`` and bias ``b * sum_{kh,kw} W[o]``.
+    i.e. a conv of ``xhat`` with weight ``g * W`` and bias ``b * sum_{kh,kw} W[o]``: the same
+    function (outputs, gradients and running statistics agree up to float rounding).
 
     Why: ``xhat`` holds no parameter, so autograd skips the conv's input gradient (a full
     transposed 9x9 conv, the slowest op of a training step) and computes only the weight
