@@ -91,3 +91,39 @@ def test_keep_freed_memory_is_idempotent_and_on_after_build():
         # glibc on the machines we run on; other C libraries report False and change nothing
         assert memory.keep_freed_memory() is memory._done
     assert memory.keep_freed_memory() == memory.keep_freed_memory()
+
+
+@pytest.mark.parametrize("channels", [3, 8, 16])
+def test_batch_norm_equals_torch_batch_norm_and_restores_threads(channels):
+    from rcpb.models.blocks import BatchNorm2d
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)   # the one-thread backward is used only when several threads run
+    try:
+        gen = torch.Generator().manual_seed(3)
+        ours = batch_norm(channels).double()
+        assert isinstance(ours, BatchNorm2d) and isinstance(ours, nn.BatchNorm2d)
+        ref = nn.BatchNorm2d(channels, eps=ours.eps, momentum=ours.momentum).double()
+        with torch.no_grad():
+            for m in (ours, ref):
+                m.weight.copy_(torch.linspace(0.5, 1.5, channels))
+                m.bias.copy_(torch.linspace(-0.2, 0.3, channels))
+        u = torch.randn(5, channels, 6, 6, generator=gen, dtype=torch.float64)
+        u = u.contiguous(memory_format=torch.channels_last)
+        g_out = torch.randn(u.shape, generator=gen, dtype=torch.float64)
+        u_ours, u_ref = u.clone().requires_grad_(), u.clone().requires_grad_()
+        for _ in range(2):
+            out, out_ref = ours(u_ours), ref(u_ref)
+            torch.testing.assert_close(out, out_ref, rtol=0, atol=1e-12)
+            (out * g_out).sum().backward()
+            (out_ref * g_out).sum().backward()
+        assert torch.get_num_threads() == 2
+        torch.testing.assert_close(u_ours.grad, u_ref.grad, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(ours.weight.grad, ref.weight.grad, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(ours.bias.grad, ref.bias.grad, rtol=1e-10, atol=1e-12)
+        for key, value in ref.state_dict().items():
+            torch.testing.assert_close(ours.state_dict()[key], value, rtol=0, atol=1e-14, msg=key)
+        ours.eval(), ref.eval()
+        torch.testing.assert_close(ours(u), ref(u), rtol=0, atol=1e-12)
+    finally:
+        torch.set_num_threads(threads)
