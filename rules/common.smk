@@ -4,7 +4,6 @@
 # rcpb.grid and rcpb.data.validate import numpy, h5py and PyYAML, never torch.
 
 import gc
-import json
 import os
 import sys
 
