@@ -25,6 +25,7 @@ import time
 import torch
 
 from rcpb.models import build
+from rcpb.models.bn_relu import kernels_available
 from rcpb.optim import Adam
 from rcpb.models.readout import pooled_size
 
@@ -122,6 +123,8 @@ def main() -> None:
     print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}, "
           f"{args.input_size} px, {args.neurons} neurons")
     print(f"fp32 matmul (2048^3, torch.mm): {peak:.1f} GFLOP/s")
+    print("BN + ReLU: " + ("C kernels (rcpb/models/bn_relu.c)" if kernels_available() else
+                           "PyTorch ops (no C compiler, or RCPB_NATIVE=0)"))
     header = (f"{'model':<28} {'step ms':>9} {'CPU ms':>8} {'GFLOP/step':>11} {'GFLOP/s':>8} "
               f"{'% of mm':>8}")
     print(header)

@@ -127,3 +127,97 @@ def test_batch_norm_equals_torch_batch_norm_and_restores_threads(channels):
         torch.testing.assert_close(ours(u), ref(u), rtol=0, atol=1e-12)
     finally:
         torch.set_num_threads(threads)
+
+
+# ------------------------------------------------------------------ fused BN + ReLU (bn_relu)
+
+def _bn_relu_case(dtype, batch, channels, side, mode):
+    """relu(bn(u)) with mode "modules" (nn.BatchNorm2d + ReLU), "torch" (bn_relu's PyTorch
+    formulation) or "kernels" (its C kernels): outputs, gradients and BN state after two
+    training steps, all as float64."""
+    from rcpb.models.bn_relu import bn_relu
+
+    gen = torch.Generator().manual_seed(channels + side)
+    u = 3.0 + 2.0 * torch.randn(batch, channels, side, side, generator=gen, dtype=torch.float64)
+    g_out = torch.randn(u.shape, generator=gen, dtype=torch.float64)
+    bn = nn.BatchNorm2d(channels, eps=1e-3, momentum=0.1).to(dtype)
+    with torch.no_grad():
+        bn.weight.copy_(torch.linspace(0.5, 1.5, channels))
+        bn.bias.copy_(torch.linspace(-0.2, 0.3, channels))
+    x = u.to(dtype).contiguous(memory_format=torch.channels_last).requires_grad_()
+    for _ in range(2):
+        y = (torch.relu(bn(x)) if mode == "modules"
+             else bn_relu(bn, x, use_kernels=(mode == "kernels")))
+        (y * g_out.to(dtype)).sum().backward()
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    return {"out": y, "grad_u": x.grad, "grad_weight": bn.weight.grad,
+            "grad_bias": bn.bias.grad, "running_mean": bn.running_mean,
+            "running_var": bn.running_var, "num_batches_tracked": bn.num_batches_tracked}
+
+
+def _assert_bn_relu_close(result, reference, rtol):
+    for key, ref in reference.items():
+        got = result[key].detach().double()
+        ref = ref.detach().double()
+        scale = float(ref.abs().max().clamp_min(1.0))
+        assert float((got - ref).abs().max()) <= rtol * scale, key
+
+
+@pytest.mark.parametrize("batch,channels,side", [(6, 5, 7), (4, 8, 9), (3, 32, 5), (2, 3, 1)])
+def test_bn_relu_torch_formulation_equals_modules(batch, channels, side):
+    reference = _bn_relu_case(torch.float64, batch, channels, side, "modules")
+    result = _bn_relu_case(torch.float64, batch, channels, side, "torch")
+    _assert_bn_relu_close(result, reference, rtol=1e-12)
+
+
+def _require_kernels():
+    import os
+    import shutil
+
+    from rcpb.models.bn_relu import kernels_available
+
+    if shutil.which(os.environ.get("CC", "cc")) is None:
+        pytest.skip("no C compiler: the kernels are not built here")
+    assert kernels_available(), "a C compiler is present but bn_relu.c did not build"
+
+
+@pytest.mark.parametrize("batch,channels,side", [(6, 5, 7), (16, 8, 29), (3, 32, 5)])
+def test_bn_relu_kernels_equal_modules_in_float64(batch, channels, side):
+    """The kernels run in float32 (double sums); compared with the float64 modules."""
+    _require_kernels()
+    reference = _bn_relu_case(torch.float64, batch, channels, side, "modules")
+    result = _bn_relu_case(torch.float32, batch, channels, side, "kernels")
+    _assert_bn_relu_close(result, reference, rtol=2e-6)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_bn_relu_kernels_are_deterministic(threads):
+    _require_kernels()
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        first = _bn_relu_case(torch.float32, 8, 8, 11, "kernels")
+        second = _bn_relu_case(torch.float32, 8, 8, 11, "kernels")
+    finally:
+        torch.set_num_threads(before)
+    for key in first:
+        assert torch.equal(first[key], second[key]), key
+
+
+def test_models_use_bn_relu_in_training_only(monkeypatch):
+    from rcpb.models import bn_relu, build
+
+    calls = []
+    original = bn_relu.bn_relu
+    monkeypatch.setattr(bn_relu, "bn_relu", lambda *a, **k: calls.append(1) or original(*a, **k))
+    model = build(dict(arch="recurrent", recurrent_layers=1, iterations=3, readout="2-avg",
+                       channels=4, act="relu", first_block_order="bn_act", input_size=13,
+                       n_neurons=2, model_seed=0))
+    x = torch.randn(5, 1, 13, 13)
+    model.train()
+    model(x)
+    assert len(calls) == 1 + 3        # CPB1 and the RCPB's BN at t = 1, 2, 3
+    model.eval()
+    with torch.no_grad():
+        model(x)
+    assert len(calls) == 4

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from rcpb.errors import RcpbError
-from rcpb.models.blocks import CPB, activation, batch_norm
+from rcpb.models.blocks import CPB, activation, batch_norm, bn_act
 from rcpb.models.feedforward import FIRST_KERNEL
 from rcpb.models.readout import FactorizedReadout, combine_iterations
 from rcpb.paths import Chain, enumerate_chains, existing_lengths
@@ -74,9 +74,9 @@ class MultiPath(nn.Module):
     def chain_output(self, index: int, ff2_x1: torch.Tensor) -> torch.Tensor:
         """Output of chain ``chains[index]``; ``ff2_x1 = convs["ff2"](x1)`` (every chain's first step)."""
         chain, bns = self.chains[index], self.chain_bns[index]
-        h = self.chain_act(bns[0](ff2_x1))
+        h = bn_act(bns[0], self.chain_act, ff2_x1)
         for name, bn in zip(chain.convs[1:], bns[1:]):
-            h = self.chain_act(bn(self.convs[name](h)))
+            h = bn_act(bn, self.chain_act, self.convs[name](h))
         return h
 
     def iteration_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:

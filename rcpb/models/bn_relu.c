@@ -1,0 +1,146 @@
+/*
+ * Training-mode BatchNorm followed by ReLU, on CPU, fused into memory passes
+ * (see rcpb/models/bn_relu.py, which compiles this file and calls it through ctypes).
+ *
+ * Every array is a channels-last feature map viewed as [rows, width] floats, row-major:
+ * a row holds the channels of width / C consecutive pixels, and per-column parameters are
+ * the per-channel ones repeated width / C times. The rows are split into `nthreads` equal
+ * chunks (the last one shorter), one OpenMP thread each; reductions write one row of per-column
+ * double sums per chunk ([nthreads, width]), which the caller adds in a fixed order, so the
+ * results depend on the thread count but not on thread timing.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#define MAX_THREADS 64
+
+typedef struct {
+    const float *g, *y, *u;    /* [rows, width]: incoming gradient, ReLU output, BN input */
+    const float *p0, *p1, *p2; /* [width]: per-column parameters */
+    float *out;                /* [rows, width] */
+    double *acc0, *acc1;       /* [chunks, width]: per-chunk column sums */
+    long rows, width;
+} args_t;
+
+typedef void (*range_fn)(const args_t *, long chunk, long r0, long r1);
+
+/* Chunk c of n covers rows [c * step, min((c + 1) * step, rows)), step = ceil(rows / n).
+ * With OpenMP the chunks run on the threads of the OpenMP runtime already in the process
+ * (PyTorch's: the library has the same name, so the loader shares it, and its threads are
+ * the ones PyTorch's own ops use); without, one after the other. */
+static void run(range_fn fn, const args_t *args, int nthreads) {
+    long step = (args->rows + nthreads - 1) / nthreads;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nthreads) schedule(static, 1)
+#endif
+    for (int t = 0; t < nthreads; t++) {
+        long r0 = t * step < args->rows ? t * step : args->rows;
+        long r1 = (t + 1) * step < args->rows ? (t + 1) * step : args->rows;
+        fn(args, t, r0, r1);
+    }
+}
+
+/* g where y > 0, else 0 (ReLU's backward), without a branch so that loops vectorise */
+static inline float relu_grad(float g, float y) {
+    uint32_t bits;
+    memcpy(&bits, &g, sizeof bits);
+    bits &= -(uint32_t)(y > 0.0f);
+    float out;
+    memcpy(&out, &bits, sizeof out);
+    return out;
+}
+
+/* acc0 = sum of u, acc1 = sum of u^2 per column */
+static void stats_range(const args_t *a, long chunk, long r0, long r1) {
+    const long w = a->width;
+    double *restrict s = a->acc0 + chunk * w, *restrict q = a->acc1 + chunk * w;
+    for (long j = 0; j < w; j++) s[j] = q[j] = 0.0;
+    for (long i = r0; i < r1; i++) {
+        const float *restrict u = a->u + i * w;
+        for (long j = 0; j < w; j++) {
+            double v = u[j];
+            s[j] += v;
+            q[j] += v * v;
+        }
+    }
+}
+
+/* out = max(u * scale + shift, 0); p0 = scale, p1 = shift */
+static void forward_range(const args_t *a, long chunk, long r0, long r1) {
+    (void)chunk;
+    const long w = a->width;
+    const float *restrict scale = a->p0, *restrict shift = a->p1;
+    for (long i = r0; i < r1; i++) {
+        const float *restrict u = a->u + i * w;
+        float *restrict out = a->out + i * w;
+        for (long j = 0; j < w; j++) {
+            float v = u[j] * scale[j] + shift[j];
+            out[j] = v > 0.0f ? v : 0.0f;
+        }
+    }
+}
+
+/* with m = relu_grad(g, y): acc0 = sum of m, acc1 = sum of m * u per column */
+static void backward_sums_range(const args_t *a, long chunk, long r0, long r1) {
+    const long w = a->width;
+    double *restrict s = a->acc0 + chunk * w, *restrict q = a->acc1 + chunk * w;
+    for (long j = 0; j < w; j++) s[j] = q[j] = 0.0;
+    for (long i = r0; i < r1; i++) {
+        const float *restrict g = a->g + i * w, *restrict y = a->y + i * w,
+                              *restrict u = a->u + i * w;
+        for (long j = 0; j < w; j++) {
+            double m = relu_grad(g[j], y[j]);
+            s[j] += m;
+            q[j] += m * u[j];
+        }
+    }
+}
+
+/* out = relu_grad(g, y) * k + u * b + c; p0 = k, p1 = b, p2 = c */
+static void backward_input_range(const args_t *a, long chunk, long r0, long r1) {
+    (void)chunk;
+    const long w = a->width;
+    const float *restrict k = a->p0, *restrict b = a->p1, *restrict c = a->p2;
+    for (long i = r0; i < r1; i++) {
+        const float *restrict g = a->g + i * w, *restrict y = a->y + i * w,
+                              *restrict u = a->u + i * w;
+        float *restrict out = a->out + i * w;
+        for (long j = 0; j < w; j++) out[j] = relu_grad(g[j], y[j]) * k[j] + u[j] * b[j] + c[j];
+    }
+}
+
+static int clamp_threads(int nthreads, long rows) {
+    if (nthreads > MAX_THREADS) nthreads = MAX_THREADS;
+    if (nthreads > rows) nthreads = (int)rows;
+    return nthreads < 1 ? 1 : nthreads;
+}
+
+/* The number of chunks (and rows of the sums) that the functions below use. */
+int rcpb_bn_relu_chunks(int nthreads, long rows) { return clamp_threads(nthreads, rows); }
+
+void rcpb_bn_relu_stats(const float *u, long rows, long width, double *sum, double *sumsq,
+                        int nthreads) {
+    args_t a = {.u = u, .acc0 = sum, .acc1 = sumsq, .rows = rows, .width = width};
+    run(stats_range, &a, clamp_threads(nthreads, rows));
+}
+
+void rcpb_bn_relu_forward(const float *u, long rows, long width, const float *scale,
+                          const float *shift, float *out, int nthreads) {
+    args_t a = {.u = u, .p0 = scale, .p1 = shift, .out = out, .rows = rows, .width = width};
+    run(forward_range, &a, clamp_threads(nthreads, rows));
+}
+
+void rcpb_bn_relu_backward_sums(const float *g, const float *y, const float *u, long rows,
+                                long width, double *sum_g, double *sum_gu, int nthreads) {
+    args_t a = {.g = g, .y = y, .u = u, .acc0 = sum_g, .acc1 = sum_gu, .rows = rows,
+                .width = width};
+    run(backward_sums_range, &a, clamp_threads(nthreads, rows));
+}
+
+void rcpb_bn_relu_backward_input(const float *g, const float *y, const float *u, long rows,
+                                 long width, const float *k, const float *b, const float *c,
+                                 float *out, int nthreads) {
+    args_t a = {.g = g, .y = y, .u = u, .p0 = k, .p1 = b, .p2 = c, .out = out, .rows = rows,
+                .width = width};
+    run(backward_input_range, &a, clamp_threads(nthreads, rows));
+}

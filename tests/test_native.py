@@ -1,0 +1,79 @@
+"""rcpb.native: building a C file once per machine, the cache, and the fallbacks."""
+
+import shutil
+import warnings
+
+import pytest
+
+from rcpb import native
+
+SOURCE = "int rcpb_test_add(int a, int b) { return a + b; }\n"
+
+
+@pytest.fixture
+def fresh(tmp_path, monkeypatch):
+    """An empty cache directory and no library loaded yet in this process."""
+    monkeypatch.setenv("RCPB_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("RCPB_NATIVE", raising=False)
+    monkeypatch.setattr(native, "_loaded", {})
+    source = tmp_path / "add.c"
+    source.write_text(SOURCE)
+    return source
+
+
+def test_builds_once_and_reuses_the_cached_library(fresh, monkeypatch):
+    if shutil.which("cc") is None:
+        pytest.skip("no C compiler")
+    monkeypatch.delenv("CC", raising=False)
+    lib = native.load(fresh)
+    assert lib is not None and lib.rcpb_test_add(2, 3) == 5
+    built = list((fresh.parent / "cache").glob("add-*.so"))
+    assert len(built) == 1
+    stamp = built[0].stat().st_mtime_ns
+
+    monkeypatch.setattr(native, "_loaded", {})            # a new process: no rebuild
+    assert native.load(fresh).rcpb_test_add(40, 2) == 42
+    assert built[0].stat().st_mtime_ns == stamp
+
+    fresh.write_text(SOURCE.replace("a + b", "a - b"))   # changed source: a second build
+    monkeypatch.setattr(native, "_loaded", {})
+    assert native.load(fresh).rcpb_test_add(2, 3) == -1
+    assert len(list((fresh.parent / "cache").glob("add-*.so"))) == 2
+    assert not list((fresh.parent / "cache").glob("tmp*"))  # no temporary file left
+
+
+def test_unwritable_cache_falls_back(fresh, monkeypatch, tmp_path):
+    if shutil.which("cc") is None:
+        pytest.skip("no C compiler")
+    monkeypatch.delenv("CC", raising=False)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("RCPB_CACHE_DIR", str(blocker / "cache"))   # under a file: not creatable
+    with pytest.warns(RuntimeWarning, match="cc failed"):
+        assert native.load(fresh) is None
+
+
+def test_disabled_by_environment(fresh, monkeypatch):
+    monkeypatch.setenv("RCPB_NATIVE", "0")
+    assert native.load(fresh) is None
+    assert not (fresh.parent / "cache").exists()
+
+
+def test_missing_compiler_warns_once_and_falls_back(fresh, monkeypatch):
+    monkeypatch.setenv("CC", "no-such-compiler-rcpb")
+    with pytest.warns(RuntimeWarning, match="no C compiler.*no-such-compiler-rcpb"):
+        assert native.load(fresh) is None
+    with warnings.catch_warnings(record=True) as caught:  # remembered: no second warning
+        warnings.simplefilter("always")
+        assert native.load(fresh) is None
+    assert not caught
+
+
+def test_compile_error_is_reported(fresh, monkeypatch):
+    if shutil.which("cc") is None:
+        pytest.skip("no C compiler")
+    monkeypatch.delenv("CC", raising=False)
+    fresh.write_text("this is not C\n")
+    with pytest.warns(RuntimeWarning, match="cc failed"):
+        assert native.load(fresh) is None
+    assert not list((fresh.parent / "cache").glob("*"))   # nothing half-built is kept
