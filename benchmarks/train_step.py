@@ -25,7 +25,7 @@ import time
 import torch
 
 from rcpb.models import build
-from rcpb.models.bn_relu import kernels_available
+from rcpb.models import kernels
 from rcpb.optim import Adam
 from rcpb.models.readout import pooled_size
 
@@ -123,7 +123,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}, "
           f"{args.input_size} px, {args.neurons} neurons")
     print(f"fp32 matmul (2048^3, torch.mm): {peak:.1f} GFLOP/s")
-    print("BN + ReLU: " + ("C kernels (rcpb/models/bn_relu.c)" if kernels_available() else
+    print("BN + ReLU, pooling: " + ("C kernels (rcpb/models/kernels.c)" if kernels.available() else
                            "PyTorch ops (no C compiler, or RCPB_NATIVE=0)"))
     header = (f"{'model':<28} {'step ms':>9} {'CPU ms':>8} {'GFLOP/step':>11} {'GFLOP/s':>8} "
               f"{'% of mm':>8}")

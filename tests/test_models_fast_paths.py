@@ -174,11 +174,11 @@ def _require_kernels():
     import os
     import shutil
 
-    from rcpb.models.bn_relu import kernels_available
+    from rcpb.models import kernels
 
     if shutil.which(os.environ.get("CC", "cc")) is None:
         pytest.skip("no C compiler: the kernels are not built here")
-    assert kernels_available(), "a C compiler is present but bn_relu.c did not build"
+    assert kernels.available(), "a C compiler is present but kernels.c did not build"
 
 
 @pytest.mark.parametrize("batch,channels,side", [(6, 5, 7), (16, 8, 29), (3, 32, 5)])
@@ -221,3 +221,38 @@ def test_models_use_bn_relu_in_training_only(monkeypatch):
     with torch.no_grad():
         model(x)
     assert len(calls) == 4
+
+
+# ------------------------------------------------------------------ average pooling kernels
+
+@pytest.mark.parametrize("batch,channels,side", [(4, 8, 29), (3, 5, 7), (2, 3, 9), (2, 2, 1)])
+def test_avg_pool_kernels_equal_hand_pooling(batch, channels, side):
+    """The C pooling (float32) against window means and their gradient worked out in float64:
+    each pixel receives its window's gradient divided by the window's (clipped) pixel count."""
+    import math
+
+    from rcpb.models.readout import avg_pool
+
+    _require_kernels()
+    gen = torch.Generator().manual_seed(side)
+    h = torch.randn(batch, channels, side, side, generator=gen, dtype=torch.float64)
+    n = math.ceil(side / 3)
+    g = torch.randn(batch, channels, n, n, generator=gen, dtype=torch.float64)
+    expected = torch.empty(batch, channels, n, n, dtype=torch.float64)
+    expected_grad = torch.empty_like(h)
+    for i in range(n):
+        for j in range(n):
+            rows, cols = slice(3 * i, min(3 * i + 3, side)), slice(3 * j, min(3 * j + 3, side))
+            window = h[:, :, rows, cols]
+            expected[:, :, i, j] = window.mean((-1, -2))
+            expected_grad[:, :, rows, cols] = (g[:, :, i, j] / window[0, 0].numel())[..., None, None]
+    h32 = h.float().contiguous(memory_format=torch.channels_last).requires_grad_()
+    out = avg_pool(h32)
+    out.backward(g.float())
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out.double(), expected, rtol=0, atol=1e-6)
+    torch.testing.assert_close(h32.grad.double(), expected_grad, rtol=0, atol=1e-6)
+    # the PyTorch formulation (used without a compiler) gives the same
+    h64 = h.contiguous(memory_format=torch.channels_last).requires_grad_()
+    avg_pool(h64, use_kernels=False).backward(g)
+    torch.testing.assert_close(h64.grad, expected_grad, rtol=0, atol=1e-12)

@@ -9,8 +9,8 @@ Here the same arithmetic runs on a ``[rows, width]`` view of the channels-last t
 rows hold several pixels' channels side by side (width up to 64 floats), with per-channel
 parameters repeated along the row:
 
-- with the C kernels of ``bn_relu.c`` (built on first use, :mod:`rcpb.native`): forward = one
-  pass for the batch statistics (double sums) and one for ``max(u * scale + shift, 0)``;
+- with the C kernels of ``kernels.c`` (built on first use, :mod:`rcpb.models.kernels`):
+  forward = one pass for the batch statistics (double sums) and one for ``max(u * scale + shift, 0)``;
   backward = one pass for the two gradient sums and one for the input gradient;
 - without a C compiler: the same formulas as whole-tensor PyTorch ops (a few more passes).
 
@@ -22,13 +22,10 @@ bias. ``tests/test_models_fast_paths.py`` checks both paths against the PyTorch 
 
 from __future__ import annotations
 
-import ctypes
-from pathlib import Path
-
 import torch
 from torch import nn
 
-from rcpb import native
+from rcpb.models import kernels
 
 #: Target row width of the 2-D view, in floats (a few cache lines).
 ROW_FLOATS = 64
@@ -51,7 +48,7 @@ def applies(bn: nn.BatchNorm2d, act: nn.Module, u: torch.Tensor) -> bool:
             and u.device.type == "cpu" and u.is_contiguous(memory_format=torch.channels_last)
             and u.shape[0] * u.shape[2] * u.shape[3] > 1):
         return False
-    return ((u.dtype == torch.float32 and _kernels() is not None)
+    return ((u.dtype == torch.float32 and kernels.available())
             or u.shape[1] <= TORCH_FORMULATION_MAX_CHANNELS)
 
 
@@ -62,30 +59,10 @@ def bn_relu(bn: nn.BatchNorm2d, u: torch.Tensor, use_kernels: bool = True) -> to
     """
     bn.num_batches_tracked.add_(1)   # as nn.BatchNorm2d.forward does in training mode
     function = _BNReLU
-    if use_kernels and u.dtype == torch.float32 and _kernels() is not None:
+    if use_kernels and u.dtype == torch.float32 and kernels.available():
         function = _BNReLUKernels
     return function.apply(u, bn.weight, bn.bias, bn.running_mean, bn.running_var,
                           bn.momentum, bn.eps)
-
-
-def kernels_available() -> bool:
-    """Whether the C kernels are built and loaded (see :mod:`rcpb.native`)."""
-    return _kernels() is not None
-
-
-def _kernels() -> ctypes.CDLL | None:
-    """bn_relu.c, compiled and loaded once per process (None without a C compiler)."""
-    lib = native.load(Path(__file__).with_name("bn_relu.c"))
-    if lib is not None and not hasattr(lib, "_rcpb_typed"):
-        p, n, i = ctypes.c_void_p, ctypes.c_long, ctypes.c_int
-        lib.rcpb_bn_relu_chunks.argtypes = [i, n]
-        lib.rcpb_bn_relu_chunks.restype = i
-        lib.rcpb_bn_relu_stats.argtypes = [p, n, n, p, p, i]
-        lib.rcpb_bn_relu_forward.argtypes = [p, n, n, p, p, p, i]
-        lib.rcpb_bn_relu_backward_sums.argtypes = [p, p, p, n, n, p, p, i]
-        lib.rcpb_bn_relu_backward_input.argtypes = [p, p, p, n, n, p, p, p, p, i]
-        lib._rcpb_typed = True
-    return lib
 
 
 def _pixels_per_row(n_pixels: int, channels: int) -> int:
@@ -162,7 +139,7 @@ def _column_sums(kernel, arrays: list[torch.Tensor], rows: int, width: int,
     """Run a reduction kernel over ``arrays`` ([rows, width] float32, contiguous); return its two
     per-channel double sums [C] (per-chunk rows added in order: deterministic)."""
     threads = torch.get_num_threads()
-    chunks = _kernels().rcpb_bn_relu_chunks(threads, rows)
+    chunks = kernels.library().rcpb_bn_relu_chunks(threads, rows)
     acc = torch.empty(2, chunks, width, dtype=torch.float64)
     kernel(*(a.data_ptr() for a in arrays), rows, width, acc[0].data_ptr(), acc[1].data_ptr(),
            threads)
@@ -171,11 +148,11 @@ def _column_sums(kernel, arrays: list[torch.Tensor], rows: int, width: int,
 
 
 class _BNReLUKernels(torch.autograd.Function):
-    """The formulas of _BNReLU with the C kernels of bn_relu.c (float32, CPU)."""
+    """The formulas of _BNReLU with the C kernels of kernels.c (float32, CPU)."""
 
     @staticmethod
     def forward(ctx, u, weight, bias, running_mean, running_var, momentum, eps):
-        lib = _kernels()
+        lib = kernels.library()
         batch, channels, height, width = u.shape
         n = batch * height * width                          # values per channel
         r = _pixels_per_row(n, channels)
@@ -202,7 +179,7 @@ class _BNReLUKernels(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_y):
-        lib = _kernels()
+        lib = kernels.library()
         u2, y2, weight, mean, invstd = ctx.saved_tensors
         r = ctx.r
         rows, row_width = u2.shape

@@ -22,6 +22,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from rcpb.errors import RcpbError
+from rcpb.models import kernels
 from rcpb.models.blocks import activation, inverse_activation
 
 READOUT_MODES = ("no-avg", "early-avg", "late-avg", "2-avg")
@@ -66,8 +67,44 @@ class _AvgPool3(torch.autograd.Function):
         return grad.permute(0, 3, 1, 2)
 
 
-def avg_pool(h: torch.Tensor) -> torch.Tensor:
-    """AvgPool(3, stride 3, ceil_mode=True): [B, C, H, H] -> [B, C, h, h], h = pooled_size(H)."""
+class _AvgPool3Kernels(torch.autograd.Function):
+    """The same pooling and its backward as one pass each (C kernels; float32 CPU maps)."""
+
+    @staticmethod
+    def forward(ctx, h: torch.Tensor) -> torch.Tensor:
+        batch, channels, size, _ = h.shape
+        n = pooled_size(size)
+        h = h.contiguous(memory_format=torch.channels_last)
+        pooled = torch.empty(batch, channels, n, n, dtype=h.dtype,
+                             memory_format=torch.channels_last)
+        kernels.library().rcpb_avg_pool_forward(h.data_ptr(), batch, size, channels,
+                                                POOL_KERNEL, pooled.data_ptr(),
+                                                torch.get_num_threads())
+        ctx.size = size
+        return pooled
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        batch, channels = grad.shape[:2]
+        size = ctx.size
+        grad = grad.contiguous(memory_format=torch.channels_last)
+        grad_h = torch.empty(batch, channels, size, size, dtype=grad.dtype,
+                             memory_format=torch.channels_last)
+        kernels.library().rcpb_avg_pool_backward(grad.data_ptr(), batch, size, channels,
+                                                 POOL_KERNEL, grad_h.data_ptr(),
+                                                 torch.get_num_threads())
+        return grad_h
+
+
+def avg_pool(h: torch.Tensor, use_kernels: bool = True) -> torch.Tensor:
+    """AvgPool(3, stride 3, ceil_mode=True): [B, C, H, H] -> [B, C, h, h], h = pooled_size(H).
+
+    float32 CPU maps use the C kernels when they can be built (``use_kernels=False``: never).
+    """
+    if (use_kernels and h.dtype == torch.float32 and h.device.type == "cpu"
+            and h.shape[-1] == h.shape[-2] and kernels.available()):
+        return _AvgPool3Kernels.apply(h)
     return _AvgPool3.apply(h)
 
 

@@ -1,8 +1,11 @@
 /*
- * Training-mode BatchNorm followed by ReLU, on CPU, fused into memory passes
- * (see rcpb/models/bn_relu.py, which compiles this file and calls it through ctypes).
+ * CPU kernels of the training step (rcpb/models/kernels.py builds this file on first use and
+ * calls it through ctypes):
+ *   - training-mode BatchNorm followed by ReLU, forward and backward (rcpb/models/bn_relu.py);
+ *   - non-overlapping average pooling, forward and backward (rcpb/models/readout.py).
+ * Each is one pass over memory, over channels-last float32 feature maps.
  *
- * Every array is a channels-last feature map viewed as [rows, width] floats, row-major:
+ * BN + ReLU: every array is a channels-last feature map viewed as [rows, width] floats, row-major:
  * a row holds the channels of width / C consecutive pixels, and per-column parameters are
  * the per-channel ones repeated width / C times. The rows are split into `nthreads` equal
  * chunks (the last one shorter), one OpenMP thread each; reductions write one row of per-column
@@ -10,6 +13,7 @@
  * results depend on the thread count but not on thread timing.
  */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define MAX_THREADS 64
@@ -143,4 +147,74 @@ void rcpb_bn_relu_backward_input(const float *g, const float *y, const float *u,
     args_t a = {.g = g, .y = y, .u = u, .p0 = k, .p1 = b, .p2 = c, .out = out, .rows = rows,
                 .width = width};
     run(backward_input_range, &a, clamp_threads(nthreads, rows));
+}
+
+/* ------------------------------------------------------------------ average pooling
+ * Windows of k x k pixels with stride k (no overlap); the last window of a row or column is
+ * clipped to the map and averages only the pixels it covers (PyTorch's avg_pool2d with
+ * ceil_mode=True, no padding). Maps are channels-last: h [batch, size, size, channels],
+ * pooled [batch, n, n, channels], n = ceil(size / k). Parallel over the batch; every value
+ * is summed in a fixed order, so results do not depend on the thread count. */
+
+static long window_count(long i, long k, long size) {
+    long left = size - i * k;
+    return left < k ? left : k;
+}
+
+/* For each window row i: sum the window's image rows into one row buffer (long contiguous
+ * loops), then add up each window's columns of that buffer. */
+void rcpb_avg_pool_forward(const float *h, long batch, long size, long channels, long k,
+                           float *pooled, int nthreads) {
+    const long n = (size + k - 1) / k, row = size * channels;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+#endif
+    for (long b = 0; b < batch; b++) {
+        float *restrict rowsum = malloc(row * sizeof(float));
+        if (rowsum == NULL) abort(); /* a few kB: nothing sensible is left to do */
+        for (long i = 0; i < n; i++) {
+            const long rows = window_count(i, k, size);
+            const float *restrict in = h + (b * size + i * k) * row;
+            for (long x = 0; x < row; x++) rowsum[x] = in[x];
+            for (long p = 1; p < rows; p++)
+                for (long x = 0; x < row; x++) rowsum[x] += in[p * row + x];
+            for (long j = 0; j < n; j++) {
+                const long cols = window_count(j, k, size);
+                const float scale = 1.0f / (float)(rows * cols);
+                const float *restrict src = rowsum + j * k * channels;
+                float *restrict out = pooled + ((b * n + i) * n + j) * channels;
+                for (long c = 0; c < channels; c++) {
+                    float total = src[c];
+                    for (long q = 1; q < cols; q++) total += src[q * channels + c];
+                    out[c] = total * scale;
+                }
+            }
+        }
+        free(rowsum);
+    }
+    (void)nthreads;
+}
+
+/* grad_h[b, p, q, c] = grad_pooled[b, p / k, q / k, c] / (pixels in that window): one image row
+ * is built per window row and copied to the window's image rows. */
+void rcpb_avg_pool_backward(const float *grad_pooled, long batch, long size, long channels,
+                            long k, float *grad_h, int nthreads) {
+    const long n = (size + k - 1) / k, row = size * channels;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+#endif
+    for (long b = 0; b < batch; b++) {
+        for (long i = 0; i < n; i++) {
+            const long rows = window_count(i, k, size);
+            float *restrict first = grad_h + (b * size + i * k) * row;
+            for (long q = 0; q < size; q++) {
+                const long j = q / k;
+                const float scale = 1.0f / (float)(rows * window_count(j, k, size));
+                const float *restrict in = grad_pooled + ((b * n + i) * n + j) * channels;
+                for (long c = 0; c < channels; c++) first[q * channels + c] = in[c] * scale;
+            }
+            for (long p = 1; p < rows; p++) memcpy(first + p * row, first, row * sizeof(float));
+        }
+    }
+    (void)nthreads;
 }

@@ -1,0 +1,42 @@
+"""The C kernels of ``kernels.c`` (BN + ReLU, average pooling), built on first use.
+
+:func:`library` returns the loaded library with its function signatures set, or None when it
+cannot be built (no C compiler, or ``RCPB_NATIVE=0``; see :mod:`rcpb.native`), in which case
+the models use their PyTorch formulations. Arrays are passed as ``tensor.data_ptr()``: callers
+pass contiguous float32 CPU tensors and keep them alive during the call.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from pathlib import Path
+
+from rcpb import native
+
+_P, _N, _I = ctypes.c_void_p, ctypes.c_long, ctypes.c_int
+_SIGNATURES = {
+    "rcpb_bn_relu_chunks": ([_I, _N], _I),
+    "rcpb_bn_relu_stats": ([_P, _N, _N, _P, _P, _I], None),
+    "rcpb_bn_relu_forward": ([_P, _N, _N, _P, _P, _P, _I], None),
+    "rcpb_bn_relu_backward_sums": ([_P, _P, _P, _N, _N, _P, _P, _I], None),
+    "rcpb_bn_relu_backward_input": ([_P, _P, _P, _N, _N, _P, _P, _P, _P, _I], None),
+    "rcpb_avg_pool_forward": ([_P, _N, _N, _N, _N, _P, _I], None),
+    "rcpb_avg_pool_backward": ([_P, _N, _N, _N, _N, _P, _I], None),
+}
+_typed: set[int] = set()
+
+
+def library() -> ctypes.CDLL | None:
+    """kernels.c, compiled and loaded once per process (None without a C compiler)."""
+    lib = native.load(Path(__file__).with_name("kernels.c"))
+    if lib is not None and id(lib) not in _typed:
+        for name, (argtypes, restype) in _SIGNATURES.items():
+            function = getattr(lib, name)
+            function.argtypes, function.restype = argtypes, restype
+        _typed.add(id(lib))
+    return lib
+
+
+def available() -> bool:
+    """Whether the kernels are built and loaded."""
+    return library() is not None
