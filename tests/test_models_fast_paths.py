@@ -204,7 +204,7 @@ def test_bn_relu_kernels_are_deterministic(threads):
         assert torch.equal(first[key], second[key]), key
 
 
-def test_models_use_bn_relu_in_training_only(monkeypatch):
+def test_models_use_bn_relu_in_training_on_large_maps_only(monkeypatch):
     from rcpb.models import bn_relu, build
 
     calls = []
@@ -215,6 +215,9 @@ def test_models_use_bn_relu_in_training_only(monkeypatch):
                        n_neurons=2, model_seed=0))
     x = torch.randn(5, 1, 13, 13)
     model.train()
+    model(x)
+    assert calls == []                # 5 x 4 x 5 x 5 values: below MIN_VALUES
+    monkeypatch.setattr(bn_relu, "MIN_VALUES", 5 * 4 * 5 * 5)
     model(x)
     assert len(calls) == 1 + 3        # CPB1 and the RCPB's BN at t = 1, 2, 3
     model.eval()
