@@ -248,7 +248,8 @@ def test_avg_pool_kernels_equal_hand_pooling(batch, channels, side):
             rows, cols = slice(3 * i, min(3 * i + 3, side)), slice(3 * j, min(3 * j + 3, side))
             window = h[:, :, rows, cols]
             expected[:, :, i, j] = window.mean((-1, -2))
-            expected_grad[:, :, rows, cols] = (g[:, :, i, j] / window[0, 0].numel())[..., None, None]
+            share = g[:, :, i, j] / window[0, 0].numel()      # per pixel of the window
+            expected_grad[:, :, rows, cols] = share[..., None, None]
     h32 = h.float().contiguous(memory_format=torch.channels_last).requires_grad_()
     out = avg_pool(h32)
     out.backward(g.float())

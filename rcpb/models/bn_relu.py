@@ -10,8 +10,9 @@ rows hold several pixels' channels side by side (width up to 64 floats), with pe
 parameters repeated along the row:
 
 - with the C kernels of ``kernels.c`` (built on first use, :mod:`rcpb.models.kernels`):
-  forward = one pass for the batch statistics (double sums) and one for ``max(u * scale + shift, 0)``;
-  backward = one pass for the two gradient sums and one for the input gradient;
+  forward = one pass for the batch statistics (double sums) and one for
+  ``max(u * scale + shift, 0)``; backward = one pass for the two gradient sums and one for the
+  input gradient (both recompute the ReLU's mask from u rather than read the output);
 - without a C compiler: the same formulas as whole-tensor PyTorch ops (a few more passes).
 
 Same function as ``F.relu(bn(u))`` with ``bn`` an ``nn.BatchNorm2d`` in training mode: batch
@@ -141,15 +142,16 @@ def _row_params(params: list[torch.Tensor], r: int) -> list[torch.Tensor]:
     return [p.to(torch.float32).repeat(r).contiguous() for p in params]
 
 
-def _column_sums(kernel, arrays: list[torch.Tensor], rows: int, width: int,
-                 r: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run a reduction kernel over ``arrays`` ([rows, width] float32, contiguous); return its two
-    per-channel double sums [C] (per-chunk rows added in order: deterministic)."""
+def _column_sums(kernel, arrays: list[torch.Tensor], rows: int, width: int, r: int,
+                 params: list[torch.Tensor] = ()) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run a reduction kernel over ``arrays`` ([rows, width] float32, contiguous) with per-column
+    ``params`` ([width] float32); return its two per-channel double sums [C] (per-chunk rows
+    added in order: deterministic)."""
     threads = torch.get_num_threads()
     chunks = kernels.library().rcpb_bn_relu_chunks(threads, rows)
     acc = torch.empty(2, chunks, width, dtype=torch.float64)
-    kernel(*(a.data_ptr() for a in arrays), rows, width, acc[0].data_ptr(), acc[1].data_ptr(),
-           threads)
+    kernel(*(a.data_ptr() for a in arrays), rows, width, *(p.data_ptr() for p in params),
+           acc[0].data_ptr(), acc[1].data_ptr(), threads)
     sums = acc.sum(1)                                     # [2, width]
     return _fold(sums[0], r), _fold(sums[1], r)
 
@@ -179,7 +181,8 @@ class _BNReLUKernels(torch.autograd.Function):
             running_mean.mul_(1 - momentum).add_(mean.to(running_mean.dtype), alpha=momentum)
             running_var.mul_(1 - momentum).add_((var * (n / (n - 1))).to(running_var.dtype),
                                                 alpha=momentum)
-        ctx.save_for_backward(u2, y2, weight, mean, invstd)
+        # the backward pass recomputes the ReLU's mask from u, scale and shift
+        ctx.save_for_backward(u2, scale_row, shift_row, weight, mean, invstd)
         ctx.r = r
         return y2.view(batch, height, width, channels).permute(0, 3, 1, 2)
 
@@ -187,14 +190,14 @@ class _BNReLUKernels(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_y):
         lib = kernels.library()
-        u2, y2, weight, mean, invstd = ctx.saved_tensors
+        u2, scale_row, shift_row, weight, mean, invstd = ctx.saved_tensors
         r = ctx.r
         rows, row_width = u2.shape
         n = rows * r
         grad2 = _rows(grad_y.contiguous(memory_format=torch.channels_last), r)
-        # m = grad where y > 0: sums of m and of m * u, per channel
-        grad_bias, sum_gu = _column_sums(lib.rcpb_bn_relu_backward_sums, [grad2, y2, u2],
-                                         rows, row_width, r)
+        # m = grad where the ReLU passed: sums of m and of m * u, per channel
+        grad_bias, sum_gu = _column_sums(lib.rcpb_bn_relu_backward_sums, [grad2, u2],
+                                         rows, row_width, r, [scale_row, shift_row])
         grad_weight = (sum_gu - mean * grad_bias) * invstd   # sum of m * xhat
         grad_u = None
         if ctx.needs_input_grad[0]:
@@ -206,11 +209,10 @@ class _BNReLUKernels(torch.autograd.Function):
             out = torch.empty_like(u2)
             k_row, b_row, c_row = _row_params([k, b, c], r)
             lib.rcpb_bn_relu_backward_input(
-                grad2.data_ptr(), y2.data_ptr(), u2.data_ptr(), rows, row_width,
-                k_row.data_ptr(), b_row.data_ptr(), c_row.data_ptr(), out.data_ptr(),
-                torch.get_num_threads())
+                grad2.data_ptr(), u2.data_ptr(), rows, row_width, scale_row.data_ptr(),
+                shift_row.data_ptr(), k_row.data_ptr(), b_row.data_ptr(), c_row.data_ptr(),
+                out.data_ptr(), torch.get_num_threads())
             batch, channels, height, width = grad_y.shape
             grad_u = out.view(batch, height, width, channels).permute(0, 3, 1, 2)
         return (grad_u, grad_weight.to(weight.dtype), grad_bias.to(weight.dtype),
                 None, None, None, None)
-

@@ -19,8 +19,8 @@
 #define MAX_THREADS 64
 
 typedef struct {
-    const float *g, *y, *u;    /* [rows, width]: incoming gradient, ReLU output, BN input */
-    const float *p0, *p1, *p2; /* [width]: per-column parameters */
+    const float *g, *u;        /* [rows, width]: incoming gradient, BN input */
+    const float *p0, *p1, *p2, *p3, *p4; /* [width]: per-column parameters */
     float *out;                /* [rows, width] */
     double *acc0, *acc1;       /* [chunks, width]: per-chunk column sums */
     long rows, width;
@@ -44,11 +44,16 @@ static void run(range_fn fn, const args_t *args, int nthreads) {
     }
 }
 
-/* g where y > 0, else 0 (ReLU's backward), without a branch so that loops vectorise */
-static inline float relu_grad(float g, float y) {
+/* BN's output before the ReLU; the forward and backward passes both compute it with this one
+ * function, so they agree bit for bit on which values the ReLU passed */
+static inline float affine(float u, float scale, float shift) { return u * scale + shift; }
+
+/* g where the ReLU passed its input (affine > 0), else 0, without a branch so that loops
+ * vectorise */
+static inline float relu_grad(float g, float u, float scale, float shift) {
     uint32_t bits;
     memcpy(&bits, &g, sizeof bits);
-    bits &= -(uint32_t)(y > 0.0f);
+    bits &= -(uint32_t)(affine(u, scale, shift) > 0.0f);
     float out;
     memcpy(&out, &bits, sizeof out);
     return out;
@@ -78,38 +83,41 @@ static void forward_range(const args_t *a, long chunk, long r0, long r1) {
         const float *restrict u = a->u + i * w;
         float *restrict out = a->out + i * w;
         for (long j = 0; j < w; j++) {
-            float v = u[j] * scale[j] + shift[j];
+            float v = affine(u[j], scale[j], shift[j]);
             out[j] = v > 0.0f ? v : 0.0f;
         }
     }
 }
 
-/* with m = relu_grad(g, y): acc0 = sum of m, acc1 = sum of m * u per column */
+/* with m = relu_grad(g, u, scale, shift): acc0 = sum of m, acc1 = sum of m * u per column;
+ * p0 = scale, p1 = shift (the forward pass's) */
 static void backward_sums_range(const args_t *a, long chunk, long r0, long r1) {
     const long w = a->width;
+    const float *restrict scale = a->p0, *restrict shift = a->p1;
     double *restrict s = a->acc0 + chunk * w, *restrict q = a->acc1 + chunk * w;
     for (long j = 0; j < w; j++) s[j] = q[j] = 0.0;
     for (long i = r0; i < r1; i++) {
-        const float *restrict g = a->g + i * w, *restrict y = a->y + i * w,
-                              *restrict u = a->u + i * w;
+        const float *restrict g = a->g + i * w, *restrict u = a->u + i * w;
         for (long j = 0; j < w; j++) {
-            double m = relu_grad(g[j], y[j]);
+            double m = relu_grad(g[j], u[j], scale[j], shift[j]);
             s[j] += m;
             q[j] += m * u[j];
         }
     }
 }
 
-/* out = relu_grad(g, y) * k + u * b + c; p0 = k, p1 = b, p2 = c */
+/* out = relu_grad(g, u, scale, shift) * k + u * b + c; p0 = scale, p1 = shift, p2 = k,
+ * p3 = b, p4 = c */
 static void backward_input_range(const args_t *a, long chunk, long r0, long r1) {
     (void)chunk;
     const long w = a->width;
-    const float *restrict k = a->p0, *restrict b = a->p1, *restrict c = a->p2;
+    const float *restrict scale = a->p0, *restrict shift = a->p1, *restrict k = a->p2,
+                          *restrict b = a->p3, *restrict c = a->p4;
     for (long i = r0; i < r1; i++) {
-        const float *restrict g = a->g + i * w, *restrict y = a->y + i * w,
-                              *restrict u = a->u + i * w;
+        const float *restrict g = a->g + i * w, *restrict u = a->u + i * w;
         float *restrict out = a->out + i * w;
-        for (long j = 0; j < w; j++) out[j] = relu_grad(g[j], y[j]) * k[j] + u[j] * b[j] + c[j];
+        for (long j = 0; j < w; j++)
+            out[j] = relu_grad(g[j], u[j], scale[j], shift[j]) * k[j] + u[j] * b[j] + c[j];
     }
 }
 
@@ -134,18 +142,19 @@ void rcpb_bn_relu_forward(const float *u, long rows, long width, const float *sc
     run(forward_range, &a, clamp_threads(nthreads, rows));
 }
 
-void rcpb_bn_relu_backward_sums(const float *g, const float *y, const float *u, long rows,
-                                long width, double *sum_g, double *sum_gu, int nthreads) {
-    args_t a = {.g = g, .y = y, .u = u, .acc0 = sum_g, .acc1 = sum_gu, .rows = rows,
-                .width = width};
+void rcpb_bn_relu_backward_sums(const float *g, const float *u, long rows, long width,
+                                const float *scale, const float *shift, double *sum_g,
+                                double *sum_gu, int nthreads) {
+    args_t a = {.g = g, .u = u, .p0 = scale, .p1 = shift, .acc0 = sum_g, .acc1 = sum_gu,
+                .rows = rows, .width = width};
     run(backward_sums_range, &a, clamp_threads(nthreads, rows));
 }
 
-void rcpb_bn_relu_backward_input(const float *g, const float *y, const float *u, long rows,
-                                 long width, const float *k, const float *b, const float *c,
-                                 float *out, int nthreads) {
-    args_t a = {.g = g, .y = y, .u = u, .p0 = k, .p1 = b, .p2 = c, .out = out, .rows = rows,
-                .width = width};
+void rcpb_bn_relu_backward_input(const float *g, const float *u, long rows, long width,
+                                 const float *scale, const float *shift, const float *k,
+                                 const float *b, const float *c, float *out, int nthreads) {
+    args_t a = {.g = g, .u = u, .p0 = scale, .p1 = shift, .p2 = k, .p3 = b, .p4 = c,
+                .out = out, .rows = rows, .width = width};
     run(backward_input_range, &a, clamp_threads(nthreads, rows));
 }
 

@@ -18,8 +18,8 @@ _SIGNATURES = {
     "rcpb_bn_relu_chunks": ([_I, _N], _I),
     "rcpb_bn_relu_stats": ([_P, _N, _N, _P, _P, _I], None),
     "rcpb_bn_relu_forward": ([_P, _N, _N, _P, _P, _P, _I], None),
-    "rcpb_bn_relu_backward_sums": ([_P, _P, _P, _N, _N, _P, _P, _I], None),
-    "rcpb_bn_relu_backward_input": ([_P, _P, _P, _N, _N, _P, _P, _P, _P, _I], None),
+    "rcpb_bn_relu_backward_sums": ([_P, _P, _N, _N, _P, _P, _P, _P, _I], None),
+    "rcpb_bn_relu_backward_input": ([_P, _P, _N, _N, _P, _P, _P, _P, _P, _P, _I], None),
     "rcpb_avg_pool_forward": ([_P, _N, _N, _N, _N, _P, _I], None),
     "rcpb_avg_pool_backward": ([_P, _N, _N, _N, _N, _P, _I], None),
 }
