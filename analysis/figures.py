@@ -30,7 +30,8 @@ import sys
 
 import pandas as pd
 
-from analysis.load import parse_fraction_label, read_results
+from analysis.labels import parse_fraction_label
+from analysis.load import read_results
 from analysis.plots.ablation import fig6gi, fig_lege
 from analysis.plots.common import NoData, placeholder, save, write_csv
 from analysis.plots.compare import fig3a, fig3d, fig6ab

@@ -18,10 +18,11 @@ import re
 import numpy as np
 import pandas as pd
 
+from analysis.labels import fraction_label
 from rcpb.errors import RcpbError
+from rcpb.grid import FAMILIES
 
 READOUT_MODES = ("no-avg", "early-avg", "late-avg", "2-avg")
-FAMILIES = ("ff", "recurrent", "multipath", "ablation_rm", "ablation_lege")
 PERF = "test_cc_norm2"
 PERF_LABEL = "performance (CC$_{norm}^2$)"
 
@@ -93,21 +94,6 @@ def normalise(df: pd.DataFrame, source: str = "results table") -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- selection
-
-
-def fraction_label(fraction: float) -> str:
-    """Training fraction as the percent string used in file names: 1.0 -> "100", 0.125 -> "12.5"."""
-    return f"{round(float(fraction) * 100, 6):g}"
-
-
-def parse_fraction_label(label: str) -> float:
-    """Inverse of fraction_label: "25" -> 0.25."""
-    try:
-        return float(label) / 100.0
-    except ValueError:
-        raise RcpbError(
-            f"training fraction {label!r}: expected a percentage such as 25, 50 or 100."
-        ) from None
 
 
 def select(df: pd.DataFrame, family: str | None = None, split: int | None = None,

@@ -19,7 +19,8 @@ import json
 import math
 import os
 
-from analysis.load import FAMILIES, fraction_label
+from analysis.labels import fraction_label
+from rcpb.grid import FAMILIES
 from rcpb.checkpoint import write_json_atomic
 
 # figure name -> (needs these families, per training fraction?, output stem)
