@@ -19,3 +19,12 @@ def parse_fraction_label(label: str) -> float:
         raise RcpbError(
             f"training fraction {label!r}: expected a percentage such as 25, 50 or 100."
         ) from None
+
+
+def report_fraction_label(label: str) -> str:
+    """The report's "training data" label for a file-name label: "25" -> "0.25 (25 %)".
+
+    The report sorts labels as text; led by the fraction (0.125 < 0.25 < 0.5 < 1), text order
+    is numeric order, which "12.5 %", "25 %", "100 %" would not be.
+    """
+    return f"{parse_fraction_label(label):g} ({label} %)"

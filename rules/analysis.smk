@@ -4,6 +4,7 @@
 
 import os
 
+from analysis.labels import report_fraction_label
 from analysis.workflow import headline_for
 from analysis.workflow import tables_for as report_tables_for
 
@@ -39,7 +40,7 @@ def _figure_labels(name, figure, per_fraction, kind):
         lab = {"figure": figure, "split seed": wildcards.split}
         if per_fraction:
             parts.append(f"frac{wildcards.fraction}")
-            lab["training data"] = f"{wildcards.fraction} %"
+            lab["training data"] = report_fraction_label(wildcards.fraction)
         lab["file"] = kind
         key = os.path.join(*parts)  # e.g. fig3d/split0/frac100, as in summary.json
         lab["headline"] = headline_for(wildcards.dataset, key) or "see the figure title"
