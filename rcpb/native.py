@@ -17,6 +17,7 @@ import ctypes
 import hashlib
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
@@ -55,15 +56,16 @@ def _cpu_identity() -> str:
 _FLAG_SETS = (["-march=native", "-fopenmp"], ["-fopenmp"], ["-march=native"], [])
 
 
-def _compile(source: Path, target: Path, compiler: str) -> str | None:
+def _compile(source: Path, target: Path, compiler: list[str]) -> str | None:
     """Build ``source`` into ``target``; None on success, else the compiler's message."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
     os.close(fd)
-    base = [compiler, "-O3", "-std=c99", "-shared", "-fPIC", str(source), "-o", tmp]
     error = ""
     for flags in _FLAG_SETS:
-        result = subprocess.run(base[:2] + flags + base[2:], capture_output=True, text=True)
+        command = compiler + ["-O3", "-std=c99", *flags, "-shared", "-fPIC", str(source),
+                              "-o", tmp]
+        result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode == 0:
             os.replace(tmp, target)
             return None
@@ -82,22 +84,26 @@ def load(source: Path) -> ctypes.CDLL | None:
         return _loaded[key]
     lib = None
     if enabled():
-        compiler = os.environ.get("CC", "cc")
+        cc = os.environ.get("CC") or "cc"
+        compiler = shlex.split(cc)                    # CC may carry flags ("ccache gcc -m64")
         digest = hashlib.sha256(
-            source.read_bytes() + compiler.encode() + repr(_FLAG_SETS).encode()
+            source.read_bytes() + cc.encode() + repr(_FLAG_SETS).encode()
             + _cpu_identity().encode() + sys.platform.encode()).hexdigest()[:16]
-        target = cache_dir() / f"{source.stem}-{digest}.so"
         reason = None
-        if not target.exists():
-            if shutil.which(compiler) is None:
-                reason = f"no C compiler ({compiler!r} not found; set CC)"
+        try:
+            target = cache_dir() / f"{source.stem}-{digest}.so"
+        except RuntimeError as exc:                   # no home directory to cache in
+            reason = f"no cache directory ({exc}; set RCPB_CACHE_DIR)"
+        if reason is None and not target.exists():
+            if not compiler or shutil.which(compiler[0]) is None:
+                reason = f"no C compiler ({cc!r} not found; set CC)"
             else:
                 try:
                     error = _compile(source, target, compiler)
                 except OSError as exc:          # e.g. a cache directory we cannot write
                     error = str(exc)
                 if error is not None:
-                    reason = f"{compiler} failed: {error[-500:]}"
+                    reason = f"{cc} failed: {error[-500:]}"
         if reason is None:
             try:
                 lib = ctypes.CDLL(str(target))

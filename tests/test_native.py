@@ -69,6 +69,13 @@ def test_missing_compiler_warns_once_and_falls_back(fresh, monkeypatch):
     assert not caught
 
 
+def test_compiler_with_flags_in_cc(fresh, monkeypatch):
+    if shutil.which("cc") is None:
+        pytest.skip("no C compiler")
+    monkeypatch.setenv("CC", "cc -Wall")
+    assert native.load(fresh).rcpb_test_add(1, 1) == 2
+
+
 def test_compile_error_is_reported(fresh, monkeypatch):
     if shutil.which("cc") is None:
         pytest.skip("no C compiler")
