@@ -86,6 +86,12 @@ def _rows(t: torch.Tensor, r: int) -> torch.Tensor:
     return t.permute(0, 2, 3, 1).reshape(-1, r * t.shape[1])
 
 
+def _maps(t2: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """Inverse of :func:`_rows`: a [rows, width] array as a channels-last map of ``shape``."""
+    batch, channels, height, width = shape
+    return t2.view(batch, height, width, channels).permute(0, 3, 1, 2)
+
+
 def _fold(s: torch.Tensor, r: int) -> torch.Tensor:
     """Column sums of a [rows, r*C] view, [r*C] -> per-channel sums [C]."""
     return s.view(r, -1).sum(0)
@@ -111,7 +117,7 @@ class _BNReLU(torch.autograd.Function):
             running_var.mul_(1 - momentum).add_(var * (n / (n - 1)), alpha=momentum)
         ctx.save_for_backward(centred, y2, weight, invstd)
         ctx.r = r
-        return y2.view(batch, height, width, channels).permute(0, 3, 1, 2)
+        return _maps(y2, u.shape)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -131,8 +137,7 @@ class _BNReLU(torch.autograd.Function):
             grad_u = torch.addcmul((-k * grad_bias / n).repeat(r), centred,
                                    (-k * invstd * grad_weight / n).repeat(r))
             grad_u.addcmul_(grad, k.repeat(r))
-            batch, channels, height, width = grad_y.shape
-            grad_u = grad_u.view(batch, height, width, channels).permute(0, 3, 1, 2)
+            grad_u = _maps(grad_u, grad_y.shape)
         return grad_u, grad_weight, grad_bias, None, None, None, None
 
 
@@ -184,7 +189,7 @@ class _BNReLUKernels(torch.autograd.Function):
         # the backward pass recomputes the ReLU's mask from u, scale and shift
         ctx.save_for_backward(u2, scale_row, shift_row, weight, mean, invstd)
         ctx.r = r
-        return y2.view(batch, height, width, channels).permute(0, 3, 1, 2)
+        return _maps(y2, u.shape)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -212,7 +217,6 @@ class _BNReLUKernels(torch.autograd.Function):
                 grad2.data_ptr(), u2.data_ptr(), rows, row_width, scale_row.data_ptr(),
                 shift_row.data_ptr(), k_row.data_ptr(), b_row.data_ptr(), c_row.data_ptr(),
                 out.data_ptr(), torch.get_num_threads())
-            batch, channels, height, width = grad_y.shape
-            grad_u = out.view(batch, height, width, channels).permute(0, 3, 1, 2)
+            grad_u = _maps(out, grad_y.shape)
         return (grad_u, grad_weight.to(weight.dtype), grad_bias.to(weight.dtype),
                 None, None, None, None)

@@ -67,34 +67,30 @@ class _AvgPool3(torch.autograd.Function):
         return grad.permute(0, 3, 1, 2)
 
 
+def _pool_kernel(kernel, src: torch.Tensor, size: int, out_side: int) -> torch.Tensor:
+    """Run a pooling kernel of kernels.c (map side ``size``): src [B, C, s, s] -> a new
+    channels-last [B, C, out_side, out_side]."""
+    batch, channels = src.shape[:2]
+    src = src.contiguous(memory_format=torch.channels_last)
+    out = torch.empty(batch, channels, out_side, out_side, dtype=src.dtype,
+                      memory_format=torch.channels_last)
+    kernel(src.data_ptr(), batch, size, channels, POOL_KERNEL, out.data_ptr(),
+           torch.get_num_threads())
+    return out
+
+
 class _AvgPool3Kernels(torch.autograd.Function):
     """The same pooling and its backward as one pass each (C kernels; float32 CPU maps)."""
 
     @staticmethod
     def forward(ctx, h: torch.Tensor) -> torch.Tensor:
-        batch, channels, size, _ = h.shape
-        n = pooled_size(size)
-        h = h.contiguous(memory_format=torch.channels_last)
-        pooled = torch.empty(batch, channels, n, n, dtype=h.dtype,
-                             memory_format=torch.channels_last)
-        kernels.library().rcpb_avg_pool_forward(h.data_ptr(), batch, size, channels,
-                                                POOL_KERNEL, pooled.data_ptr(),
-                                                torch.get_num_threads())
-        ctx.size = size
-        return pooled
+        size = ctx.size = h.shape[-1]
+        return _pool_kernel(kernels.library().rcpb_avg_pool_forward, h, size, pooled_size(size))
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        batch, channels = grad.shape[:2]
-        size = ctx.size
-        grad = grad.contiguous(memory_format=torch.channels_last)
-        grad_h = torch.empty(batch, channels, size, size, dtype=grad.dtype,
-                             memory_format=torch.channels_last)
-        kernels.library().rcpb_avg_pool_backward(grad.data_ptr(), batch, size, channels,
-                                                 POOL_KERNEL, grad_h.data_ptr(),
-                                                 torch.get_num_threads())
-        return grad_h
+        return _pool_kernel(kernels.library().rcpb_avg_pool_backward, grad, ctx.size, ctx.size)
 
 
 def avg_pool(h: torch.Tensor, use_kernels: bool = True) -> torch.Tensor:
