@@ -1,0 +1,167 @@
+"""How much of a training step the convolutions take, and how fast they run.
+
+Records every convolution pass of one training step of each model of ``train_step.py`` (the
+forward convolutions, and in the backward pass the input and weight gradients), then times each
+distinct pass on its own (same shapes, strides and options; median over ``--repeats`` runs) and
+prints, per model:
+
+- each kind of pass: how often the step runs it, its median time and its GFLOP/s;
+- the sum over the step: the time the step's convolutions take when nothing else runs, a floor
+  for the step time that only faster convolutions can lower;
+- the same FLOPs at the machine's fp32 matmul rate (``torch.mm``, 2048^3), for comparison;
+- the measured step time (as ``train_step.py`` measures it).
+
+FLOPs: 2 x multiply-accumulates; a forward pass, an input gradient and a weight gradient each
+count the same.
+
+Usage: python benchmarks/conv_passes.py [--threads 2] [--only "32 ch"]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import statistics
+import time
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from rcpb.models import build
+from rcpb.optim import Adam
+from train_step import configs, matmul_gflops, step_time
+
+_CONV = torch.ops.aten.convolution.default
+_CONV_BACKWARD = torch.ops.aten.convolution_backward.default
+
+
+def _spec(value):
+    """A hashable description of an argument: tensors by shape, strides and dtype."""
+    if isinstance(value, torch.Tensor):
+        return ("tensor", tuple(value.shape), tuple(value.stride()), value.dtype)
+    if isinstance(value, (list, tuple)):
+        return tuple(_spec(v) for v in value)
+    return value
+
+
+def _materialise(spec, generator: torch.Generator):
+    """Arguments for a replay: random tensors with the recorded shapes and strides."""
+    if isinstance(spec, tuple) and spec and spec[0] == "tensor":
+        _, shape, stride, dtype = spec
+        return torch.empty_strided(shape, stride, dtype=dtype).normal_(generator=generator)
+    if isinstance(spec, tuple):
+        return [_materialise(s, generator) for s in spec]
+    return spec
+
+
+class _RecordConvolutions(TorchDispatchMode):
+    """Counts the convolution calls that reach the kernels, by (op, argument description)."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls: collections.Counter = collections.Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func in (_CONV, _CONV_BACKWARD):
+            self.calls[(func, _spec(tuple(args)))] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def split_passes(func, spec: tuple) -> list[tuple[str, tuple]]:
+    """One (pass name, argument description) per pass of a call: a backward call that computes
+    both gradients is split into one call per gradient, so that each is timed on its own."""
+    if func is _CONV:
+        return [("forward", spec)]
+    mask = spec[-1]   # convolution_backward's output_mask: (input, weight, bias)
+    return [(name, spec[:-1] + (tuple(i == which for i in range(3)),))
+            for which, name in enumerate(("input grad", "weight grad")) if mask[which]]
+
+
+def _flops(func, args: tuple) -> int:
+    """FLOPs of one pass: 2 x output pixels x output channels x (C_in / groups) x k x k.
+
+    The weight shape [C_out, C_in / groups, k, k] already holds C_in / groups."""
+    inp, weight = (args[0], args[1]) if func is _CONV else (args[1], args[2])
+    out_channels, in_per_group, kh, kw = weight[1]
+    batch = inp[1][0]
+    # output size from the input size, padding, stride and dilation of the call
+    stride, padding, dilation = (args[3:6] if func is _CONV else args[4:7])
+    sizes = [(inp[1][2 + i] + 2 * padding[i] - dilation[i] * (k - 1) - 1) // stride[i] + 1
+             for i, k in enumerate((kh, kw))]
+    return 2 * batch * sizes[0] * sizes[1] * out_channels * in_per_group * kh * kw
+
+
+def record(config: dict, batch: int) -> collections.Counter:
+    """The convolution calls of one training step (after one warm-up step)."""
+    model = build(config)
+    model.train()
+    optimizer = Adam(model.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, 1, config["input_size"], config["input_size"], generator=gen)
+    y = torch.rand(batch, config["n_neurons"], generator=gen)
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        loss = ((model(x) - y) ** 2).mean()
+        loss.backward()
+        optimizer.step()
+
+    step()
+    with _RecordConvolutions() as recorder:
+        step()
+    return recorder.calls
+
+
+def time_call(func, spec: tuple, repeats: int) -> float:
+    """Median wall time of one call (seconds), on random inputs of the recorded shapes."""
+    args = _materialise(spec, torch.Generator().manual_seed(0))
+    func(*args)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        func(*args)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--input-size", type=int, default=37)
+    parser.add_argument("--neurons", type=int, default=34)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--only", default=None, help="run only models whose name contains this")
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    peak = matmul_gflops(args.threads)
+    print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}; "
+          f"fp32 matmul (2048^3): {peak:.1f} GFLOP/s")
+    for model_name, config in configs(args.input_size, args.neurons):
+        if args.only and args.only not in model_name:
+            continue
+        print(f"\n{model_name}")
+        print(f"  {'pass':<12} {'input':<20} {'kernel':<8} {'count':>5} {'ms each':>8} "
+              f"{'GFLOP/s':>8} {'ms/step':>8}")
+        total_s = total_flops = 0.0
+        for (func, spec), count in record(config, args.batch).items():
+            inp, weight = (spec[0], spec[1]) if func is _CONV else (spec[1], spec[2])
+            for name, pass_spec in split_passes(func, spec):
+                seconds = time_call(func, pass_spec, args.repeats)
+                flops = _flops(func, pass_spec)
+                print(f"  {name:<12} {'x'.join(map(str, inp[1])):<20} "
+                      f"{'x'.join(map(str, weight[1][2:])):<8} {count:>5} {seconds * 1e3:8.1f} "
+                      f"{flops / seconds / 1e9:8.1f} {count * seconds * 1e3:8.0f}")
+                total_s += count * seconds
+                total_flops += count * flops
+        step, _ = step_time(config, args.batch, warmup=2, repeats=args.repeats)
+        print(f"  convolutions alone: {total_s * 1e3:.0f} ms per step "
+              f"({total_flops / total_s / 1e9:.1f} GFLOP/s); the same "
+              f"{total_flops / 1e9:.1f} GFLOP at the matmul rate: {total_flops / peak / 1e6:.0f} ms")
+        print(f"  measured step: {step * 1e3:.0f} ms; convolutions alone are "
+              f"{100 * total_s / step:.0f} % of it", flush=True)
+
+
+if __name__ == "__main__":
+    main()
