@@ -1,6 +1,6 @@
 """Compile a C file of the package once per machine and load it with ctypes.
 
-rcpb's only C code (``rcpb/models/bn_relu.c``) is built on first use with the system's C
+rcpb's only C code (``rcpb/models/kernels.c``) is built on first use with the system's C
 compiler (``$CC``, else ``cc``), optimised for the CPU it runs on, and cached in
 ``$RCPB_CACHE_DIR`` (default ``$XDG_CACHE_HOME/rcpb`` or ``~/.cache/rcpb``). The cache key
 covers the source, the compiler command and the CPU model and flags, so machines of different

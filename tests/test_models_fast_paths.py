@@ -131,10 +131,10 @@ def test_batch_norm_equals_torch_batch_norm_and_restores_threads(channels):
 
 # ------------------------------------------------------------------ fused BN + ReLU (bn_relu)
 
-def _bn_relu_case(dtype, batch, channels, side, mode):
-    """relu(bn(u)) with mode "modules" (nn.BatchNorm2d + ReLU), "torch" (bn_relu's PyTorch
-    formulation) or "kernels" (its C kernels): outputs, gradients and BN state after two
-    training steps, all as float64."""
+def _bn_relu_case(dtype, batch, channels, side, mode, relu=True):
+    """relu(bn(u)) (``relu=False``: bn(u)) with mode "modules" (nn.BatchNorm2d + ReLU), "torch"
+    (bn_relu's PyTorch formulation) or "kernels" (its C kernels): outputs, gradients and BN
+    state after two training steps, all as float64."""
     from rcpb.models.bn_relu import bn_relu
 
     gen = torch.Generator().manual_seed(channels + side)
@@ -146,8 +146,10 @@ def _bn_relu_case(dtype, batch, channels, side, mode):
         bn.bias.copy_(torch.linspace(-0.2, 0.3, channels))
     x = u.to(dtype).contiguous(memory_format=torch.channels_last).requires_grad_()
     for _ in range(2):
-        y = (torch.relu(bn(x)) if mode == "modules"
-             else bn_relu(bn, x, use_kernels=(mode == "kernels")))
+        if mode == "modules":
+            y = torch.relu(bn(x)) if relu else bn(x)
+        else:
+            y = bn_relu(bn, x, use_kernels=(mode == "kernels"), relu=relu)
         (y * g_out.to(dtype)).sum().backward()
     assert y.is_contiguous(memory_format=torch.channels_last)
     return {"out": y, "grad_u": x.grad, "grad_weight": bn.weight.grad,
@@ -163,10 +165,11 @@ def _assert_bn_relu_close(result, reference, rtol):
         assert float((got - ref).abs().max()) <= rtol * scale, key
 
 
+@pytest.mark.parametrize("relu", [True, False])
 @pytest.mark.parametrize("batch,channels,side", [(6, 5, 7), (4, 8, 9), (3, 32, 5), (2, 3, 1)])
-def test_bn_relu_torch_formulation_equals_modules(batch, channels, side):
-    reference = _bn_relu_case(torch.float64, batch, channels, side, "modules")
-    result = _bn_relu_case(torch.float64, batch, channels, side, "torch")
+def test_bn_relu_torch_formulation_equals_modules(batch, channels, side, relu):
+    reference = _bn_relu_case(torch.float64, batch, channels, side, "modules", relu)
+    result = _bn_relu_case(torch.float64, batch, channels, side, "torch", relu)
     _assert_bn_relu_close(result, reference, rtol=1e-12)
 
 
@@ -181,12 +184,13 @@ def _require_kernels():
     assert kernels.available(), "a C compiler is present but kernels.c did not build"
 
 
+@pytest.mark.parametrize("relu", [True, False])
 @pytest.mark.parametrize("batch,channels,side", [(6, 5, 7), (16, 8, 29), (3, 32, 5)])
-def test_bn_relu_kernels_equal_modules_in_float64(batch, channels, side):
+def test_bn_relu_kernels_equal_modules_in_float64(batch, channels, side, relu):
     """The kernels run in float32 (double sums); compared with the float64 modules."""
     _require_kernels()
-    reference = _bn_relu_case(torch.float64, batch, channels, side, "modules")
-    result = _bn_relu_case(torch.float32, batch, channels, side, "kernels")
+    reference = _bn_relu_case(torch.float64, batch, channels, side, "modules", relu)
+    result = _bn_relu_case(torch.float32, batch, channels, side, "kernels", relu)
     _assert_bn_relu_close(result, reference, rtol=2e-6)
 
 
@@ -224,6 +228,25 @@ def test_models_use_bn_relu_in_training_on_large_maps_only(monkeypatch):
     with torch.no_grad():
         model(x)
     assert len(calls) == 4
+
+
+@pytest.mark.parametrize("act,order", [("softplus", "bn_act"), ("relu", "act_bn")])
+def test_bn_without_relu_uses_bn_relu_on_large_maps_in_training(monkeypatch, act, order):
+    """Softplus blocks and an act_bn CPB1 take BN alone from bn_relu, with relu=False."""
+    from rcpb.models import bn_relu, build
+
+    calls = []
+    original = bn_relu.bn_relu
+    monkeypatch.setattr(bn_relu, "bn_relu",
+                        lambda *a, **k: calls.append(k.get("relu", True)) or original(*a, **k))
+    monkeypatch.setattr(bn_relu, "MIN_VALUES", 5 * 4 * 5 * 5)
+    model = build(dict(arch="recurrent", recurrent_layers=1, iterations=2, readout="no-avg",
+                       channels=4, act=act, first_block_order=order, input_size=13,
+                       n_neurons=2, model_seed=0))
+    model.train()
+    model(torch.randn(5, 1, 13, 13)).sum().backward()
+    # CPB1, then the RCPB's BN at t = 1, 2 (ReLU fused where the block's act is ReLU)
+    assert calls == [False, act == "relu", act == "relu"]
 
 
 # ------------------------------------------------------------------ average pooling kernels

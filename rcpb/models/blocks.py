@@ -36,16 +36,22 @@ def batch_norm(channels: int) -> nn.BatchNorm2d:
 
 
 class BatchNorm2d(nn.BatchNorm2d):
-    """``nn.BatchNorm2d`` (same parameters, buffers and results) whose training-mode backward
-    runs on a single thread when it has fewer than :data:`FEW_CHANNELS` channels.
+    """``nn.BatchNorm2d`` (same parameters, buffers and results) with two replacements of
+    PyTorch's (2.13) CPU kernels in training mode:
 
-    Why: PyTorch's (2.13) CPU backward kernel for channels-last BN accumulates per-thread
-    partial sums of C floats side by side; with C = 8 two threads write to the same cache
-    line, and the kernel takes 2-3 times longer on 2 threads than on 1 (measured on
-    [256, 8, 29, 29]). The forward pass and every other op keep all threads.
+    - large channels-last maps (see :func:`rcpb.models.bn_relu.applies`) go through
+      :func:`rcpb.models.bn_relu.bn_relu` without ReLU (faster with few channels; measured:
+      a softplus FF 3-block step at 8 channels, batch 256, 2 threads, 1.3 times faster);
+    - otherwise, with fewer than :data:`FEW_CHANNELS` channels the backward pass runs on a
+      single thread. PyTorch's CPU backward kernel for channels-last BN accumulates per-thread
+      partial sums of C floats side by side; with C = 8 two threads write to the same cache
+      line, and the kernel takes 2-3 times longer on 2 threads than on 1 (measured on
+      [256, 8, 29, 29]). The forward pass and every other op keep all threads.
     """
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
+        if bn_relu.applies(self, u):
+            return bn_relu.bn_relu(self, u, relu=False)
         if not (self.training and self.num_features < FEW_CHANNELS and u.requires_grad
                 and torch.get_num_threads() > 1 and self.momentum is not None):
             return super().forward(u)
@@ -82,8 +88,8 @@ class _BatchNormOneThreadBackward(torch.autograd.Function):
 
 
 def bn_act(bn: nn.BatchNorm2d, act: nn.Module, u: torch.Tensor) -> torch.Tensor:
-    """``act(bn(u))``; in training with ReLU, by :func:`rcpb.models.bn_relu.bn_relu` (faster)."""
-    if bn_relu.applies(bn, act, u):
+    """``act(bn(u))``; with ReLU in training, fused by :func:`rcpb.models.bn_relu.bn_relu`."""
+    if type(act) is nn.ReLU and bn_relu.applies(bn, u):
         return bn_relu.bn_relu(bn, u)
     return act(bn(u))
 

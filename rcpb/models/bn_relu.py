@@ -1,9 +1,10 @@
-"""``relu(bn(u))`` in training mode on CPU, in a few memory passes (SPEC 3.1-3.2 blocks).
+"""``bn(u)`` and ``relu(bn(u))`` in training mode on CPU, in a few memory passes (SPEC 3.1-3.2).
 
 Every block of the models ends in ``Act(BN(conv output))``. PyTorch (2.13, CPU) runs BN and
 ReLU as separate kernels, and its channels-last BN kernels vectorise over the channels: with
 8-16 channels (half of every paper grid) they reach a fraction of memory speed, and a BN takes
-about as long as the conv before it.
+about as long as the conv before it. The code here computes ``bn(u)``, fused with the ReLU
+when the block has one (softplus blocks apply their activation afterwards).
 
 Here the same arithmetic runs on a ``[rows, width]`` view of the channels-last tensor whose
 rows hold several pixels' channels side by side (width up to 64 floats), with per-channel
@@ -11,17 +12,21 @@ parameters repeated along the row:
 
 - with the C kernels of ``kernels.c`` (built on first use, :mod:`rcpb.models.kernels`):
   forward = one pass for the batch statistics (double sums) and one for
-  ``max(u * scale + shift, 0)``; backward = one pass for the two gradient sums and one for the
-  input gradient (both recompute the ReLU's mask from u rather than read the output);
+  ``u * scale + shift`` (clamped at 0 for ReLU); backward = one pass for the two gradient sums
+  and one for the input gradient (both recompute the ReLU's mask from u rather than read the
+  output);
 - without a C compiler: the same formulas as whole-tensor PyTorch ops (a few more passes).
 
-Same function as ``F.relu(bn(u))`` with ``bn`` an ``nn.BatchNorm2d`` in training mode: batch
-statistics (variance biased for the normalisation, unbiased for the running estimate), running
-statistics and ``num_batches_tracked`` updated in place, and the gradients of u, weight and
-bias. ``tests/test_models_fast_paths.py`` checks both paths against the PyTorch modules.
+Same function as ``bn(u)`` (or ``F.relu(bn(u))``) with ``bn`` an ``nn.BatchNorm2d`` in training
+mode: batch statistics (variance biased for the normalisation, unbiased for the running
+estimate), running statistics and ``num_batches_tracked`` updated in place, and the gradients
+of u, weight and bias. ``tests/test_models_fast_paths.py`` checks both paths against the
+PyTorch modules in float64.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -31,9 +36,8 @@ from rcpb.models import kernels
 #: Target row width of the 2-D view, in floats (a few cache lines).
 ROW_FLOATS = 64
 
-
 #: Without the C kernels, the PyTorch formulation is used below this many channels only (at
-#: 16 and more, PyTorch's own BN kernels are as fast).
+#: 16 and more, PyTorch's own BN kernels are faster).
 TORCH_FORMULATION_MAX_CHANNELS = 15
 
 #: Smaller maps (in values) stay with PyTorch's modules: they fit in cache, where PyTorch's
@@ -43,34 +47,35 @@ TORCH_FORMULATION_MAX_CHANNELS = 15
 MIN_VALUES = 2 ** 18
 
 
-def applies(bn: nn.BatchNorm2d, act: nn.Module, u: torch.Tensor) -> bool:
-    """Whether :func:`bn_relu` computes ``act(bn(u))`` faster than PyTorch's modules.
+def applies(bn: nn.BatchNorm2d, u: torch.Tensor) -> bool:
+    """Whether :func:`bn_relu` computes ``bn(u)`` faster than PyTorch's BN.
 
-    Needs training mode, ReLU, a channels-last 4-D CPU input of at least :data:`MIN_VALUES`
-    values (on GPUs PyTorch's own kernels are the fast ones) and a BN with affine parameters,
-    running statistics and a momentum; then the C kernels for float32 inputs, else few
-    channels.
+    Needs training mode, a channels-last 4-D CPU input of at least :data:`MIN_VALUES` values
+    (on GPUs PyTorch's own kernels are the fast ones) and a BN with affine parameters, running
+    statistics and a momentum; then the C kernels for float32 inputs, else few channels.
     """
-    if not (bn.training and type(act) is nn.ReLU and bn.affine and bn.track_running_stats
-            and bn.momentum is not None and bn.running_mean is not None and u.dim() == 4
-            and u.device.type == "cpu" and u.is_contiguous(memory_format=torch.channels_last)
+    if not (bn.training and bn.affine and bn.track_running_stats and bn.momentum is not None
+            and bn.running_mean is not None and u.dim() == 4 and u.device.type == "cpu"
+            and u.is_contiguous(memory_format=torch.channels_last)
             and u.numel() >= MIN_VALUES):
         return False
     return ((u.dtype == torch.float32 and kernels.available())
             or u.shape[1] <= TORCH_FORMULATION_MAX_CHANNELS)
 
 
-def bn_relu(bn: nn.BatchNorm2d, u: torch.Tensor, use_kernels: bool = True) -> torch.Tensor:
-    """``relu(bn(u))`` for ``bn`` in training mode. u: [B, C, H, W] channels-last -> same.
+def bn_relu(bn: nn.BatchNorm2d, u: torch.Tensor, use_kernels: bool = True,
+            relu: bool = True) -> torch.Tensor:
+    """``relu(bn(u))`` (``relu=False``: ``bn(u)``) for ``bn`` in training mode.
 
-    float32 inputs use the C kernels when they can be built (``use_kernels=False``: never).
+    u: [B, C, H, W] channels-last -> same. float32 inputs use the C kernels when they can be
+    built (``use_kernels=False``: never).
     """
     bn.num_batches_tracked.add_(1)   # as nn.BatchNorm2d.forward does in training mode
     function = _BNReLU
     if use_kernels and u.dtype == torch.float32 and kernels.available():
         function = _BNReLUKernels
     return function.apply(u, bn.weight, bn.bias, bn.running_mean, bn.running_var,
-                          bn.momentum, bn.eps)
+                          bn.momentum, bn.eps, relu)
 
 
 def _pixels_per_row(n_pixels: int, channels: int) -> int:
@@ -98,10 +103,11 @@ def _fold(s: torch.Tensor, r: int) -> torch.Tensor:
 
 
 class _BNReLU(torch.autograd.Function):
-    """relu(bn(u)) as whole-tensor PyTorch ops on the [rows, width] view (any float dtype)."""
+    """relu(bn(u)) or bn(u) as whole-tensor PyTorch ops on the [rows, width] view (any float
+    dtype)."""
 
     @staticmethod
-    def forward(ctx, u, weight, bias, running_mean, running_var, momentum, eps):
+    def forward(ctx, u, weight, bias, running_mean, running_var, momentum, eps, relu):
         batch, channels, height, width = u.shape
         n = batch * height * width                          # values per channel
         r = _pixels_per_row(n, channels)
@@ -111,12 +117,14 @@ class _BNReLU(torch.autograd.Function):
         var = _fold((centred * centred).sum(0), r) / n      # biased batch variance [C]
         invstd = torch.rsqrt(var + eps)
         # weight * xhat + bias with xhat = centred * invstd, then ReLU
-        y2 = torch.addcmul(bias.repeat(r), centred, (weight * invstd).repeat(r)).relu_()
+        y2 = torch.addcmul(bias.repeat(r), centred, (weight * invstd).repeat(r))
+        if relu:
+            y2.relu_()
         with torch.no_grad():
             running_mean.mul_(1 - momentum).add_(mean, alpha=momentum)
             running_var.mul_(1 - momentum).add_(var * (n / (n - 1)), alpha=momentum)
         ctx.save_for_backward(centred, y2, weight, invstd)
-        ctx.r = r
+        ctx.r, ctx.relu = r, relu
         return _maps(y2, u.shape)
 
     @staticmethod
@@ -125,8 +133,9 @@ class _BNReLU(torch.autograd.Function):
         centred, y2, weight, invstd = ctx.saved_tensors
         r = ctx.r
         n = centred.shape[0] * r
-        grad = torch.ops.aten.threshold_backward(_rows(grad_y.contiguous(
-            memory_format=torch.channels_last), r), y2, 0)   # d loss / d bn(u)
+        grad = _rows(grad_y.contiguous(memory_format=torch.channels_last), r)
+        if ctx.relu:
+            grad = torch.ops.aten.threshold_backward(grad, y2, 0)   # d loss / d bn(u)
         grad_bias = _fold(grad.sum(0), r)
         grad_weight = _fold((grad * centred).sum(0), r) * invstd   # sum(grad * xhat)
         grad_u = None
@@ -138,7 +147,7 @@ class _BNReLU(torch.autograd.Function):
                                    (-k * invstd * grad_weight / n).repeat(r))
             grad_u.addcmul_(grad, k.repeat(r))
             grad_u = _maps(grad_u, grad_y.shape)
-        return grad_u, grad_weight, grad_bias, None, None, None, None
+        return grad_u, grad_weight, grad_bias, None, None, None, None, None
 
 
 def _row_params(params: list[torch.Tensor], r: int) -> list[torch.Tensor]:
@@ -148,15 +157,15 @@ def _row_params(params: list[torch.Tensor], r: int) -> list[torch.Tensor]:
 
 
 def _column_sums(kernel, arrays: list[torch.Tensor], rows: int, width: int, r: int,
-                 params: list[torch.Tensor] = ()) -> tuple[torch.Tensor, torch.Tensor]:
+                 params: list[torch.Tensor] = (), *scalars) -> tuple[torch.Tensor, torch.Tensor]:
     """Run a reduction kernel over ``arrays`` ([rows, width] float32, contiguous) with per-column
-    ``params`` ([width] float32); return its two per-channel double sums [C] (per-chunk rows
-    added in order: deterministic)."""
+    ``params`` ([width] float32) and then ``scalars``; return its two per-channel double sums
+    [C] (per-chunk rows added in order: deterministic)."""
     threads = torch.get_num_threads()
     chunks = kernels.library().rcpb_bn_relu_chunks(threads, rows)
     acc = torch.empty(2, chunks, width, dtype=torch.float64)
     kernel(*(a.data_ptr() for a in arrays), rows, width, *(p.data_ptr() for p in params),
-           acc[0].data_ptr(), acc[1].data_ptr(), threads)
+           *scalars, acc[0].data_ptr(), acc[1].data_ptr(), threads)
     sums = acc.sum(1)                                     # [2, width]
     return _fold(sums[0], r), _fold(sums[1], r)
 
@@ -165,7 +174,7 @@ class _BNReLUKernels(torch.autograd.Function):
     """The formulas of _BNReLU with the C kernels of kernels.c (float32, CPU)."""
 
     @staticmethod
-    def forward(ctx, u, weight, bias, running_mean, running_var, momentum, eps):
+    def forward(ctx, u, weight, bias, running_mean, running_var, momentum, eps, relu):
         lib = kernels.library()
         batch, channels, height, width = u.shape
         n = batch * height * width                          # values per channel
@@ -176,19 +185,21 @@ class _BNReLUKernels(torch.autograd.Function):
         mean = total / n                                      # double [C]
         var = (total_sq / n - mean * mean).clamp_min(0.0)     # biased batch variance
         invstd = torch.rsqrt(var + eps)
-        scale = weight.detach().double() * invstd             # relu(u * scale + shift)
+        scale = weight.detach().double() * invstd             # max(u * scale + shift, lower)
         shift = bias.detach().double() - mean * scale
+        lower = 0.0 if relu else -math.inf
         y2 = torch.empty_like(u2)
         scale_row, shift_row = _row_params([scale, shift], r)
         lib.rcpb_bn_relu_forward(u2.data_ptr(), rows, row_width, scale_row.data_ptr(),
-                                 shift_row.data_ptr(), y2.data_ptr(), torch.get_num_threads())
+                                 shift_row.data_ptr(), lower, y2.data_ptr(),
+                                 torch.get_num_threads())
         with torch.no_grad():
             running_mean.mul_(1 - momentum).add_(mean.to(running_mean.dtype), alpha=momentum)
             running_var.mul_(1 - momentum).add_((var * (n / (n - 1))).to(running_var.dtype),
                                                 alpha=momentum)
         # the backward pass recomputes the ReLU's mask from u, scale and shift
         ctx.save_for_backward(u2, scale_row, shift_row, weight, mean, invstd)
-        ctx.r = r
+        ctx.r, ctx.lower = r, lower
         return _maps(y2, u.shape)
 
     @staticmethod
@@ -202,7 +213,8 @@ class _BNReLUKernels(torch.autograd.Function):
         grad2 = _rows(grad_y.contiguous(memory_format=torch.channels_last), r)
         # m = grad where the ReLU passed: sums of m and of m * u, per channel
         grad_bias, sum_gu = _column_sums(lib.rcpb_bn_relu_backward_sums, [grad2, u2],
-                                         rows, row_width, r, [scale_row, shift_row])
+                                         rows, row_width, r, [scale_row, shift_row],
+                                         ctx.lower)
         grad_weight = (sum_gu - mean * grad_bias) * invstd   # sum of m * xhat
         grad_u = None
         if ctx.needs_input_grad[0]:
@@ -215,8 +227,8 @@ class _BNReLUKernels(torch.autograd.Function):
             k_row, b_row, c_row = _row_params([k, b, c], r)
             lib.rcpb_bn_relu_backward_input(
                 grad2.data_ptr(), u2.data_ptr(), rows, row_width, scale_row.data_ptr(),
-                shift_row.data_ptr(), k_row.data_ptr(), b_row.data_ptr(), c_row.data_ptr(),
-                out.data_ptr(), torch.get_num_threads())
+                shift_row.data_ptr(), ctx.lower, k_row.data_ptr(), b_row.data_ptr(),
+                c_row.data_ptr(), out.data_ptr(), torch.get_num_threads())
             grad_u = _maps(out, grad_y.shape)
         return (grad_u, grad_weight.to(weight.dtype), grad_bias.to(weight.dtype),
-                None, None, None, None)
+                None, None, None, None, None)

@@ -1,7 +1,8 @@
 /*
  * CPU kernels of the training step (rcpb/models/kernels.py builds this file on first use and
  * calls it through ctypes):
- *   - training-mode BatchNorm followed by ReLU, forward and backward (rcpb/models/bn_relu.py);
+ *   - training-mode BatchNorm, alone or followed by ReLU, forward and backward
+ *     (rcpb/models/bn_relu.py);
  *   - non-overlapping average pooling, forward and backward (rcpb/models/readout.py).
  * Each is one pass over memory, over channels-last float32 feature maps.
  *
@@ -10,7 +11,8 @@
  * the per-channel ones repeated width / C times. The rows are split into `nthreads` equal
  * chunks (the last one shorter), one OpenMP thread each; reductions write one row of per-column
  * double sums per chunk ([nthreads, width]), which the caller adds in a fixed order, so the
- * results depend on the thread count but not on thread timing.
+ * results depend on the thread count but not on thread timing. BN's output is clamped below at
+ * `lower`: 0 gives ReLU(BN(u)), -INFINITY gives BN(u) alone.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -22,6 +24,7 @@ typedef struct {
     const float *g, *u;        /* [rows, width]: incoming gradient, BN input */
     const float *p0, *p1, *p2, *p3, *p4; /* [width]: per-column parameters */
     float *out;                /* [rows, width] */
+    float lower;               /* lower clamp of BN's output: 0 (ReLU) or -INFINITY (none) */
     double *acc0, *acc1;       /* [chunks, width]: per-chunk column sums */
     long rows, width;
 } args_t;
@@ -48,12 +51,12 @@ static void run(range_fn fn, const args_t *args, int nthreads) {
  * function, so they agree bit for bit on which values the ReLU passed */
 static inline float affine(float u, float scale, float shift) { return u * scale + shift; }
 
-/* g where the ReLU passed its input (affine > 0), else 0, without a branch so that loops
+/* g where the clamp passed its input (affine > lower), else 0, without a branch so that loops
  * vectorise */
-static inline float relu_grad(float g, float u, float scale, float shift) {
+static inline float passed_grad(float g, float u, float scale, float shift, float lower) {
     uint32_t bits;
     memcpy(&bits, &g, sizeof bits);
-    bits &= -(uint32_t)(affine(u, scale, shift) > 0.0f);
+    bits &= -(uint32_t)(affine(u, scale, shift) > lower);
     float out;
     memcpy(&out, &bits, sizeof out);
     return out;
@@ -74,50 +77,53 @@ static void stats_range(const args_t *a, long chunk, long r0, long r1) {
     }
 }
 
-/* out = max(u * scale + shift, 0); p0 = scale, p1 = shift */
+/* out = max(u * scale + shift, lower); p0 = scale, p1 = shift */
 static void forward_range(const args_t *a, long chunk, long r0, long r1) {
     (void)chunk;
     const long w = a->width;
+    const float lower = a->lower;
     const float *restrict scale = a->p0, *restrict shift = a->p1;
     for (long i = r0; i < r1; i++) {
         const float *restrict u = a->u + i * w;
         float *restrict out = a->out + i * w;
         for (long j = 0; j < w; j++) {
             float v = affine(u[j], scale[j], shift[j]);
-            out[j] = v > 0.0f ? v : 0.0f;
+            out[j] = v > lower ? v : lower;
         }
     }
 }
 
-/* with m = relu_grad(g, u, scale, shift): acc0 = sum of m, acc1 = sum of m * u per column;
- * p0 = scale, p1 = shift (the forward pass's) */
+/* with m = passed_grad(g, u, scale, shift, lower): acc0 = sum of m, acc1 = sum of m * u per
+ * column; p0 = scale, p1 = shift (the forward pass's) */
 static void backward_sums_range(const args_t *a, long chunk, long r0, long r1) {
     const long w = a->width;
+    const float lower = a->lower;
     const float *restrict scale = a->p0, *restrict shift = a->p1;
     double *restrict s = a->acc0 + chunk * w, *restrict q = a->acc1 + chunk * w;
     for (long j = 0; j < w; j++) s[j] = q[j] = 0.0;
     for (long i = r0; i < r1; i++) {
         const float *restrict g = a->g + i * w, *restrict u = a->u + i * w;
         for (long j = 0; j < w; j++) {
-            double m = relu_grad(g[j], u[j], scale[j], shift[j]);
+            double m = passed_grad(g[j], u[j], scale[j], shift[j], lower);
             s[j] += m;
             q[j] += m * u[j];
         }
     }
 }
 
-/* out = relu_grad(g, u, scale, shift) * k + u * b + c; p0 = scale, p1 = shift, p2 = k,
+/* out = passed_grad(g, u, scale, shift, lower) * k + u * b + c; p0 = scale, p1 = shift, p2 = k,
  * p3 = b, p4 = c */
 static void backward_input_range(const args_t *a, long chunk, long r0, long r1) {
     (void)chunk;
     const long w = a->width;
+    const float lower = a->lower;
     const float *restrict scale = a->p0, *restrict shift = a->p1, *restrict k = a->p2,
                           *restrict b = a->p3, *restrict c = a->p4;
     for (long i = r0; i < r1; i++) {
         const float *restrict g = a->g + i * w, *restrict u = a->u + i * w;
         float *restrict out = a->out + i * w;
         for (long j = 0; j < w; j++)
-            out[j] = relu_grad(g[j], u[j], scale[j], shift[j]) * k[j] + u[j] * b[j] + c[j];
+            out[j] = passed_grad(g[j], u[j], scale[j], shift[j], lower) * k[j] + u[j] * b[j] + c[j];
     }
 }
 
@@ -137,24 +143,26 @@ void rcpb_bn_relu_stats(const float *u, long rows, long width, double *sum, doub
 }
 
 void rcpb_bn_relu_forward(const float *u, long rows, long width, const float *scale,
-                          const float *shift, float *out, int nthreads) {
-    args_t a = {.u = u, .p0 = scale, .p1 = shift, .out = out, .rows = rows, .width = width};
+                          const float *shift, float lower, float *out, int nthreads) {
+    args_t a = {.u = u, .p0 = scale, .p1 = shift, .out = out, .lower = lower, .rows = rows,
+                .width = width};
     run(forward_range, &a, clamp_threads(nthreads, rows));
 }
 
 void rcpb_bn_relu_backward_sums(const float *g, const float *u, long rows, long width,
-                                const float *scale, const float *shift, double *sum_g,
-                                double *sum_gu, int nthreads) {
-    args_t a = {.g = g, .u = u, .p0 = scale, .p1 = shift, .acc0 = sum_g, .acc1 = sum_gu,
-                .rows = rows, .width = width};
+                                const float *scale, const float *shift, float lower,
+                                double *sum_g, double *sum_gu, int nthreads) {
+    args_t a = {.g = g, .u = u, .p0 = scale, .p1 = shift, .lower = lower, .acc0 = sum_g,
+                .acc1 = sum_gu, .rows = rows, .width = width};
     run(backward_sums_range, &a, clamp_threads(nthreads, rows));
 }
 
 void rcpb_bn_relu_backward_input(const float *g, const float *u, long rows, long width,
-                                 const float *scale, const float *shift, const float *k,
-                                 const float *b, const float *c, float *out, int nthreads) {
-    args_t a = {.g = g, .u = u, .p0 = scale, .p1 = shift, .p2 = k, .p3 = b, .p4 = c,
-                .out = out, .rows = rows, .width = width};
+                                 const float *scale, const float *shift, float lower,
+                                 const float *k, const float *b, const float *c, float *out,
+                                 int nthreads) {
+    args_t a = {.g = g, .u = u, .p0 = scale, .p1 = shift, .lower = lower, .p2 = k, .p3 = b,
+                .p4 = c, .out = out, .rows = rows, .width = width};
     run(backward_input_range, &a, clamp_threads(nthreads, rows));
 }
 

@@ -1,4 +1,4 @@
-"""The C kernels of ``kernels.c`` (BN + ReLU, average pooling), built on first use.
+"""The C kernels of ``kernels.c`` (BN with or without ReLU, average pooling), built on first use.
 
 :func:`library` returns the loaded library with its function signatures set, or None when it
 cannot be built (no C compiler, or ``RCPB_NATIVE=0``; see :mod:`rcpb.native`), in which case
@@ -13,13 +13,13 @@ from pathlib import Path
 
 from rcpb import native
 
-_P, _N, _I = ctypes.c_void_p, ctypes.c_long, ctypes.c_int
+_P, _N, _I, _F = ctypes.c_void_p, ctypes.c_long, ctypes.c_int, ctypes.c_float
 _SIGNATURES = {
     "rcpb_bn_relu_chunks": ([_I, _N], _I),
     "rcpb_bn_relu_stats": ([_P, _N, _N, _P, _P, _I], None),
-    "rcpb_bn_relu_forward": ([_P, _N, _N, _P, _P, _P, _I], None),
-    "rcpb_bn_relu_backward_sums": ([_P, _P, _N, _N, _P, _P, _P, _P, _I], None),
-    "rcpb_bn_relu_backward_input": ([_P, _P, _N, _N, _P, _P, _P, _P, _P, _P, _I], None),
+    "rcpb_bn_relu_forward": ([_P, _N, _N, _P, _P, _F, _P, _I], None),
+    "rcpb_bn_relu_backward_sums": ([_P, _P, _N, _N, _P, _P, _F, _P, _P, _I], None),
+    "rcpb_bn_relu_backward_input": ([_P, _P, _N, _N, _P, _P, _F, _P, _P, _P, _P, _I], None),
     "rcpb_avg_pool_forward": ([_P, _N, _N, _N, _N, _P, _I], None),
     "rcpb_avg_pool_backward": ([_P, _N, _N, _N, _N, _P, _I], None),
 }
