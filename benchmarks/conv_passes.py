@@ -1,7 +1,8 @@
 """How much of a training step the convolutions take, and how fast they run.
 
 Records every convolution pass of one training step of each model of ``train_step.py`` (the
-forward convolutions, and in the backward pass the input and weight gradients), then times each
+forward convolutions, and in the backward pass the input and weight gradients, PyTorch's or
+rcpb's weight-gradient kernel, see rcpb/models/conv3x3.py), then times each
 distinct pass on its own (same shapes, strides and options; median over ``--repeats`` runs) and
 prints, per model:
 
@@ -28,11 +29,14 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from rcpb.models import build
+from rcpb.models import conv3x3  # noqa: F401  (registers torch.ops.rcpb.conv3x3_weight_grad)
 from rcpb.optim import Adam
 from train_step import configs, matmul_gflops, step_time
 
 _CONV = torch.ops.aten.convolution.default
 _CONV_BACKWARD = torch.ops.aten.convolution_backward.default
+_WEIGHT_GRAD_3X3 = torch.ops.rcpb.conv3x3_weight_grad.default
+_RECORDED = (_CONV, _CONV_BACKWARD, _WEIGHT_GRAD_3X3)
 
 
 def _spec(value):
@@ -62,7 +66,7 @@ class _RecordConvolutions(TorchDispatchMode):
         self.calls: collections.Counter = collections.Counter()
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if func in (_CONV, _CONV_BACKWARD):
+        if func in _RECORDED:
             self.calls[(func, _spec(tuple(args)))] += 1
         return func(*args, **(kwargs or {}))
 
@@ -72,15 +76,21 @@ def split_passes(func, spec: tuple) -> list[tuple[str, tuple]]:
     both gradients is split into one call per gradient, so that each is timed on its own."""
     if func is _CONV:
         return [("forward", spec)]
+    if func is _WEIGHT_GRAD_3X3:
+        return [("weight grad", spec)]
     mask = spec[-1]   # convolution_backward's output_mask: (input, weight, bias)
     return [(name, spec[:-1] + (tuple(i == which for i in range(3)),))
             for which, name in enumerate(("input grad", "weight grad")) if mask[which]]
 
 
-def _flops(func, args: tuple) -> int:
-    """FLOPs of one pass: 2 x output pixels x output channels x (C_in / groups) x k x k.
+def describe(func, args: tuple) -> tuple[tuple, int, int]:
+    """(input shape, kernel size, FLOPs) of one pass of a recorded call.
 
-    The weight shape [C_out, C_in / groups, k, k] already holds C_in / groups."""
+    FLOPs = 2 x output pixels x output channels x (C_in / groups) x k x k; the weight shape
+    [C_out, C_in / groups, k, k] already holds C_in / groups."""
+    if func is _WEIGHT_GRAD_3X3:             # (input, output gradient), 3x3, padding 1
+        (batch, cin, height, width), cout = args[0][1], args[1][1][1]
+        return args[0][1], 3, 2 * batch * height * width * cout * cin * 9
     inp, weight = (args[0], args[1]) if func is _CONV else (args[1], args[2])
     out_channels, in_per_group, kh, kw = weight[1]
     batch = inp[1][0]
@@ -88,7 +98,8 @@ def _flops(func, args: tuple) -> int:
     stride, padding, dilation = (args[3:6] if func is _CONV else args[4:7])
     sizes = [(inp[1][2 + i] + 2 * padding[i] - dilation[i] * (k - 1) - 1) // stride[i] + 1
              for i, k in enumerate((kh, kw))]
-    return 2 * batch * sizes[0] * sizes[1] * out_channels * in_per_group * kh * kw
+    flops = 2 * batch * sizes[0] * sizes[1] * out_channels * in_per_group * kh * kw
+    return inp[1], kh, flops
 
 
 def record(config: dict, batch: int) -> collections.Counter:
@@ -146,12 +157,11 @@ def main() -> None:
               f"{'GFLOP/s':>8} {'ms/step':>8}")
         total_s = total_flops = 0.0
         for (func, spec), count in record(config, args.batch).items():
-            inp, weight = (spec[0], spec[1]) if func is _CONV else (spec[1], spec[2])
             for name, pass_spec in split_passes(func, spec):
                 seconds = time_call(func, pass_spec, args.repeats)
-                flops = _flops(func, pass_spec)
-                print(f"  {name:<12} {'x'.join(map(str, inp[1])):<20} "
-                      f"{'x'.join(map(str, weight[1][2:])):<8} {count:>5} {seconds * 1e3:8.1f} "
+                shape, kernel, flops = describe(func, pass_spec)
+                print(f"  {name:<12} {'x'.join(map(str, shape)):<20} "
+                      f"{f'{kernel}x{kernel}':<8} {count:>5} {seconds * 1e3:8.1f} "
                       f"{flops / seconds / 1e9:8.1f} {count * seconds * 1e3:8.0f}")
                 total_s += count * seconds
                 total_flops += count * flops

@@ -15,25 +15,26 @@ from rcpb.models.readout import pooled_size  # noqa: E402
 BATCH = 2
 
 
-def small_config(arch: str, **fields) -> dict:
-    return dict(train_step.BASE, arch=arch, channels=4, input_size=20, n_neurons=3, **fields)
+def small_config(arch: str, channels: int = 4, **fields) -> dict:
+    return dict(train_step.BASE, arch=arch, channels=channels, input_size=20, n_neurons=3,
+                **fields)
 
 
 def recorded_passes(config: dict) -> dict:
     """{(pass name, kernel size): (calls per step, FLOPs per step)} from a recorded step."""
     out = {}
     for (func, spec), count in conv_passes.record(config, BATCH).items():
-        weight = spec[1] if func is conv_passes._CONV else spec[2]
         for name, pass_spec in conv_passes.split_passes(func, spec):
-            key = (name, weight[1][-1])
-            calls, flops = out.get(key, (0, 0))
-            out[key] = (calls + count, flops + count * conv_passes._flops(func, pass_spec))
+            _, kernel, flops = conv_passes.describe(func, pass_spec)
+            calls, total = out.get((name, kernel), (0, 0))
+            out[(name, kernel)] = (calls + count, total + count * flops)
     return out
 
 
+@pytest.mark.parametrize("channels", [4, 16])   # 16: weight gradients from rcpb's kernel
 @pytest.mark.parametrize("layers,iterations", [(1, 1), (1, 4), (2, 3)])
-def test_recurrent_step_runs_the_convolutions_the_model_defines(layers, iterations):
-    config = small_config("recurrent", recurrent_layers=layers, iterations=iterations,
+def test_recurrent_step_runs_the_convolutions_the_model_defines(layers, iterations, channels):
+    config = small_config("recurrent", channels, recurrent_layers=layers, iterations=iterations,
                           readout="2-avg")
     # layer 2: Wff once, Wlat at t = 2..T; layer 3: Wff at every t, Wlat at t = 2..T
     conv3 = 1 + (iterations - 1) + (layers - 1) * (2 * iterations - 1)
@@ -45,6 +46,7 @@ def test_recurrent_step_runs_the_convolutions_the_model_defines(layers, iteratio
 
 @pytest.mark.parametrize("config", [
     small_config("ff", blocks=3),
+    small_config("ff", 16, blocks=3),
     small_config("recurrent", recurrent_layers=2, iterations=3, readout="2-avg"),
     small_config("recurrent", recurrent_layers=1, iterations=3, readout="no-avg"),
 ])

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from rcpb.errors import RcpbError
 from rcpb.models import bn_relu
+from rcpb.models.conv3x3 import Conv3x3
 
 BN_EPS = 1e-3
 BN_MOMENTUM = 0.1
@@ -143,7 +144,9 @@ class CPB(nn.Module):
                 f"use one of {', '.join(FIRST_BLOCK_ORDERS)}"
             )
         self.order = order
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel, padding=padding, bias=False)
+        self.conv = (Conv3x3(in_channels, out_channels) if (kernel, padding) == (3, 1)
+                     else nn.Conv2d(in_channels, out_channels, kernel, padding=padding,
+                                    bias=False))
         self.bn = batch_norm(out_channels)
         self.act = activation(act)
 
@@ -180,8 +183,8 @@ class RCPB(nn.Module):
 
     def __init__(self, channels: int, iterations: int, act: str):
         super().__init__()
-        self.ff = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
-        self.lat = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.ff = Conv3x3(channels, channels)
+        self.lat = Conv3x3(channels, channels)
         self.bns = nn.ModuleList(batch_norm(channels) for _ in range(iterations))
         self.act = activation(act)
 

@@ -3,8 +3,9 @@
  * calls it through ctypes):
  *   - training-mode BatchNorm, alone or followed by ReLU, forward and backward
  *     (rcpb/models/bn_relu.py);
- *   - non-overlapping average pooling, forward and backward (rcpb/models/readout.py).
- * Each is one pass over memory, over channels-last float32 feature maps.
+ *   - non-overlapping average pooling, forward and backward (rcpb/models/readout.py);
+ *   - the weight gradient of a 3x3 convolution with padding 1 (rcpb/models/conv3x3.py).
+ * All work on channels-last float32 feature maps.
  *
  * BN + ReLU: every array is a channels-last feature map viewed as [rows, width] floats, row-major:
  * a row holds the channels of width / C consecutive pixels, and per-column parameters are
@@ -17,6 +18,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__FMA__)
+#include <immintrin.h>
+#endif
 
 #define MAX_THREADS 64
 
@@ -234,4 +238,112 @@ void rcpb_avg_pool_backward(const float *grad_pooled, long batch, long size, lon
         }
     }
     (void)nthreads;
+}
+
+/* ------------------------------------------------------------------ 3x3 conv weight gradient
+ * For out = conv2d(x, w, stride 1, padding 1), x [batch, height, width, cin] and the output
+ * gradient g [batch, height, width, cout] (both channels-last):
+ *
+ *     dw[kh, kw, o, i] = sum over b, y, x of g[b, y, x, o] * x[b, y + kh - 1, x + kw - 1, i]
+ *
+ * with x = 0 outside the map. The image rows (b, y) are split into `nthreads` equal chunks;
+ * chunk t adds its sums into partial[t] ([9, cout, cin]), which the caller adds up in a fixed
+ * order. Within a chunk, for each image row, tap (kh, kw), block of output channels and block
+ * of input channels, a register block of sums runs along the row's pixels: each pixel loads
+ * a few input values and one output-gradient value per output channel, and does one
+ * multiply-add per (o, i) pair of the block. */
+
+#if defined(__GNUC__) && !defined(__clang__)
+/* without AVX, GCC notes that 32-byte vectors are passed differently: these functions are
+ * static and inlined, so no call crosses an ABI boundary */
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+typedef float vec8 __attribute__((vector_size(32)));
+typedef float vec8_unaligned __attribute__((vector_size(32), aligned(4), may_alias));
+
+static inline vec8 load8(const float *p) { return *(const vec8_unaligned *)p; }
+static inline void store8(float *p, vec8 v) { *(vec8_unaligned *)p = v; }
+static inline vec8 splat8(float s) { return (vec8){s, s, s, s, s, s, s, s}; }
+#if defined(__FMA__)
+static inline vec8 madd8(vec8 a, vec8 b, vec8 c) {
+    return (vec8)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
+}
+#else
+static inline vec8 madd8(vec8 a, vec8 b, vec8 c) { return a * b + c; }
+#endif
+
+/* acc[o * cin + i] += sum over p < n of g[p * cout + o] * x[p * cin + i], for o < OB and
+ * i < 8 * IV. OB and IV are constants at every call, so the sums stay in registers. */
+static inline __attribute__((always_inline)) void
+wgrad_block(int OB, int IV, const float *restrict g, const float *restrict x, long n,
+            long cout, long cin, float *restrict acc) {
+    vec8 a[12][2];
+    for (int o = 0; o < OB; o++)
+        for (int v = 0; v < IV; v++) a[o][v] = load8(acc + o * cin + 8 * v);
+    for (long p = 0; p < n; p++) {
+        const float *gp = g + p * cout, *xp = x + p * cin;
+        vec8 xv[2];
+        for (int v = 0; v < IV; v++) xv[v] = load8(xp + 8 * v);
+        for (int o = 0; o < OB; o++) {
+            vec8 b = splat8(gp[o]);
+            for (int v = 0; v < IV; v++) a[o][v] = madd8(b, xv[v], a[o][v]);
+        }
+    }
+    for (int o = 0; o < OB; o++)
+        for (int v = 0; v < IV; v++) store8(acc + o * cin + 8 * v, a[o][v]);
+}
+
+/* All output channels for input channels [i0, i0 + 8 * IV): blocks of 12 (IV = 1) or 6
+ * (IV = 2) output channels, then 4, 2, 1; at most 12 sums in registers. */
+static inline __attribute__((always_inline)) void
+wgrad_channels(int IV, const float *g, const float *x, long n, long cout, long cin,
+               float *acc) {
+    long o = 0;
+    if (IV == 1) {
+        for (; o + 12 <= cout; o += 12)
+            wgrad_block(12, 1, g + o, x, n, cout, cin, acc + o * cin);
+        for (; o + 8 <= cout; o += 8) wgrad_block(8, 1, g + o, x, n, cout, cin, acc + o * cin);
+    }
+    for (; o + 6 <= cout; o += 6) wgrad_block(6, IV, g + o, x, n, cout, cin, acc + o * cin);
+    for (; o + 4 <= cout; o += 4) wgrad_block(4, IV, g + o, x, n, cout, cin, acc + o * cin);
+    for (; o + 2 <= cout; o += 2) wgrad_block(2, IV, g + o, x, n, cout, cin, acc + o * cin);
+    for (; o < cout; o++) wgrad_block(1, IV, g + o, x, n, cout, cin, acc + o * cin);
+}
+
+/* cin must be a multiple of 8 (the caller checks). */
+void rcpb_conv3x3_weight_grad(const float *x, const float *g, long batch, long height,
+                              long width, long cin, long cout, float *partial, int nthreads) {
+    const long rows = batch * height, taps = 9 * cout * cin;
+    nthreads = clamp_threads(nthreads, rows);
+    const long step = (rows + nthreads - 1) / nthreads;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nthreads) schedule(static, 1)
+#endif
+    for (int t = 0; t < nthreads; t++) {
+        float *restrict acc = partial + t * taps;
+        memset(acc, 0, taps * sizeof(float));
+        const long r0 = t * step < rows ? t * step : rows;
+        const long r1 = (t + 1) * step < rows ? (t + 1) * step : rows;
+        for (long r = r0; r < r1; r++) {
+            const long b = r / height, y = r % height;
+            const float *grow = g + r * width * cout;           /* g[b, y, 0, 0] */
+            for (int kh = 0; kh < 3; kh++) {
+                const long yy = y + kh - 1;
+                if (yy < 0 || yy >= height) continue;
+                const float *xrow = x + (b * height + yy) * width * cin;   /* x[b, yy, 0, 0] */
+                for (int kw = 0; kw < 3; kw++) {
+                    /* output pixels whose input pixel x + kw - 1 lies inside the row */
+                    const long lo = kw == 0 ? 1 : 0, hi = kw == 2 ? width - 1 : width;
+                    if (hi <= lo) continue;
+                    const float *gg = grow + lo * cout, *xx = xrow + (lo + kw - 1) * cin;
+                    float *tap = acc + (kh * 3 + kw) * cout * cin;
+                    long i = 0;
+                    for (; i + 16 <= cin; i += 16)
+                        wgrad_channels(2, gg, xx + i, hi - lo, cout, cin, tap + i);
+                    for (; i + 8 <= cin; i += 8)
+                        wgrad_channels(1, gg, xx + i, hi - lo, cout, cin, tap + i);
+                }
+            }
+        }
+    }
 }

@@ -1,4 +1,5 @@
-"""The C kernels of ``kernels.c`` (BN with or without ReLU, average pooling), built on first use.
+"""The C kernels of ``kernels.c`` (BN with or without ReLU, average pooling, a 3x3 conv's weight
+gradient), built on first use.
 
 :func:`library` returns the loaded library with its function signatures set, or None when it
 cannot be built (no C compiler, or ``RCPB_NATIVE=0``; see :mod:`rcpb.native`), in which case
@@ -22,6 +23,7 @@ _SIGNATURES = {
     "rcpb_bn_relu_backward_input": ([_P, _P, _N, _N, _P, _P, _F, _P, _P, _P, _P, _I], None),
     "rcpb_avg_pool_forward": ([_P, _N, _N, _N, _N, _P, _I], None),
     "rcpb_avg_pool_backward": ([_P, _N, _N, _N, _N, _P, _I], None),
+    "rcpb_conv3x3_weight_grad": ([_P, _P, _N, _N, _N, _N, _N, _P, _I], None),
 }
 _typed: set[int] = set()
 

@@ -19,6 +19,7 @@ from torch import nn
 
 from rcpb.errors import RcpbError
 from rcpb.models.blocks import CPB, activation, batch_norm, bn_act
+from rcpb.models.conv3x3 import Conv3x3
 from rcpb.models.feedforward import FIRST_KERNEL
 from rcpb.models.readout import FactorizedReadout, combine_iterations
 from rcpb.paths import Chain, enumerate_chains, existing_lengths
@@ -59,7 +60,7 @@ class MultiPath(nn.Module):
         self.cpb1 = CPB(1, channels, FIRST_KERNEL, padding=0, act=act, order=first_block_order)
         names = [f"{kind}{m}" for m in range(2, recurrent_layers + 2) for kind in ("ff", "lat")]
         self.convs = nn.ModuleDict(
-            {name: nn.Conv2d(channels, channels, 3, padding=1, bias=False) for name in names}
+            {name: Conv3x3(channels, channels) for name in names}
         )
         self.chain_bns = nn.ModuleList(
             nn.ModuleList(batch_norm(channels) for _ in chain.convs) for chain in chains

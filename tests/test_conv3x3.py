@@ -1,0 +1,145 @@
+"""Conv3x3 and its weight-gradient kernel against PyTorch's convolution in float64."""
+
+import os
+import shutil
+
+import pytest
+import torch
+from torch import nn
+
+from rcpb.models import build, conv3x3, kernels
+from rcpb.models.conv3x3 import Conv3x3, conv3x3_weight_grad
+
+CL = torch.channels_last
+
+
+def _require_kernels():
+    if shutil.which(os.environ.get("CC", "cc")) is None:
+        pytest.skip("no C compiler: the kernels are not built here")
+    assert kernels.available(), "a C compiler is present but kernels.c did not build"
+
+
+def _weight_grad_float64(x, grad):
+    """PyTorch's weight gradient of conv2d(x, w, padding=1), in float64."""
+    cout, cin = grad.shape[1], x.shape[1]
+    weight = torch.zeros(cout, cin, 3, 3, dtype=torch.float64)
+    return torch.ops.aten.convolution_backward(
+        grad.double(), x.double(), weight, None, (1, 1), (1, 1), (1, 1), False, (0, 0), 1,
+        (False, True, False))[1]
+
+
+@pytest.mark.parametrize("batch,cin,cout,height,width", [
+    (2, 8, 8, 5, 5), (3, 16, 7, 1, 1), (1, 8, 3, 1, 4), (2, 24, 13, 6, 3), (3, 32, 32, 29, 29),
+    (1, 40, 1, 2, 2), (2, 16, 26, 4, 7),
+])
+def test_weight_grad_kernel_equals_torch_in_float64(batch, cin, cout, height, width):
+    """Every (channel block, tap, border) case: 1-pixel maps, rows of 1, odd channel counts."""
+    _require_kernels()
+    gen = torch.Generator().manual_seed(cin * cout + height)
+    x = torch.randn(batch, cin, height, width, generator=gen).contiguous(memory_format=CL)
+    grad = torch.randn(batch, cout, height, width, generator=gen).contiguous(memory_format=CL)
+    got = conv3x3_weight_grad(x, grad)
+    expected = _weight_grad_float64(x, grad)
+    assert got.shape == (cout, cin, 3, 3) and got.dtype == torch.float32
+    assert got.is_contiguous(memory_format=CL)
+    scale = float(expected.abs().max())
+    assert float((got.double() - expected).abs().max()) <= 2e-6 * scale
+
+
+def test_weight_grad_kernel_of_a_hand_worked_case():
+    """One channel each way, a 2x2 map: dW[kh, kw] = sum_{y,x} g[y, x] * x[y + kh - 1, x + kw - 1].
+
+    x = [[1, 2], [3, 4]] padded with zeros, g = [[1, 0], [0, 1]] (8 input channels, the same
+    map in each, so the kernel's smallest channel block is used): dW[1, 1] = 1 + 4 = 5 (centre
+    tap), dW[0, 0] = g[1, 1] * x[0, 0] = 1, dW[2, 2] = g[0, 0] * x[1, 1] = 4,
+    dW[0, 1] = g[1, 1] * x[0, 1] = 2, dW[1, 0] = g[1, 1] * x[1, 0] = 3,
+    dW[1, 2] = g[0, 0] * x[0, 1] = 2, dW[2, 1] = g[0, 0] * x[1, 0] = 3, dW[0, 2] = dW[2, 0] = 0.
+    """
+    _require_kernels()
+    x = torch.tensor([[1.0, 2.0], [3.0, 4.0]]).expand(1, 8, 2, 2).contiguous(memory_format=CL)
+    grad = torch.tensor([[1.0, 0.0], [0.0, 1.0]]).view(1, 1, 2, 2).contiguous(memory_format=CL)
+    expected = torch.tensor([[1.0, 2.0, 0.0], [3.0, 5.0, 2.0], [0.0, 3.0, 4.0]])
+    got = conv3x3_weight_grad(x, grad)
+    for i in range(8):
+        assert torch.equal(got[0, i], expected)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_weight_grad_kernel_is_deterministic(threads):
+    _require_kernels()
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(5, 16, 9, 9, generator=gen).contiguous(memory_format=CL)
+    grad = torch.randn(5, 16, 9, 9, generator=gen).contiguous(memory_format=CL)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        first, second = conv3x3_weight_grad(x, grad), conv3x3_weight_grad(x, grad)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(first, second)
+
+
+def _conv_pair(cin, cout, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    ours, ref = Conv3x3(cin, cout).to(memory_format=CL), nn.Conv2d(cin, cout, 3, padding=1,
+                                                                      bias=False)
+    with torch.no_grad():
+        ref.weight.copy_(torch.randn(ref.weight.shape, generator=gen))
+        ours.weight.copy_(ref.weight)
+    return ours, ref.double()
+
+
+@pytest.mark.parametrize("cin", [8, 16, 32])
+def test_conv3x3_equals_conv2d(cin, monkeypatch):
+    """Forward and both gradients against nn.Conv2d in float64; the kernel runs at >= 16
+    channels (MIN_CHANNELS) and not below."""
+    _require_kernels()
+    calls = []
+    original = conv3x3.conv3x3_weight_grad
+    monkeypatch.setattr(conv3x3, "conv3x3_weight_grad",
+                        lambda *a: calls.append(1) or original(*a))
+    ours, ref = _conv_pair(cin, 12)
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(3, cin, 7, 7, generator=gen)
+    g_out = torch.randn(3, 12, 7, 7, generator=gen, dtype=torch.float64)
+    x32 = x.contiguous(memory_format=CL).requires_grad_()
+    x64 = x.double().requires_grad_()
+    out, out_ref = ours(x32), ref(x64)
+    torch.testing.assert_close(out.double(), out_ref, rtol=1e-5, atol=1e-5)
+    (out.double() * g_out).sum().backward()
+    (out_ref * g_out).sum().backward()
+    assert len(calls) == (1 if cin >= conv3x3.MIN_CHANNELS else 0)
+    for got, expected in ((x32.grad, x64.grad), (ours.weight.grad, ref.weight.grad)):
+        scale = float(expected.abs().max())
+        assert float((got.double() - expected).abs().max()) <= 2e-6 * scale
+
+
+def test_conv3x3_is_conv2d_without_the_kernel(monkeypatch):
+    """No C compiler, eval (no grad) or a frozen weight: PyTorch's conv, same numbers."""
+    ours, _ = _conv_pair(16, 16)
+    x = torch.randn(2, 16, 5, 5).contiguous(memory_format=CL)
+    expected = nn.functional.conv2d(x, ours.weight, padding=1)
+    with torch.no_grad():
+        assert not conv3x3.kernel_applies(x, ours.weight)
+        torch.testing.assert_close(ours(x), expected, rtol=0, atol=0)
+    monkeypatch.setattr(kernels, "library", lambda: None)
+    assert not conv3x3.kernel_applies(x, ours.weight)
+    torch.testing.assert_close(ours(x), expected, rtol=0, atol=0)
+
+
+def test_models_build_every_3x3_conv_as_conv3x3():
+    """FF blocks, RCPB convs and multi-path convs; CPB1's 9x9 conv stays nn.Conv2d. Parameter
+    names are those of nn.Conv2d (checkpoints load unchanged)."""
+    base = dict(channels=16, act="relu", first_block_order="bn_act", input_size=15,
+                n_neurons=2, model_seed=0)
+    for config in (dict(base, arch="ff", blocks=3),
+                   dict(base, arch="recurrent", recurrent_layers=2, iterations=2,
+                        readout="no-avg"),
+                   dict(base, arch="multipath", recurrent_layers=1, iterations=2,
+                        readout="no-avg")):
+        model = build(config)
+        convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+        assert [type(m) for m in convs] == [nn.Conv2d] + [Conv3x3] * (len(convs) - 1)
+        if config["arch"] == "recurrent":
+            assert {"rcpbs.0.ff.weight", "rcpbs.0.lat.weight",
+                    "rcpbs.1.ff.weight"} <= set(model.state_dict())
