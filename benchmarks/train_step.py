@@ -123,8 +123,9 @@ def main() -> None:
     print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}, "
           f"{args.input_size} px, {args.neurons} neurons")
     print(f"fp32 matmul (2048^3, torch.mm): {peak:.1f} GFLOP/s")
-    print("BN + ReLU, pooling: " + ("C kernels (rcpb/models/kernels.c)" if kernels.available() else
-                           "PyTorch ops (no C compiler, or RCPB_NATIVE=0)"))
+    print("BN (+ ReLU), pooling, 3x3 conv weight gradients (>= 16 channels): "
+          + ("C kernels (rcpb/models/kernels.c)" if kernels.available() else
+             "PyTorch ops (no C compiler, or RCPB_NATIVE=0)"))
     header = (f"{'model':<28} {'step ms':>9} {'CPU ms':>8} {'GFLOP/step':>11} {'GFLOP/s':>8} "
               f"{'% of mm':>8}")
     print(header)
