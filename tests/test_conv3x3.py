@@ -143,3 +143,26 @@ def test_models_build_every_3x3_conv_as_conv3x3():
         if config["arch"] == "recurrent":
             assert {"rcpbs.0.ff.weight", "rcpbs.0.lat.weight",
                     "rcpbs.1.ff.weight"} <= set(model.state_dict())
+
+
+def test_weight_grad_kernel_rejects_channels_it_cannot_block():
+    _require_kernels()
+    x = torch.zeros(1, 12, 3, 3).contiguous(memory_format=CL)
+    with pytest.raises(ValueError, match="multiple of 8"):
+        conv3x3_weight_grad(x, torch.zeros(1, 4, 3, 3))
+
+
+def test_weight_grad_kernel_with_more_threads_than_image_rows():
+    """Threads without rows of their own contribute nothing (2 rows, 3 threads)."""
+    _require_kernels()
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(2, 8, 1, 3, generator=gen).contiguous(memory_format=CL)
+    grad = torch.randn(2, 5, 1, 3, generator=gen).contiguous(memory_format=CL)
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        got = conv3x3_weight_grad(x, grad)
+    finally:
+        torch.set_num_threads(before)
+    expected = _weight_grad_float64(x, grad)
+    assert float((got.double() - expected).abs().max()) <= 2e-6 * float(expected.abs().max())

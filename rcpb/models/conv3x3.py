@@ -37,13 +37,16 @@ def conv3x3_weight_grad(x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     """
     batch, cin, height, width = x.shape
     cout = grad.shape[1]
+    if cin % 8 or grad.shape != (batch, cout, height, width):
+        raise ValueError(f"conv3x3_weight_grad: input {tuple(x.shape)} (channels must be a "
+                         f"multiple of 8) and gradient {tuple(grad.shape)} do not fit")
     x = x.contiguous(memory_format=torch.channels_last)
     grad = grad.contiguous(memory_format=torch.channels_last)
     threads = torch.get_num_threads()
     partial = torch.empty(threads, 3, 3, cout, cin, dtype=torch.float32)
-    kernels.library().rcpb_conv3x3_weight_grad(x.data_ptr(), grad.data_ptr(), batch, height,
-                                               width, cin, cout, partial.data_ptr(), threads)
-    used = min(threads, batch * height)   # the kernel uses at most one thread per image row
+    used = kernels.library().rcpb_conv3x3_weight_grad(
+        x.data_ptr(), grad.data_ptr(), batch, height, width, cin, cout, partial.data_ptr(),
+        threads)
     total = partial[:used].sum(0)
     return total.permute(2, 3, 0, 1).contiguous(memory_format=torch.channels_last)
 

@@ -310,9 +310,10 @@ wgrad_channels(int IV, const float *g, const float *x, long n, long cout, long c
     for (; o < cout; o++) wgrad_block(1, IV, g + o, x, n, cout, cin, acc + o * cin);
 }
 
-/* cin must be a multiple of 8 (the caller checks). */
-void rcpb_conv3x3_weight_grad(const float *x, const float *g, long batch, long height,
-                              long width, long cin, long cout, float *partial, int nthreads) {
+/* cin must be a multiple of 8 (the caller checks). Returns the number of chunks written,
+ * min(nthreads, batch * height, MAX_THREADS): partial must hold nthreads of them. */
+int rcpb_conv3x3_weight_grad(const float *x, const float *g, long batch, long height,
+                             long width, long cin, long cout, float *partial, int nthreads) {
     const long rows = batch * height, taps = 9 * cout * cin;
     nthreads = clamp_threads(nthreads, rows);
     const long step = (rows + nthreads - 1) / nthreads;
@@ -346,4 +347,5 @@ void rcpb_conv3x3_weight_grad(const float *x, const float *g, long batch, long h
             }
         }
     }
+    return nthreads;
 }
