@@ -15,12 +15,12 @@ prints, per model:
 FLOPs: 2 x multiply-accumulates; a forward pass, an input gradient and a weight gradient each
 count the same.
 
-Usage: python benchmarks/conv_passes.py [--threads 2] [--only "32 ch"]
+Usage: python benchmarks/conv_passes.py [--threads 2] [--only "32 ch"] (the options of
+train_step.py)
 """
 
 from __future__ import annotations
 
-import argparse
 import collections
 import statistics
 import time
@@ -28,10 +28,8 @@ import time
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from rcpb.models import build
 from rcpb.models import conv3x3  # noqa: F401  (registers torch.ops.rcpb.conv3x3_weight_grad)
-from rcpb.optim import Adam
-from train_step import configs, matmul_gflops, step_time
+from train_step import selected_configs, start, step_time, training_step
 
 _CONV = torch.ops.aten.convolution.default
 _CONV_BACKWARD = torch.ops.aten.convolution_backward.default
@@ -104,19 +102,7 @@ def describe(func, args: tuple) -> tuple[tuple, int, int]:
 
 def record(config: dict, batch: int) -> collections.Counter:
     """The convolution calls of one training step (after one warm-up step)."""
-    model = build(config)
-    model.train()
-    optimizer = Adam(model.parameters(), lr=1e-3)
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(batch, 1, config["input_size"], config["input_size"], generator=gen)
-    y = torch.rand(batch, config["n_neurons"], generator=gen)
-
-    def step():
-        optimizer.zero_grad(set_to_none=True)
-        loss = ((model(x) - y) ** 2).mean()
-        loss.backward()
-        optimizer.step()
-
+    step = training_step(config, batch)
     step()
     with _RecordConvolutions() as recorder:
         step()
@@ -136,22 +122,8 @@ def time_call(func, spec: tuple, repeats: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--input-size", type=int, default=37)
-    parser.add_argument("--neurons", type=int, default=34)
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--only", default=None, help="run only models whose name contains this")
-    args = parser.parse_args()
-
-    torch.set_num_threads(args.threads)
-    peak = matmul_gflops(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}; "
-          f"fp32 matmul (2048^3): {peak:.1f} GFLOP/s")
-    for model_name, config in configs(args.input_size, args.neurons):
-        if args.only and args.only not in model_name:
-            continue
+    args, peak = start(__doc__)
+    for model_name, config in selected_configs(args):
         print(f"\n{model_name}")
         print(f"  {'pass':<12} {'input':<20} {'kernel':<8} {'count':>5} {'ms each':>8} "
               f"{'GFLOP/s':>8} {'ms/step':>8}")
@@ -165,7 +137,7 @@ def main() -> None:
                       f"{flops / seconds / 1e9:8.1f} {count * seconds * 1e3:8.0f}")
                 total_s += count * seconds
                 total_flops += count * flops
-        step, _ = step_time(config, args.batch, warmup=2, repeats=args.repeats)
+        step, _ = step_time(config, args.batch, args.warmup, args.repeats)
         print(f"  convolutions alone: {total_s * 1e3:.0f} ms per step "
               f"({total_flops / total_s / 1e9:.1f} GFLOP/s); the same "
               f"{total_flops / 1e9:.1f} GFLOP at the matmul rate: {total_flops / peak / 1e6:.0f} ms")

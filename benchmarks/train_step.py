@@ -70,22 +70,32 @@ def matmul_gflops(threads: int, size: int = 2048, repeats: int = 5) -> float:
     return 2 * size ** 3 / statistics.median(times) / 1e9
 
 
-def step_time(config: dict, batch: int, warmup: int, repeats: int) -> tuple[float, float]:
-    """Median wall time and median process CPU time of one training step, in seconds."""
+def training_step(config: dict, batch: int):
+    """A function running one training step (forward, backward, Adam step) of the model of
+    ``config`` on a fixed random batch of ``batch`` images."""
     model = build(config)
     model.train()
     optimizer = Adam(model.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(batch, 1, config["input_size"], config["input_size"], generator=gen)
     y = torch.rand(batch, config["n_neurons"], generator=gen)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss = ((model(x) - y) ** 2).mean()    # = mean over n_out of the per-output MSE
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def step_time(config: dict, batch: int, warmup: int, repeats: int) -> tuple[float, float]:
+    """Median wall time and median process CPU time of one training step, in seconds."""
+    step = training_step(config, batch)
     times, cpu = [], []
     for i in range(warmup + repeats):
         t0, c0 = time.perf_counter(), time.process_time()
-        optimizer.zero_grad(set_to_none=True)
-        preds = model(x)
-        loss = ((preds - y) ** 2).mean()    # = mean over n_out of the per-output MSE
-        loss.backward()
-        optimizer.step()
+        step()
         if i >= warmup:
             times.append(time.perf_counter() - t0)
             cpu.append(time.process_time() - c0)
@@ -107,8 +117,10 @@ def configs(input_size: int, n_neurons: int) -> list[tuple[str, dict]]:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_arguments(doc: str) -> argparse.Namespace:
+    """The command line of the benchmarks (this one and conv_passes.py); ``doc`` is the
+    script's docstring, whose first line describes it."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--input-size", type=int, default=37)
@@ -116,13 +128,29 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--only", default=None, help="run only models whose name contains this")
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def selected_configs(args: argparse.Namespace) -> list[tuple[str, dict]]:
+    """The models of :func:`configs` whose name contains ``--only``."""
+    return [(name, config) for name, config in configs(args.input_size, args.neurons)
+            if not args.only or args.only in name]
+
+
+def start(doc: str) -> tuple[argparse.Namespace, float]:
+    """Parse the command line, set the thread count and print the setting and the machine's
+    matmul rate (returned, in GFLOP/s)."""
+    args = parse_arguments(doc)
     torch.set_num_threads(args.threads)
     peak = matmul_gflops(args.threads)
     print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}, "
           f"{args.input_size} px, {args.neurons} neurons")
     print(f"fp32 matmul (2048^3, torch.mm): {peak:.1f} GFLOP/s")
+    return args, peak
+
+
+def main() -> None:
+    args, peak = start(__doc__)
     print("BN (+ ReLU), pooling, 3x3 conv weight gradients (>= 16 channels): "
           + ("C kernels (rcpb/models/kernels.c)" if kernels.available() else
              "PyTorch ops (no C compiler, or RCPB_NATIVE=0)"))
@@ -130,9 +158,7 @@ def main() -> None:
               f"{'% of mm':>8}")
     print(header)
     print("-" * len(header))
-    for name, config in configs(args.input_size, args.neurons):
-        if args.only and args.only not in name:
-            continue
+    for name, config in selected_configs(args):
         t, cpu = step_time(config, args.batch, args.warmup, args.repeats)
         step_macs = 3 * forward_macs(config) - first_conv_macs(config)   # no CPB1 input grad
         gflop = 2 * step_macs * args.batch / 1e9
