@@ -1,8 +1,8 @@
 """How much of a training step the convolutions take, and how fast they run.
 
 Records every convolution pass of one training step of each model of ``train_step.py`` (the
-forward convolutions, and in the backward pass the input and weight gradients, PyTorch's or
-rcpb's weight-gradient kernel, see rcpb/models/conv3x3.py), then times each
+forward convolutions, and in the backward pass the input and weight gradients; PyTorch's or
+rcpb's kernels, see rcpb/models/conv3x3.py), then times each
 distinct pass on its own (same shapes, strides and options; median over ``--repeats`` runs) and
 prints, per model:
 
@@ -28,13 +28,15 @@ import time
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from rcpb.models import conv3x3  # noqa: F401  (registers torch.ops.rcpb.conv3x3_weight_grad)
+from rcpb.models import conv3x3  # noqa: F401  (registers the torch.ops.rcpb.conv3x3_* ops)
 from train_step import selected_configs, start, step_time, training_step
 
 _CONV = torch.ops.aten.convolution.default
 _CONV_BACKWARD = torch.ops.aten.convolution_backward.default
-_WEIGHT_GRAD_3X3 = torch.ops.rcpb.conv3x3_weight_grad.default
-_RECORDED = (_CONV, _CONV_BACKWARD, _WEIGHT_GRAD_3X3)
+_RCPB_3X3 = {torch.ops.rcpb.conv3x3_forward.default: "forward",
+             torch.ops.rcpb.conv3x3_input_grad.default: "input grad",
+             torch.ops.rcpb.conv3x3_weight_grad.default: "weight grad"}
+_RECORDED = (_CONV, _CONV_BACKWARD, *_RCPB_3X3)
 
 
 def _spec(value):
@@ -74,8 +76,8 @@ def split_passes(func, spec: tuple) -> list[tuple[str, tuple]]:
     both gradients is split into one call per gradient, so that each is timed on its own."""
     if func is _CONV:
         return [("forward", spec)]
-    if func is _WEIGHT_GRAD_3X3:
-        return [("weight grad", spec)]
+    if func in _RCPB_3X3:
+        return [(_RCPB_3X3[func], spec)]
     mask = spec[-1]   # convolution_backward's output_mask: (input, weight, bias)
     return [(name, spec[:-1] + (tuple(i == which for i in range(3)),))
             for which, name in enumerate(("input grad", "weight grad")) if mask[which]]
@@ -86,9 +88,12 @@ def describe(func, args: tuple) -> tuple[tuple, int, int]:
 
     FLOPs = 2 x output pixels x output channels x (C_in / groups) x k x k; the weight shape
     [C_out, C_in / groups, k, k] already holds C_in / groups."""
-    if func is _WEIGHT_GRAD_3X3:             # (input, output gradient), 3x3, padding 1
-        (batch, cin, height, width), cout = args[0][1], args[1][1][1]
-        return args[0][1], 3, 2 * batch * height * width * cout * cin * 9
+    if func in _RCPB_3X3:   # 3x3, padding 1; (input, weight [C_out, C_in, 3, 3]) for the
+        # forward pass, (output gradient, weight) for the input gradient, (input, output
+        # gradient) for the weight gradient
+        batch, _, height, width = args[0][1]
+        channels = args[0][1][1] * args[1][1][0 if _RCPB_3X3[func] == "forward" else 1]
+        return args[0][1], 3, 2 * batch * height * width * channels * 9
     inp, weight = (args[0], args[1]) if func is _CONV else (args[1], args[2])
     out_channels, in_per_group, kh, kw = weight[1]
     batch = inp[1][0]

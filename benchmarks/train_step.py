@@ -151,7 +151,7 @@ def start(doc: str) -> tuple[argparse.Namespace, float]:
 
 def main() -> None:
     args, peak = start(__doc__)
-    print("BN (+ ReLU), pooling, 3x3 conv weight gradients (>= 16 channels): "
+    print("BN (+ ReLU), pooling, 3x3 convs (>= 16 channels): "
           + ("C kernels (rcpb/models/kernels.c)" if kernels.available() else
              "PyTorch ops (no C compiler, or RCPB_NATIVE=0)"))
     header = (f"{'model':<28} {'step ms':>9} {'CPU ms':>8} {'GFLOP/step':>11} {'GFLOP/s':>8} "

@@ -1,4 +1,5 @@
-"""Conv3x3 and its weight-gradient kernel against PyTorch's convolution in float64."""
+"""Conv3x3 and its kernels (Winograd forward pass and input gradient, direct weight gradient)
+against PyTorch's convolution in float64."""
 
 import os
 import shutil
@@ -8,7 +9,8 @@ import torch
 from torch import nn
 
 from rcpb.models import build, conv3x3, kernels
-from rcpb.models.conv3x3 import Conv3x3, conv3x3_weight_grad
+from rcpb.models.conv3x3 import (Conv3x3, conv3x3_forward, conv3x3_input_grad,
+                                 conv3x3_weight_grad)
 
 CL = torch.channels_last
 
@@ -79,6 +81,62 @@ def test_weight_grad_kernel_is_deterministic(threads):
     assert torch.equal(first, second)
 
 
+SHAPES = [(2, 8, 8, 5, 5), (3, 16, 8, 1, 1), (1, 8, 24, 1, 4), (2, 24, 16, 6, 3),
+          (3, 32, 32, 29, 29), (1, 40, 8, 2, 2), (2, 16, 40, 7, 8)]
+
+
+@pytest.mark.parametrize("batch,cin,cout,height,width", SHAPES)
+def test_winograd_forward_and_input_grad_equal_torch_in_float64(batch, cin, cout, height,
+                                                                 width):
+    """Odd and even sides (partial tiles), 1x1 maps, channel counts 8 to 40."""
+    _require_kernels()
+    gen = torch.Generator().manual_seed(cin + 7 * cout + height)
+    x = torch.randn(batch, cin, height, width, generator=gen).contiguous(memory_format=CL)
+    weight = torch.randn(cout, cin, 3, 3, generator=gen)
+    grad = torch.randn(batch, cout, height, width, generator=gen).contiguous(memory_format=CL)
+    out = conv3x3_forward(x, weight)
+    expected = nn.functional.conv2d(x.double(), weight.double(), padding=1)
+    grad_x = conv3x3_input_grad(grad, weight)
+    expected_grad_x = torch.ops.aten.convolution_backward(
+        grad.double(), x.double(), weight.double(), None, (1, 1), (1, 1), (1, 1), False,
+        (0, 0), 1, (True, False, False))[0]
+    for got, ref in ((out, expected), (grad_x, expected_grad_x)):
+        assert got.shape == ref.shape and got.is_contiguous(memory_format=CL)
+        assert float((got.double() - ref).abs().max()) <= 2e-6 * float(ref.abs().max())
+
+
+def test_winograd_of_identity_and_shift_kernels_is_exact():
+    """Small integers and kernels of 0s and 1s: every Winograd intermediate is exact in float32.
+    The centre tap copies the input; the tap (0, 0) moves it one pixel down and right (row 0
+    and column 0 become 0, the padding)."""
+    _require_kernels()
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randint(-4, 5, (2, 8, 5, 7), generator=gen).float().contiguous(memory_format=CL)
+    centre, corner = torch.zeros(8, 8, 3, 3), torch.zeros(8, 8, 3, 3)
+    for c in range(8):
+        centre[c, c, 1, 1] = 1.0
+        corner[c, c, 0, 0] = 1.0
+    assert torch.equal(conv3x3_forward(x, centre), x)
+    shifted = torch.zeros_like(x)
+    shifted[:, :, 1:, 1:] = x[:, :, :-1, :-1]
+    assert torch.equal(conv3x3_forward(x, corner), shifted)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_winograd_does_not_depend_on_the_thread_count(threads):
+    _require_kernels()
+    gen = torch.Generator().manual_seed(6)
+    x = torch.randn(3, 16, 9, 9, generator=gen).contiguous(memory_format=CL)
+    weight = torch.randn(8, 16, 3, 3, generator=gen)
+    reference = conv3x3_forward(x, weight)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        assert torch.equal(conv3x3_forward(x, weight), reference)
+    finally:
+        torch.set_num_threads(before)
+
+
 def _conv_pair(cin, cout, seed=0):
     gen = torch.Generator().manual_seed(seed)
     ours, ref = Conv3x3(cin, cout).to(memory_format=CL), nn.Conv2d(cin, cout, 3, padding=1,
@@ -89,42 +147,50 @@ def _conv_pair(cin, cout, seed=0):
     return ours, ref.double()
 
 
-@pytest.mark.parametrize("cin", [8, 16, 32])
-def test_conv3x3_equals_conv2d(cin, monkeypatch):
-    """Forward and both gradients against nn.Conv2d in float64; the kernel runs at >= 16
-    channels (MIN_CHANNELS) and not below."""
+@pytest.mark.parametrize("cin,cout,uses_kernels", [(8, 16, False), (16, 16, True),
+                                                   (32, 24, True), (32, 12, False)])
+def test_conv3x3_equals_conv2d(cin, cout, uses_kernels, monkeypatch):
+    """Forward and both gradients against nn.Conv2d in float64; the kernels run from
+    MIN_CHANNELS (16) input channels, with output channels a multiple of 8."""
     _require_kernels()
     calls = []
-    original = conv3x3.conv3x3_weight_grad
-    monkeypatch.setattr(conv3x3, "conv3x3_weight_grad",
-                        lambda *a: calls.append(1) or original(*a))
-    ours, ref = _conv_pair(cin, 12)
+    for name in ("conv3x3_forward", "conv3x3_input_grad", "conv3x3_weight_grad"):
+        original = getattr(conv3x3, name)
+        monkeypatch.setattr(conv3x3, name,
+                            lambda *a, _name=name, _f=original: calls.append(_name) or _f(*a))
+    ours, ref = _conv_pair(cin, cout)
     gen = torch.Generator().manual_seed(2)
     x = torch.randn(3, cin, 7, 7, generator=gen)
-    g_out = torch.randn(3, 12, 7, 7, generator=gen, dtype=torch.float64)
+    g_out = torch.randn(3, cout, 7, 7, generator=gen, dtype=torch.float64)
     x32 = x.contiguous(memory_format=CL).requires_grad_()
     x64 = x.double().requires_grad_()
     out, out_ref = ours(x32), ref(x64)
-    torch.testing.assert_close(out.double(), out_ref, rtol=1e-5, atol=1e-5)
     (out.double() * g_out).sum().backward()
     (out_ref * g_out).sum().backward()
-    assert len(calls) == (1 if cin >= conv3x3.MIN_CHANNELS else 0)
-    for got, expected in ((x32.grad, x64.grad), (ours.weight.grad, ref.weight.grad)):
-        scale = float(expected.abs().max())
-        assert float((got.double() - expected).abs().max()) <= 2e-6 * scale
+    expected_calls = ["conv3x3_forward", "conv3x3_input_grad", "conv3x3_weight_grad"]
+    assert sorted(calls) == (expected_calls if uses_kernels else [])
+    for got, expected in ((out, out_ref), (x32.grad, x64.grad),
+                          (ours.weight.grad, ref.weight.grad)):
+        got, expected = got.detach().double(), expected.detach()
+        assert float((got - expected).abs().max()) <= 2e-6 * float(expected.abs().max())
 
 
-def test_conv3x3_is_conv2d_without_the_kernel(monkeypatch):
-    """No C compiler, eval (no grad) or a frozen weight: PyTorch's conv, same numbers."""
-    ours, _ = _conv_pair(16, 16)
+def test_conv3x3_without_grad_and_without_a_compiler(monkeypatch):
+    """Without autograd (evaluation) the forward kernel runs alone; without the C kernels it is
+    PyTorch's conv, bit for bit."""
+    ours, ref = _conv_pair(16, 16)
     x = torch.randn(2, 16, 5, 5).contiguous(memory_format=CL)
-    expected = nn.functional.conv2d(x, ours.weight, padding=1)
     with torch.no_grad():
-        assert not conv3x3.kernel_applies(x, ours.weight)
-        torch.testing.assert_close(ours(x), expected, rtol=0, atol=0)
+        expected = ref(x.double())
+    if kernels.available():
+        with torch.no_grad():
+            out = ours(x)
+        assert not out.requires_grad
+        assert float((out.double() - expected).abs().max()) <= 2e-6 * float(expected.abs().max())
     monkeypatch.setattr(kernels, "library", lambda: None)
-    assert not conv3x3.kernel_applies(x, ours.weight)
-    torch.testing.assert_close(ours(x), expected, rtol=0, atol=0)
+    assert not conv3x3.kernels_apply(x, ours.weight)
+    torch.testing.assert_close(ours(x), nn.functional.conv2d(x, ours.weight, padding=1),
+                               rtol=0, atol=0)
 
 
 def test_models_build_every_3x3_conv_as_conv3x3():

@@ -1,28 +1,34 @@
-"""The Conv(3) of the models (3x3, padding 1, stride 1, no bias), with a faster weight gradient
-on CPU.
+"""The Conv(3) of the models (3x3, padding 1, stride 1, no bias), computed by C kernels on CPU.
 
-In a training step most of the time goes to the 3x3 convolutions, and of their three passes
-(forward, input gradient, weight gradient) PyTorch's CPU weight gradient (oneDNN, channels-last)
-is the slow one: about half the GFLOP/s of the other two (``benchmarks/conv_passes.py``).
-:class:`Conv3x3` computes the same convolution; in training on CPU, with float32
-channels-last maps and ``C_in`` a multiple of 8 (at least 16), its backward pass takes the
-input gradient from PyTorch and the weight gradient from the C kernel of ``kernels.c``::
+Most of a training step goes to the 3x3 convolutions (``benchmarks/conv_passes.py`` times each
+pass). :class:`Conv3x3` is an ``nn.Conv2d`` that, on CPU with float32 channels-last maps
+whose channel counts are multiples of 8 and at least :data:`MIN_CHANNELS`, computes its three
+passes with the C kernels of ``kernels.c``:
 
-    dW[o, i, kh, kw] = sum over b, y, x of grad[b, o, y, x] * input[b, i, y + kh - 1, x + kw - 1]
+- the forward pass and the input gradient (the convolution of the output gradient with the
+  flipped, transposed weights) by Winograd's minimal filtering F(2x2, 3x3) (Lavin & Gray
+  2016), 2.25 times fewer multiply-adds than the direct convolution;
+- the weight gradient directly::
 
-(input = 0 outside the map). Measured on 2 threads, [256, 32, 29, 29] maps: about 1.9 times
-faster than PyTorch's, and no less accurate. Elsewhere (GPU, eval, other dtypes, no C
-compiler) it is ``nn.Conv2d``.
+      dW[o, i, kh, kw] = sum over b, y, x of grad[b, o, y, x] * x[b, i, y + kh - 1, x + kw - 1]
 
-The kernel is a custom op (``torch.ops.rcpb.conv3x3_weight_grad``), so profilers and
-``benchmarks/conv_passes.py`` see it.
+  (x = 0 outside the map).
+
+Measured on 2 threads, [256, 32, 29, 29] maps, against PyTorch's (oneDNN) passes: weight
+gradient 32.8 against 62.8 ms; forward pass and input gradient about 1.3 times faster. In a
+training step of the 32-channel models of the benchmark, the Winograd passes alone made the
+step about 1.2 times faster. Results agree with PyTorch's to float32 rounding (the tests
+compare both with float64). Elsewhere (GPU, other dtypes, fewer channels, no C compiler) it is
+PyTorch's convolution.
+
+The kernels are custom ops (``torch.ops.rcpb.conv3x3_forward``, ``conv3x3_input_grad``,
+``conv3x3_weight_grad``), so profilers and ``benchmarks/conv_passes.py`` see them.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
-import torch.nn.functional as F
 
 from rcpb.models import kernels
 
@@ -56,31 +62,80 @@ def _(x, grad):
     return x.new_empty(grad.shape[1], x.shape[1], 3, 3)
 
 
-#: Fewer input channels keep PyTorch's weight gradient. Measured on [256, C, 29, 29] maps,
-#: 2 threads: at 8 channels the kernel took 3.2 ms against PyTorch's 2.5 ms; at 16, 9.2
-#: against 11.8 ms; at 32, 32.8 against 62.8 ms.
+#: Winograd's F(2x2, 3x3) weight transform (Lavin & Gray 2016): u = G w G^T, 4x4 per (o, i).
+_WINOGRAD_G = torch.tensor([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]],
+                           dtype=torch.float64)
+
+
+def _winograd(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """conv2d(x, weight, padding=1) by the Winograd kernel: x [B, C_in, H, W], weight
+    [C_out, C_in, 3, 3] (float32 CPU, channel counts multiples of 8) -> [B, C_out, H, W],
+    channels-last."""
+    batch, cin, height, width = x.shape
+    cout = weight.shape[0]
+    if cin % 8 or cout % 8 or weight.shape != (cout, cin, 3, 3):
+        raise ValueError(f"3x3 Winograd conv: input {tuple(x.shape)} and weight "
+                         f"{tuple(weight.shape)} do not fit (channels must be multiples of 8)")
+    u = torch.einsum("ap,oipq,bq->abio", _WINOGRAD_G, weight.detach().double(), _WINOGRAD_G)
+    u = u.reshape(16, cin, cout).to(torch.float32).contiguous()          # [16, C_in, C_out]
+    x = x.contiguous(memory_format=torch.channels_last)
+    out = torch.empty(batch, cout, height, width, dtype=torch.float32,
+                      memory_format=torch.channels_last)
+    if kernels.library().rcpb_conv3x3_winograd(x.data_ptr(), u.data_ptr(), batch, height,
+                                                 width, cin, cout, out.data_ptr(),
+                                                 torch.get_num_threads()):
+        raise MemoryError("3x3 Winograd conv: no memory for the work buffers")
+    return out
+
+
+@torch.library.custom_op("rcpb::conv3x3_forward", mutates_args=())
+def conv3x3_forward(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``conv2d(x, weight, padding=1)`` by the Winograd kernel (see :func:`_winograd`)."""
+    return _winograd(x, weight)
+
+
+@torch.library.custom_op("rcpb::conv3x3_input_grad", mutates_args=())
+def conv3x3_input_grad(grad: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Input gradient of ``conv2d(x, weight, padding=1)``: the convolution of the output gradient
+    [B, C_out, H, W] with the flipped, transposed weights -> [B, C_in, H, W]."""
+    return _winograd(grad, weight.flip(2, 3).transpose(0, 1))
+
+
+@conv3x3_forward.register_fake
+def _(x, weight):
+    return x.new_empty(x.shape[0], weight.shape[0], *x.shape[2:])
+
+
+@conv3x3_input_grad.register_fake
+def _(grad, weight):
+    return grad.new_empty(grad.shape[0], weight.shape[1], *grad.shape[2:])
+
+
+#: Fewer channels keep PyTorch's convolution. Measured on [256, C, 29, 29] maps, 2 threads,
+#: kernel against PyTorch: at 8 channels weight gradient 3.2 against 2.5 ms and forward pass
+#: 4.6 against 3.9 ms; at 16, weight gradient 9.2 against 11.8 ms and forward pass 9.7
+#: against 9.4 ms.
 MIN_CHANNELS = 16
 
 
-def kernel_applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    """Whether the weight gradient of ``conv2d(x, weight, padding=1)`` comes from the kernel:
-    it is needed, and x is a float32 channels-last CPU map whose channel count is a multiple
-    of 8 and at least :data:`MIN_CHANNELS`."""
-    return (weight.requires_grad and torch.is_grad_enabled()
-            and x.device.type == "cpu" and x.dtype == torch.float32
-            and weight.dtype == torch.float32 and x.dim() == 4
-            and x.shape[1] % 8 == 0 and x.shape[1] >= MIN_CHANNELS
+def kernels_apply(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether ``conv2d(x, weight, padding=1)`` runs on the C kernels: x a float32
+    channels-last CPU map, weight float32, both channel counts multiples of 8 and C_in at least
+    :data:`MIN_CHANNELS`, and the kernels built."""
+    return (x.device.type == "cpu" and x.dtype == torch.float32 and weight.dtype == torch.float32
+            and x.dim() == 4 and x.shape[1] % 8 == 0 and x.shape[1] >= MIN_CHANNELS
+            and weight.shape[0] % 8 == 0
             and x.is_contiguous(memory_format=torch.channels_last) and kernels.available())
 
 
 class _Conv3x3(torch.autograd.Function):
-    """conv2d(x, weight, padding=1); backward: PyTorch's input gradient, the kernel's weight
-    gradient."""
+    """conv2d(x, weight, padding=1) with the C kernels: Winograd forward pass and input
+    gradient, direct weight gradient."""
 
     @staticmethod
     def forward(ctx, x, weight):
         ctx.save_for_backward(x, weight)
-        return F.conv2d(x, weight, None, 1, 1)
+        return conv3x3_forward(x, weight)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -89,22 +144,22 @@ class _Conv3x3(torch.autograd.Function):
         grad = grad.contiguous(memory_format=torch.channels_last)
         grad_x = grad_weight = None
         if ctx.needs_input_grad[0]:
-            grad_x = torch.ops.aten.convolution_backward(
-                grad, x, weight, None, (1, 1), (1, 1), (1, 1), False, (0, 0), 1,
-                (True, False, False))[0]
+            grad_x = conv3x3_input_grad(grad, weight)
         if ctx.needs_input_grad[1]:
             grad_weight = conv3x3_weight_grad(x, grad)
         return grad_x, grad_weight
 
 
 class Conv3x3(nn.Conv2d):
-    """``nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)`` (same parameters and
-    results) whose CPU weight gradient comes from the kernel (see the module docstring)."""
+    """``nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)`` (same parameters,
+    same function) computed by the C kernels where they apply (see the module docstring)."""
 
     def __init__(self, in_channels: int, out_channels: int):
         super().__init__(in_channels, out_channels, 3, padding=1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if kernel_applies(x, self.weight):
+        if not kernels_apply(x, self.weight):
+            return super().forward(x)
+        if torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad):
             return _Conv3x3.apply(x, self.weight)
-        return super().forward(x)
+        return conv3x3_forward(x, self.weight)

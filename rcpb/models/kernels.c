@@ -4,7 +4,8 @@
  *   - training-mode BatchNorm, alone or followed by ReLU, forward and backward
  *     (rcpb/models/bn_relu.py);
  *   - non-overlapping average pooling, forward and backward (rcpb/models/readout.py);
- *   - the weight gradient of a 3x3 convolution with padding 1 (rcpb/models/conv3x3.py).
+ *   - 3x3 convolutions with padding 1: weight gradient, and Winograd's F(2x2, 3x3) for the
+ *     forward pass and the input gradient (rcpb/models/conv3x3.py).
  * All work on channels-last float32 feature maps.
  *
  * BN + ReLU: every array is a channels-last feature map viewed as [rows, width] floats, row-major:
@@ -348,4 +349,154 @@ int rcpb_conv3x3_weight_grad(const float *x, const float *g, long batch, long he
         }
     }
     return nthreads;
+}
+
+/* ------------------------------------------------------------------ 3x3 convolution (Winograd)
+ * out = conv2d(x, w, stride 1, padding 1) for x [batch, height, width, cin] and out
+ * [batch, height, width, cout] (channels-last), by Winograd's minimal filtering F(2x2, 3x3)
+ * (Lavin & Gray 2016): each 2x2 block of outputs ("tile") is
+ *
+ *     Y = A^T [ sum over i of (G w[o, i] G^T) * (B^T d[i] B) ] A
+ *
+ * with d[i] the 4x4 input patch of channel i around the tile (zeros outside the map) and *
+ * elementwise. The 16 elementwise products become 16 matrix products [tiles, cin] x [cin, cout],
+ * 2.25 times fewer multiply-adds than the direct convolution. The caller passes the transformed
+ * weights u = G w G^T as [16, cin, cout] (computed in PyTorch). The same code computes the input
+ * gradient of a conv, as the convolution of the output gradient with the transposed, flipped
+ * weights.
+ *
+ * Work: rows of tiles (b, tile row) split into `nthreads` equal chunks; a chunk goes along its
+ * rows in blocks of up to TILES tiles: input transform of the block into v [16, TILES, cin],
+ * the 16 products into m [16, TILES, cout], output transform into out. cin and cout must be
+ * multiples of 8 (the caller checks). Each output is computed by one thread in a fixed order:
+ * results do not depend on the thread count. */
+
+#define TILES 6
+
+/* m[t, k0 .. k0 + 8 * KV) = sum over c of v[t, c] * u[c, k0 ..] for t < NT */
+static inline __attribute__((always_inline)) void
+wino_product(int NT, int KV, const float *restrict v, const float *restrict u, long cin,
+             long cout, long k0, float *restrict m) {
+    vec8 a[TILES][2];
+    for (int t = 0; t < NT; t++)
+        for (int j = 0; j < KV; j++) a[t][j] = splat8(0.0f);
+    for (long c = 0; c < cin; c++) {
+        vec8 uv[2];
+        for (int j = 0; j < KV; j++) uv[j] = load8(u + c * cout + k0 + 8 * j);
+        for (int t = 0; t < NT; t++) {
+            vec8 b = splat8(v[t * cin + c]);
+            for (int j = 0; j < KV; j++) a[t][j] = madd8(b, uv[j], a[t][j]);
+        }
+    }
+    for (int t = 0; t < NT; t++)
+        for (int j = 0; j < KV; j++) store8(m + t * cout + k0 + 8 * j, a[t][j]);
+}
+
+/* The 16 products of a block of NT tiles. */
+static inline __attribute__((always_inline)) void
+wino_products(int NT, const float *v, const float *u, long cin, long cout, float *m) {
+    for (int e = 0; e < 16; e++) {
+        const float *ve = v + e * TILES * cin, *ue = u + e * cin * cout;
+        float *me = m + e * TILES * cout;
+        long k = 0;
+        for (; k + 16 <= cout; k += 16) wino_product(NT, 2, ve, ue, cin, cout, k, me);
+        for (; k + 8 <= cout; k += 8) wino_product(NT, 1, ve, ue, cin, cout, k, me);
+    }
+}
+
+/* v[e, t, c .. c + 8) = (B^T d B)[e] for the 4x4 patch d of tile t, channels c .. c + 8. */
+static void wino_input(const float *x, long b, long height, long width, long cin, long ty,
+                       long tx, int t, float *v) {
+    const long y0 = 2 * ty - 1, x0 = 2 * tx - 1;
+    const int inside = y0 >= 0 && y0 + 3 < height && x0 >= 0 && x0 + 3 < width;
+    for (long c = 0; c < cin; c += 8) {
+        vec8 d[4][4], r[4][4];
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 4; j++) {
+                const long yy = y0 + i, xx = x0 + j;
+                d[i][j] = (inside || (yy >= 0 && yy < height && xx >= 0 && xx < width))
+                              ? load8(x + ((b * height + yy) * width + xx) * cin + c)
+                              : splat8(0.0f);
+            }
+        for (int j = 0; j < 4; j++) {          /* B^T d: rows */
+            r[0][j] = d[0][j] - d[2][j];
+            r[1][j] = d[1][j] + d[2][j];
+            r[2][j] = d[2][j] - d[1][j];
+            r[3][j] = d[1][j] - d[3][j];
+        }
+        for (int i = 0; i < 4; i++) {          /* (B^T d) B: columns */
+            float *vi = v + (i * 4 * TILES + t) * cin + c;
+            store8(vi, r[i][0] - r[i][2]);
+            store8(vi + TILES * cin, r[i][1] + r[i][2]);
+            store8(vi + 2 * TILES * cin, r[i][2] - r[i][1]);
+            store8(vi + 3 * TILES * cin, r[i][1] - r[i][3]);
+        }
+    }
+}
+
+/* out's 2x2 tile (ty, tx) = A^T m[., t] A, clipped to the map. */
+static void wino_output(const float *m, long b, long height, long width, long cout, long ty,
+                        long tx, int t, float *out) {
+    const long oy = 2 * ty, ox = 2 * tx;
+    for (long k = 0; k < cout; k += 8) {
+        vec8 s0[4], s1[4];
+        for (int j = 0; j < 4; j++) {          /* A^T m: rows */
+            const float *mj = m + (j * TILES + t) * cout + k;
+            vec8 m0 = load8(mj), m1 = load8(mj + 4 * TILES * cout);
+            vec8 m2 = load8(mj + 8 * TILES * cout), m3 = load8(mj + 12 * TILES * cout);
+            s0[j] = m0 + m1 + m2;
+            s1[j] = m1 - m2 - m3;
+        }
+        float *o = out + ((b * height + oy) * width + ox) * cout + k;
+        store8(o, s0[0] + s0[1] + s0[2]);
+        if (ox + 1 < width) store8(o + cout, s0[1] - s0[2] - s0[3]);
+        if (oy + 1 < height) {
+            store8(o + width * cout, s1[0] + s1[1] + s1[2]);
+            if (ox + 1 < width) store8(o + width * cout + cout, s1[1] - s1[2] - s1[3]);
+        }
+    }
+}
+
+/* Returns 0, or -1 if the work buffers cannot be allocated. */
+int rcpb_conv3x3_winograd(const float *x, const float *u, long batch, long height, long width,
+                          long cin, long cout, float *out, int nthreads) {
+    const long tile_rows = (height + 1) / 2, tile_cols = (width + 1) / 2;
+    const long rows = batch * tile_rows;
+    nthreads = clamp_threads(nthreads, rows);
+    const long step = (rows + nthreads - 1) / nthreads;
+    int failed = 0;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nthreads) schedule(static, 1) reduction(| : failed)
+#endif
+    for (int th = 0; th < nthreads; th++) {
+        float *v = malloc(16 * TILES * cin * sizeof(float));
+        float *m = malloc(16 * TILES * cout * sizeof(float));
+        if (v == NULL || m == NULL) {
+            failed = 1;
+        } else {
+            const long r0 = th * step < rows ? th * step : rows;
+            const long r1 = (th + 1) * step < rows ? (th + 1) * step : rows;
+            for (long r = r0; r < r1; r++) {
+                const long b = r / tile_rows, ty = r % tile_rows;
+                for (long tx = 0; tx < tile_cols; tx += TILES) {
+                    const int nt = tile_cols - tx < TILES ? (int)(tile_cols - tx) : TILES;
+                    for (int t = 0; t < nt; t++)
+                        wino_input(x, b, height, width, cin, ty, tx + t, t, v);
+                    switch (nt) {              /* block sizes as constants: sums in registers */
+                    case 6: wino_products(6, v, u, cin, cout, m); break;
+                    case 5: wino_products(5, v, u, cin, cout, m); break;
+                    case 4: wino_products(4, v, u, cin, cout, m); break;
+                    case 3: wino_products(3, v, u, cin, cout, m); break;
+                    case 2: wino_products(2, v, u, cin, cout, m); break;
+                    default: wino_products(1, v, u, cin, cout, m); break;
+                    }
+                    for (int t = 0; t < nt; t++)
+                        wino_output(m, b, height, width, cout, ty, tx + t, t, out);
+                }
+            }
+        }
+        free(v);
+        free(m);
+    }
+    return failed ? -1 : 0;
 }

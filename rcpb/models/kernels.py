@@ -1,5 +1,5 @@
-"""The C kernels of ``kernels.c`` (BN with or without ReLU, average pooling, a 3x3 conv's weight
-gradient), built on first use.
+"""The C kernels of ``kernels.c`` (BN with or without ReLU, average pooling, 3x3 convolutions),
+built on first use.
 
 :func:`library` returns the loaded library with its function signatures set, or None when it
 cannot be built (no C compiler, or ``RCPB_NATIVE=0``; see :mod:`rcpb.native`), in which case
@@ -24,6 +24,7 @@ _SIGNATURES = {
     "rcpb_avg_pool_forward": ([_P, _N, _N, _N, _N, _P, _I], None),
     "rcpb_avg_pool_backward": ([_P, _N, _N, _N, _N, _P, _I], None),
     "rcpb_conv3x3_weight_grad": ([_P, _P, _N, _N, _N, _N, _N, _P, _I], _I),
+    "rcpb_conv3x3_winograd": ([_P, _P, _N, _N, _N, _N, _N, _P, _I], _I),
 }
 _typed: set[int] = set()
 
