@@ -21,6 +21,10 @@ def _require_kernels():
     assert kernels.available(), "a C compiler is present but kernels.c did not build"
 
 
+SHAPES = [(2, 8, 8, 5, 5), (3, 16, 8, 1, 1), (1, 8, 24, 1, 4), (2, 24, 16, 6, 3),
+          (3, 32, 32, 29, 29), (1, 40, 8, 2, 2), (2, 16, 40, 7, 8)]
+
+
 def _weight_grad_float64(x, grad):
     """PyTorch's weight gradient of conv2d(x, w, padding=1), in float64."""
     cout, cin = grad.shape[1], x.shape[1]
@@ -30,12 +34,9 @@ def _weight_grad_float64(x, grad):
         (False, True, False))[1]
 
 
-@pytest.mark.parametrize("batch,cin,cout,height,width", [
-    (2, 8, 8, 5, 5), (3, 16, 7, 1, 1), (1, 8, 3, 1, 4), (2, 24, 13, 6, 3), (3, 32, 32, 29, 29),
-    (1, 40, 1, 2, 2), (2, 16, 26, 4, 7),
-])
+@pytest.mark.parametrize("batch,cin,cout,height,width", SHAPES)
 def test_weight_grad_kernel_equals_torch_in_float64(batch, cin, cout, height, width):
-    """Every (channel block, tap, border) case: 1-pixel maps, rows of 1, odd channel counts."""
+    """Odd and even sides (partial tiles), 1x1 maps, single rows, channel counts 8 to 40."""
     _require_kernels()
     gen = torch.Generator().manual_seed(cin * cout + height)
     x = torch.randn(batch, cin, height, width, generator=gen).contiguous(memory_format=CL)
@@ -49,21 +50,22 @@ def test_weight_grad_kernel_equals_torch_in_float64(batch, cin, cout, height, wi
 
 
 def test_weight_grad_kernel_of_a_hand_worked_case():
-    """One channel each way, a 2x2 map: dW[kh, kw] = sum_{y,x} g[y, x] * x[y + kh - 1, x + kw - 1].
+    """A 2x2 map: dW[kh, kw] = sum_{y,x} g[y, x] * x[y + kh - 1, x + kw - 1] per channel pair.
 
-    x = [[1, 2], [3, 4]] padded with zeros, g = [[1, 0], [0, 1]] (8 input channels, the same
-    map in each, so the kernel's smallest channel block is used): dW[1, 1] = 1 + 4 = 5 (centre
+    x = [[1, 2], [3, 4]] padded with zeros, g = [[1, 0], [0, 1]] (8 input and 8 output
+    channels, the same map in each): dW[1, 1] = 1 + 4 = 5 (centre
     tap), dW[0, 0] = g[1, 1] * x[0, 0] = 1, dW[2, 2] = g[0, 0] * x[1, 1] = 4,
     dW[0, 1] = g[1, 1] * x[0, 1] = 2, dW[1, 0] = g[1, 1] * x[1, 0] = 3,
     dW[1, 2] = g[0, 0] * x[0, 1] = 2, dW[2, 1] = g[0, 0] * x[1, 0] = 3, dW[0, 2] = dW[2, 0] = 0.
     """
     _require_kernels()
     x = torch.tensor([[1.0, 2.0], [3.0, 4.0]]).expand(1, 8, 2, 2).contiguous(memory_format=CL)
-    grad = torch.tensor([[1.0, 0.0], [0.0, 1.0]]).view(1, 1, 2, 2).contiguous(memory_format=CL)
+    grad = torch.tensor([[1.0, 0.0], [0.0, 1.0]]).expand(1, 8, 2, 2).contiguous(memory_format=CL)
     expected = torch.tensor([[1.0, 2.0, 0.0], [3.0, 5.0, 2.0], [0.0, 3.0, 4.0]])
     got = conv3x3_weight_grad(x, grad)
-    for i in range(8):
-        assert torch.equal(got[0, i], expected)
+    for o in range(8):
+        for i in range(8):
+            assert torch.equal(got[o, i], expected)
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
@@ -79,10 +81,6 @@ def test_weight_grad_kernel_is_deterministic(threads):
     finally:
         torch.set_num_threads(before)
     assert torch.equal(first, second)
-
-
-SHAPES = [(2, 8, 8, 5, 5), (3, 16, 8, 1, 1), (1, 8, 24, 1, 4), (2, 24, 16, 6, 3),
-          (3, 32, 32, 29, 29), (1, 40, 8, 2, 2), (2, 16, 40, 7, 8)]
 
 
 @pytest.mark.parametrize("batch,cin,cout,height,width", SHAPES)
@@ -214,16 +212,16 @@ def test_models_build_every_3x3_conv_as_conv3x3():
 def test_weight_grad_kernel_rejects_channels_it_cannot_block():
     _require_kernels()
     x = torch.zeros(1, 12, 3, 3).contiguous(memory_format=CL)
-    with pytest.raises(ValueError, match="multiple of 8"):
-        conv3x3_weight_grad(x, torch.zeros(1, 4, 3, 3))
+    with pytest.raises(ValueError, match="multiples of 8"):
+        conv3x3_weight_grad(x, torch.zeros(1, 8, 3, 3))
 
 
 def test_weight_grad_kernel_with_more_threads_than_image_rows():
-    """Threads without rows of their own contribute nothing (2 rows, 3 threads)."""
+    """Threads without tile rows of their own contribute nothing (2 tile rows, 3 threads)."""
     _require_kernels()
     gen = torch.Generator().manual_seed(4)
     x = torch.randn(2, 8, 1, 3, generator=gen).contiguous(memory_format=CL)
-    grad = torch.randn(2, 5, 1, 3, generator=gen).contiguous(memory_format=CL)
+    grad = torch.randn(2, 16, 1, 3, generator=gen).contiguous(memory_format=CL)
     before = torch.get_num_threads()
     torch.set_num_threads(3)
     try:

@@ -5,19 +5,12 @@ pass). :class:`Conv3x3` is an ``nn.Conv2d`` that, on CPU with float32 channels-l
 whose channel counts are multiples of 8 and at least :data:`MIN_CHANNELS`, computes its three
 passes with the C kernels of ``kernels.c``:
 
-- the forward pass and the input gradient (the convolution of the output gradient with the
-  flipped, transposed weights) by Winograd's minimal filtering F(2x2, 3x3) (Lavin & Gray
-  2016), 2.25 times fewer multiply-adds than the direct convolution;
-- the weight gradient directly::
+- the forward pass, the input gradient (the convolution of the output gradient with the
+  flipped, transposed weights) and the weight gradient, all by Winograd's minimal filtering
+  F(2x2, 3x3) (Lavin & Gray 2016): 2.25 times fewer multiply-adds than the direct convolution.
 
-      dW[o, i, kh, kw] = sum over b, y, x of grad[b, o, y, x] * x[b, i, y + kh - 1, x + kw - 1]
-
-  (x = 0 outside the map).
-
-Measured on 2 threads, [256, 32, 29, 29] maps, against PyTorch's (oneDNN) passes: weight
-gradient 32.8 against 62.8 ms; forward pass and input gradient about 1.3 times faster. In a
-training step of the 32-channel models of the benchmark, the Winograd passes alone made the
-step about 1.2 times faster. Results agree with PyTorch's to float32 rounding (the tests
+Measured on 2 threads, [256, 32, 29, 29] maps, against PyTorch's (oneDNN) passes: forward pass
+and input gradient about 1.3 times faster, weight gradient about 2.3 times. Results agree with PyTorch's to float32 rounding (the tests
 compare both with float64). Elsewhere (GPU, other dtypes, fewer channels, no C compiler) it is
 PyTorch's convolution.
 
@@ -31,35 +24,6 @@ import torch
 from torch import nn
 
 from rcpb.models import kernels
-
-
-@torch.library.custom_op("rcpb::conv3x3_weight_grad", mutates_args=())
-def conv3x3_weight_grad(x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-    """Weight gradient of ``conv2d(x, w, padding=1)``: x [B, C_in, H, W], grad [B, C_out, H, W]
-    (float32, CPU, channels-last; C_in a multiple of 8) -> [C_out, C_in, 3, 3], channels-last.
-
-    The sums of each thread's share of the image rows are added in a fixed order: the result
-    depends on the thread count, not on thread timing.
-    """
-    batch, cin, height, width = x.shape
-    cout = grad.shape[1]
-    if cin % 8 or grad.shape != (batch, cout, height, width):
-        raise ValueError(f"conv3x3_weight_grad: input {tuple(x.shape)} (channels must be a "
-                         f"multiple of 8) and gradient {tuple(grad.shape)} do not fit")
-    x = x.contiguous(memory_format=torch.channels_last)
-    grad = grad.contiguous(memory_format=torch.channels_last)
-    threads = torch.get_num_threads()
-    partial = torch.empty(threads, 3, 3, cout, cin, dtype=torch.float32)
-    used = kernels.library().rcpb_conv3x3_weight_grad(
-        x.data_ptr(), grad.data_ptr(), batch, height, width, cin, cout, partial.data_ptr(),
-        threads)
-    total = partial[:used].sum(0)
-    return total.permute(2, 3, 0, 1).contiguous(memory_format=torch.channels_last)
-
-
-@conv3x3_weight_grad.register_fake
-def _(x, grad):
-    return x.new_empty(grad.shape[1], x.shape[1], 3, 3)
 
 
 #: Winograd's F(2x2, 3x3) weight transform (Lavin & Gray 2016): u = G w G^T, 4x4 per (o, i).
@@ -111,9 +75,43 @@ def _(grad, weight):
     return grad.new_empty(grad.shape[0], weight.shape[1], *grad.shape[2:])
 
 
+@torch.library.custom_op("rcpb::conv3x3_weight_grad", mutates_args=())
+def conv3x3_weight_grad(x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """Weight gradient of ``conv2d(x, w, padding=1)``: x [B, C_in, H, W], grad [B, C_out, H, W]
+    (float32, CPU, channels-last; channel counts multiples of 8) -> [C_out, C_in, 3, 3],
+    channels-last.
+
+    The kernel sums the gradient of the transformed weights u = G w G^T over the tiles (each
+    thread its share of the tile rows; the shares are added in a fixed order, so the result
+    depends on the thread count, not on thread timing); dw = G^T du G follows in float64.
+    """
+    batch, cin, height, width = x.shape
+    cout = grad.shape[1]
+    if cin % 8 or cout % 8 or grad.shape != (batch, cout, height, width):
+        raise ValueError(f"conv3x3_weight_grad: input {tuple(x.shape)} and gradient "
+                         f"{tuple(grad.shape)} do not fit (channels must be multiples of 8)")
+    x = x.contiguous(memory_format=torch.channels_last)
+    grad = grad.contiguous(memory_format=torch.channels_last)
+    threads = torch.get_num_threads()
+    partial = torch.empty(threads, 16, cin, cout, dtype=torch.float32)
+    used = kernels.library().rcpb_conv3x3_winograd_weight_grad(
+        x.data_ptr(), grad.data_ptr(), batch, height, width, cin, cout, partial.data_ptr(),
+        threads)
+    if used < 0:
+        raise MemoryError("conv3x3_weight_grad: no memory for the work buffers")
+    du = partial[:used].sum(0).double().view(4, 4, cin, cout)
+    dw = torch.einsum("ap,abio,bq->oipq", _WINOGRAD_G, du, _WINOGRAD_G)
+    return dw.to(torch.float32).contiguous(memory_format=torch.channels_last)
+
+
+@conv3x3_weight_grad.register_fake
+def _(x, grad):
+    return x.new_empty(grad.shape[1], x.shape[1], 3, 3)
+
+
 #: Fewer channels keep PyTorch's convolution. Measured on [256, C, 29, 29] maps, 2 threads,
-#: kernel against PyTorch: at 8 channels weight gradient 3.2 against 2.5 ms and forward pass
-#: 4.6 against 3.9 ms; at 16, weight gradient 9.2 against 11.8 ms and forward pass 9.7
+#: kernel against PyTorch: at 8 channels weight gradient 6.1 against 3.1 ms and forward pass
+#: 4.6 against 3.9 ms; at 16, weight gradient 9.9 against 13.9 ms and forward pass 9.7
 #: against 9.4 ms.
 MIN_CHANNELS = 16
 
@@ -129,8 +127,8 @@ def kernels_apply(x: torch.Tensor, weight: torch.Tensor) -> bool:
 
 
 class _Conv3x3(torch.autograd.Function):
-    """conv2d(x, weight, padding=1) with the C kernels: Winograd forward pass and input
-    gradient, direct weight gradient."""
+    """conv2d(x, weight, padding=1) with the C kernels (forward pass, input and weight
+    gradients)."""
 
     @staticmethod
     def forward(ctx, x, weight):

@@ -4,8 +4,8 @@
  *   - training-mode BatchNorm, alone or followed by ReLU, forward and backward
  *     (rcpb/models/bn_relu.py);
  *   - non-overlapping average pooling, forward and backward (rcpb/models/readout.py);
- *   - 3x3 convolutions with padding 1: weight gradient, and Winograd's F(2x2, 3x3) for the
- *     forward pass and the input gradient (rcpb/models/conv3x3.py).
+ *   - 3x3 convolutions with padding 1 by Winograd's F(2x2, 3x3): forward pass, input gradient
+ *     and weight gradient (rcpb/models/conv3x3.py).
  * All work on channels-last float32 feature maps.
  *
  * BN + ReLU: every array is a channels-last feature map viewed as [rows, width] floats, row-major:
@@ -241,18 +241,9 @@ void rcpb_avg_pool_backward(const float *grad_pooled, long batch, long size, lon
     (void)nthreads;
 }
 
-/* ------------------------------------------------------------------ 3x3 conv weight gradient
- * For out = conv2d(x, w, stride 1, padding 1), x [batch, height, width, cin] and the output
- * gradient g [batch, height, width, cout] (both channels-last):
- *
- *     dw[kh, kw, o, i] = sum over b, y, x of g[b, y, x, o] * x[b, y + kh - 1, x + kw - 1, i]
- *
- * with x = 0 outside the map. The image rows (b, y) are split into `nthreads` equal chunks;
- * chunk t adds its sums into partial[t] ([9, cout, cin]), which the caller adds up in a fixed
- * order. Within a chunk, for each image row, tap (kh, kw), block of output channels and block
- * of input channels, a register block of sums runs along the row's pixels: each pixel loads
- * a few input values and one output-gradient value per output channel, and does one
- * multiply-add per (o, i) pair of the block. */
+/* ------------------------------------------------------------------ 3x3 convolutions
+ * Vectors of 8 floats (GCC/clang vector extensions; AVX2 registers with -march=native on
+ * x86-64, pairs of SSE registers without), multiply-adds fused where the CPU has FMA. */
 
 #if defined(__GNUC__) && !defined(__clang__)
 /* without AVX, GCC notes that 32-byte vectors are passed differently: these functions are
@@ -272,84 +263,6 @@ static inline vec8 madd8(vec8 a, vec8 b, vec8 c) {
 #else
 static inline vec8 madd8(vec8 a, vec8 b, vec8 c) { return a * b + c; }
 #endif
-
-/* acc[o * cin + i] += sum over p < n of g[p * cout + o] * x[p * cin + i], for o < OB and
- * i < 8 * IV. OB and IV are constants at every call, so the sums stay in registers. */
-static inline __attribute__((always_inline)) void
-wgrad_block(int OB, int IV, const float *restrict g, const float *restrict x, long n,
-            long cout, long cin, float *restrict acc) {
-    vec8 a[12][2];
-    for (int o = 0; o < OB; o++)
-        for (int v = 0; v < IV; v++) a[o][v] = load8(acc + o * cin + 8 * v);
-    for (long p = 0; p < n; p++) {
-        const float *gp = g + p * cout, *xp = x + p * cin;
-        vec8 xv[2];
-        for (int v = 0; v < IV; v++) xv[v] = load8(xp + 8 * v);
-        for (int o = 0; o < OB; o++) {
-            vec8 b = splat8(gp[o]);
-            for (int v = 0; v < IV; v++) a[o][v] = madd8(b, xv[v], a[o][v]);
-        }
-    }
-    for (int o = 0; o < OB; o++)
-        for (int v = 0; v < IV; v++) store8(acc + o * cin + 8 * v, a[o][v]);
-}
-
-/* All output channels for input channels [i0, i0 + 8 * IV): blocks of 12 (IV = 1) or 6
- * (IV = 2) output channels, then 4, 2, 1; at most 12 sums in registers. */
-static inline __attribute__((always_inline)) void
-wgrad_channels(int IV, const float *g, const float *x, long n, long cout, long cin,
-               float *acc) {
-    long o = 0;
-    if (IV == 1) {
-        for (; o + 12 <= cout; o += 12)
-            wgrad_block(12, 1, g + o, x, n, cout, cin, acc + o * cin);
-        for (; o + 8 <= cout; o += 8) wgrad_block(8, 1, g + o, x, n, cout, cin, acc + o * cin);
-    }
-    for (; o + 6 <= cout; o += 6) wgrad_block(6, IV, g + o, x, n, cout, cin, acc + o * cin);
-    for (; o + 4 <= cout; o += 4) wgrad_block(4, IV, g + o, x, n, cout, cin, acc + o * cin);
-    for (; o + 2 <= cout; o += 2) wgrad_block(2, IV, g + o, x, n, cout, cin, acc + o * cin);
-    for (; o < cout; o++) wgrad_block(1, IV, g + o, x, n, cout, cin, acc + o * cin);
-}
-
-/* cin must be a multiple of 8 (the caller checks). Returns the number of chunks written,
- * min(nthreads, batch * height, MAX_THREADS): partial must hold nthreads of them. */
-int rcpb_conv3x3_weight_grad(const float *x, const float *g, long batch, long height,
-                             long width, long cin, long cout, float *partial, int nthreads) {
-    const long rows = batch * height, taps = 9 * cout * cin;
-    nthreads = clamp_threads(nthreads, rows);
-    const long step = (rows + nthreads - 1) / nthreads;
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(nthreads) schedule(static, 1)
-#endif
-    for (int t = 0; t < nthreads; t++) {
-        float *restrict acc = partial + t * taps;
-        memset(acc, 0, taps * sizeof(float));
-        const long r0 = t * step < rows ? t * step : rows;
-        const long r1 = (t + 1) * step < rows ? (t + 1) * step : rows;
-        for (long r = r0; r < r1; r++) {
-            const long b = r / height, y = r % height;
-            const float *grow = g + r * width * cout;           /* g[b, y, 0, 0] */
-            for (int kh = 0; kh < 3; kh++) {
-                const long yy = y + kh - 1;
-                if (yy < 0 || yy >= height) continue;
-                const float *xrow = x + (b * height + yy) * width * cin;   /* x[b, yy, 0, 0] */
-                for (int kw = 0; kw < 3; kw++) {
-                    /* output pixels whose input pixel x + kw - 1 lies inside the row */
-                    const long lo = kw == 0 ? 1 : 0, hi = kw == 2 ? width - 1 : width;
-                    if (hi <= lo) continue;
-                    const float *gg = grow + lo * cout, *xx = xrow + (lo + kw - 1) * cin;
-                    float *tap = acc + (kh * 3 + kw) * cout * cin;
-                    long i = 0;
-                    for (; i + 16 <= cin; i += 16)
-                        wgrad_channels(2, gg, xx + i, hi - lo, cout, cin, tap + i);
-                    for (; i + 8 <= cin; i += 8)
-                        wgrad_channels(1, gg, xx + i, hi - lo, cout, cin, tap + i);
-                }
-            }
-        }
-    }
-    return nthreads;
-}
 
 /* ------------------------------------------------------------------ 3x3 convolution (Winograd)
  * out = conv2d(x, w, stride 1, padding 1) for x [batch, height, width, cin] and out
@@ -404,9 +317,10 @@ wino_products(int NT, const float *v, const float *u, long cin, long cout, float
     }
 }
 
-/* v[e, t, c .. c + 8) = (B^T d B)[e] for the 4x4 patch d of tile t, channels c .. c + 8. */
+/* v[e, t, c .. c + 8) = (B^T d B)[e] for the 4x4 patch d of tile t, channels c .. c + 8;
+ * v holds `stride` tiles per e. */
 static void wino_input(const float *x, long b, long height, long width, long cin, long ty,
-                       long tx, int t, float *v) {
+                       long tx, int t, long stride, float *v) {
     const long y0 = 2 * ty - 1, x0 = 2 * tx - 1;
     const int inside = y0 >= 0 && y0 + 3 < height && x0 >= 0 && x0 + 3 < width;
     for (long c = 0; c < cin; c += 8) {
@@ -425,11 +339,11 @@ static void wino_input(const float *x, long b, long height, long width, long cin
             r[3][j] = d[1][j] - d[3][j];
         }
         for (int i = 0; i < 4; i++) {          /* (B^T d) B: columns */
-            float *vi = v + (i * 4 * TILES + t) * cin + c;
+            float *vi = v + (i * 4 * stride + t) * cin + c;
             store8(vi, r[i][0] - r[i][2]);
-            store8(vi + TILES * cin, r[i][1] + r[i][2]);
-            store8(vi + 2 * TILES * cin, r[i][2] - r[i][1]);
-            store8(vi + 3 * TILES * cin, r[i][1] - r[i][3]);
+            store8(vi + stride * cin, r[i][1] + r[i][2]);
+            store8(vi + 2 * stride * cin, r[i][2] - r[i][1]);
+            store8(vi + 3 * stride * cin, r[i][1] - r[i][3]);
         }
     }
 }
@@ -481,7 +395,7 @@ int rcpb_conv3x3_winograd(const float *x, const float *u, long batch, long heigh
                 for (long tx = 0; tx < tile_cols; tx += TILES) {
                     const int nt = tile_cols - tx < TILES ? (int)(tile_cols - tx) : TILES;
                     for (int t = 0; t < nt; t++)
-                        wino_input(x, b, height, width, cin, ty, tx + t, t, v);
+                        wino_input(x, b, height, width, cin, ty, tx + t, t, TILES, v);
                     switch (nt) {              /* block sizes as constants: sums in registers */
                     case 6: wino_products(6, v, u, cin, cout, m); break;
                     case 5: wino_products(5, v, u, cin, cout, m); break;
@@ -499,4 +413,126 @@ int rcpb_conv3x3_winograd(const float *x, const float *u, long batch, long heigh
         free(m);
     }
     return failed ? -1 : 0;
+}
+
+/* ------------------------------------------------------------------ 3x3 conv weight gradient
+ * (Winograd) The gradient of the transformed weights u = G w G^T of the convolution above is
+ *
+ *     du[e, i, o] = sum over tiles of (B^T d[i] B)[e] * (A dy[o] A^T)[e]
+ *
+ * with dy[o] the 2x2 tile of the output gradient (zeros outside the map); the caller forms
+ * dw = G^T du G. Rows of tiles are split into chunks; each chunk adds into its own
+ * partial[chunk] ([16, cin, cout]), and the caller adds them up in a fixed order, so results
+ * depend on the thread count but not on thread timing. Per block
+ * of up to GRAD_TILES tiles of a tile row: input transform into v [16, GRAD_TILES, cin],
+ * gradient transform into w [16, GRAD_TILES, cout], then du[e] += v[e]^T w[e]. */
+
+#define GRAD_TILES 16
+
+/* w[e, t, k .. k + 8) = (A dy A^T)[e] for the 2x2 tile (ty, tx) of g, channels k .. k + 8. */
+static void wino_grad_input(const float *g, long b, long height, long width, long cout,
+                            long ty, long tx, int t, float *w) {
+    const long oy = 2 * ty, ox = 2 * tx;
+    const int right = ox + 1 < width, below = oy + 1 < height;
+    for (long k = 0; k < cout; k += 8) {
+        const float *p = g + ((b * height + oy) * width + ox) * cout + k;
+        const vec8 zero = splat8(0.0f);
+        vec8 y00 = load8(p), y01 = right ? load8(p + cout) : zero;
+        vec8 y10 = below ? load8(p + width * cout) : zero;
+        vec8 y11 = right && below ? load8(p + width * cout + cout) : zero;
+        vec8 rows[4][2] = {{y00, y01}, {y00 + y10, y01 + y11}, {y00 - y10, y01 - y11},
+                           {-y10, -y11}};                       /* A dy */
+        for (int i = 0; i < 4; i++) {                            /* (A dy) A^T */
+            float *wi = w + (i * 4 * GRAD_TILES + t) * cout + k;
+            vec8 a = rows[i][0], c = rows[i][1];
+            store8(wi, a);
+            store8(wi + GRAD_TILES * cout, a + c);
+            store8(wi + 2 * GRAD_TILES * cout, a - c);
+            store8(wi + 3 * GRAD_TILES * cout, -c);
+        }
+    }
+}
+
+/* du[i0 + r, o0 .. o0 + 8 * OV) += sum over t < nt of v[t, i0 + r] * w[t, o0 ..], r < IB */
+static inline __attribute__((always_inline)) void
+wino_grad_block(int IB, int OV, const float *restrict v, const float *restrict w, int nt,
+                long cin, long cout, long i0, long o0, float *restrict du) {
+    vec8 a[12][2];
+    for (int r = 0; r < IB; r++)
+        for (int j = 0; j < OV; j++) a[r][j] = load8(du + (i0 + r) * cout + o0 + 8 * j);
+    for (int t = 0; t < nt; t++) {
+        vec8 wv[2];
+        for (int j = 0; j < OV; j++) wv[j] = load8(w + t * cout + o0 + 8 * j);
+        for (int r = 0; r < IB; r++) {
+            vec8 b = splat8(v[t * cin + i0 + r]);
+            for (int j = 0; j < OV; j++) a[r][j] = madd8(b, wv[j], a[r][j]);
+        }
+    }
+    for (int r = 0; r < IB; r++)
+        for (int j = 0; j < OV; j++) store8(du + (i0 + r) * cout + o0 + 8 * j, a[r][j]);
+}
+
+/* All input channels for output channels [o0, o0 + 8 * OV): blocks of 12 (OV = 1) or 6
+ * (OV = 2) input channels, then 4, 2, 1. */
+static inline __attribute__((always_inline)) void
+wino_grad_channels(int OV, const float *v, const float *w, int nt, long cin, long cout,
+                   long o0, float *du) {
+    long i = 0;
+    if (OV == 1)
+        for (; i + 12 <= cin; i += 12) wino_grad_block(12, 1, v, w, nt, cin, cout, i, o0, du);
+    for (; i + 6 <= cin; i += 6) wino_grad_block(6, OV, v, w, nt, cin, cout, i, o0, du);
+    for (; i + 4 <= cin; i += 4) wino_grad_block(4, OV, v, w, nt, cin, cout, i, o0, du);
+    for (; i + 2 <= cin; i += 2) wino_grad_block(2, OV, v, w, nt, cin, cout, i, o0, du);
+    for (; i < cin; i++) wino_grad_block(1, OV, v, w, nt, cin, cout, i, o0, du);
+}
+
+/* Returns the number of chunks written, min(nthreads, batch * tile rows, MAX_THREADS) (partial
+ * must hold nthreads of them), or -1 if the work buffers cannot be allocated. */
+int rcpb_conv3x3_winograd_weight_grad(const float *x, const float *g, long batch, long height,
+                                      long width, long cin, long cout, float *partial,
+                                      int nthreads) {
+    const long tile_rows = (height + 1) / 2, tile_cols = (width + 1) / 2;
+    const long rows = batch * tile_rows, size = 16 * cin * cout;
+    nthreads = clamp_threads(nthreads, rows);
+    const long step = (rows + nthreads - 1) / nthreads;
+    int failed = 0;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nthreads) schedule(static, 1) reduction(| : failed)
+#endif
+    for (int th = 0; th < nthreads; th++) {
+        float *du = partial + th * size;
+        float *v = malloc(16 * GRAD_TILES * cin * sizeof(float));
+        float *w = malloc(16 * GRAD_TILES * cout * sizeof(float));
+        memset(du, 0, size * sizeof(float));
+        if (v == NULL || w == NULL) {
+            failed = 1;
+        } else {
+            const long r0 = th * step < rows ? th * step : rows;
+            const long r1 = (th + 1) * step < rows ? (th + 1) * step : rows;
+            for (long r = r0; r < r1; r++) {
+                const long b = r / tile_rows, ty = r % tile_rows;
+                for (long tx = 0; tx < tile_cols; tx += GRAD_TILES) {
+                    const int nt = tile_cols - tx < GRAD_TILES ? (int)(tile_cols - tx)
+                                                               : GRAD_TILES;
+                    for (int t = 0; t < nt; t++) {
+                        wino_input(x, b, height, width, cin, ty, tx + t, t, GRAD_TILES, v);
+                        wino_grad_input(g, b, height, width, cout, ty, tx + t, t, w);
+                    }
+                    for (int e = 0; e < 16; e++) {
+                        const float *ve = v + e * GRAD_TILES * cin;
+                        const float *we = w + e * GRAD_TILES * cout;
+                        float *due = du + e * cin * cout;
+                        long o = 0;
+                        for (; o + 16 <= cout; o += 16)
+                            wino_grad_channels(2, ve, we, nt, cin, cout, o, due);
+                        for (; o + 8 <= cout; o += 8)
+                            wino_grad_channels(1, ve, we, nt, cin, cout, o, due);
+                    }
+                }
+            }
+        }
+        free(v);
+        free(w);
+    }
+    return failed ? -1 : nthreads;
 }

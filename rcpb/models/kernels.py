@@ -23,8 +23,8 @@ _SIGNATURES = {
     "rcpb_bn_relu_backward_input": ([_P, _P, _N, _N, _P, _P, _F, _P, _P, _P, _P, _I], None),
     "rcpb_avg_pool_forward": ([_P, _N, _N, _N, _N, _P, _I], None),
     "rcpb_avg_pool_backward": ([_P, _N, _N, _N, _N, _P, _I], None),
-    "rcpb_conv3x3_weight_grad": ([_P, _P, _N, _N, _N, _N, _N, _P, _I], _I),
     "rcpb_conv3x3_winograd": ([_P, _P, _N, _N, _N, _N, _N, _P, _I], _I),
+    "rcpb_conv3x3_winograd_weight_grad": ([_P, _P, _N, _N, _N, _N, _N, _P, _I], _I),
 }
 _typed: set[int] = set()
 
