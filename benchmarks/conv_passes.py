@@ -12,8 +12,9 @@ prints, per model:
 - the same FLOPs at the machine's fp32 matmul rate (``torch.mm``, 2048^3), for comparison;
 - the measured step time (as ``train_step.py`` measures it).
 
-FLOPs: 2 x multiply-accumulates; a forward pass, an input gradient and a weight gradient each
-count the same.
+FLOPs: 2 x multiply-accumulates of the direct convolution (also for rcpb's Winograd kernels,
+which do 2.25 times fewer); a forward pass, an input gradient and a weight gradient each count
+the same.
 
 Usage: python benchmarks/conv_passes.py [--threads 2] [--only "32 ch"] (the options of
 train_step.py)

@@ -10,7 +10,9 @@ FLOPs are counted analytically for convolutions and the readout FC only: forward
 one training step = 3 x forward (forward, input gradient, weight gradient), except CPB1's conv:
 2 x forward (its input gradient is not needed and not computed, see
 rcpb.models.blocks.input_conv). BN, activations, pooling and the optimizer are not counted
-(they are memory-bound).
+(they are memory-bound). These are the FLOPs of the direct convolution: from 16 channels the
+3x3 convs run by Winograd's F(2x2, 3x3) (rcpb/models/conv3x3.py), which does 2.25 times
+fewer multiply-adds, so GFLOP/s can exceed the matmul rate.
 
 Usage: python benchmarks/train_step.py [--threads 2] [--batch 256] [--repeats 7]
 """
