@@ -40,15 +40,16 @@ typedef void (*range_fn)(const args_t *, long chunk, long r0, long r1);
  * With OpenMP the chunks run on the threads of the OpenMP runtime already in the process
  * (PyTorch's: the library has the same name, so the loader shares it, and its threads are
  * the ones PyTorch's own ops use); without, one after the other. */
+/* Row r0 of chunk t when `rows` rows are split into chunks of `step` (clipped to rows). */
+static long chunk_start(long t, long step, long rows) { return t * step < rows ? t * step : rows; }
+
 static void run(range_fn fn, const args_t *args, int nthreads) {
     long step = (args->rows + nthreads - 1) / nthreads;
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(nthreads) schedule(static, 1)
 #endif
     for (int t = 0; t < nthreads; t++) {
-        long r0 = t * step < args->rows ? t * step : args->rows;
-        long r1 = (t + 1) * step < args->rows ? (t + 1) * step : args->rows;
-        fn(args, t, r0, r1);
+        fn(args, t, chunk_start(t, step, args->rows), chunk_start(t + 1, step, args->rows));
     }
 }
 
@@ -371,29 +372,40 @@ static void wino_output(const float *m, long b, long height, long width, long co
     }
 }
 
+/* How the Winograd kernels share out a map's 2x2 tiles: rows of tiles (image, tile row), in
+ * `nthreads` chunks of `step` rows. */
+typedef struct {
+    long tile_rows, tile_cols, rows, step;
+    int nthreads;
+} tile_plan;
+
+static tile_plan plan_tiles(long batch, long height, long width, int nthreads) {
+    tile_plan p = {.tile_rows = (height + 1) / 2, .tile_cols = (width + 1) / 2};
+    p.rows = batch * p.tile_rows;
+    p.nthreads = clamp_threads(nthreads, p.rows);
+    p.step = (p.rows + p.nthreads - 1) / p.nthreads;
+    return p;
+}
+
 /* Returns 0, or -1 if the work buffers cannot be allocated. */
 int rcpb_conv3x3_winograd(const float *x, const float *u, long batch, long height, long width,
                           long cin, long cout, float *out, int nthreads) {
-    const long tile_rows = (height + 1) / 2, tile_cols = (width + 1) / 2;
-    const long rows = batch * tile_rows;
-    nthreads = clamp_threads(nthreads, rows);
-    const long step = (rows + nthreads - 1) / nthreads;
+    const tile_plan p = plan_tiles(batch, height, width, nthreads);
     int failed = 0;
 #ifdef _OPENMP
-#pragma omp parallel for num_threads(nthreads) schedule(static, 1) reduction(| : failed)
+#pragma omp parallel for num_threads(p.nthreads) schedule(static, 1) reduction(| : failed)
 #endif
-    for (int th = 0; th < nthreads; th++) {
+    for (int th = 0; th < p.nthreads; th++) {
         float *v = malloc(16 * TILES * cin * sizeof(float));
         float *m = malloc(16 * TILES * cout * sizeof(float));
         if (v == NULL || m == NULL) {
             failed = 1;
         } else {
-            const long r0 = th * step < rows ? th * step : rows;
-            const long r1 = (th + 1) * step < rows ? (th + 1) * step : rows;
-            for (long r = r0; r < r1; r++) {
-                const long b = r / tile_rows, ty = r % tile_rows;
-                for (long tx = 0; tx < tile_cols; tx += TILES) {
-                    const int nt = tile_cols - tx < TILES ? (int)(tile_cols - tx) : TILES;
+            const long r1 = chunk_start(th + 1, p.step, p.rows);
+            for (long r = chunk_start(th, p.step, p.rows); r < r1; r++) {
+                const long b = r / p.tile_rows, ty = r % p.tile_rows;
+                for (long tx = 0; tx < p.tile_cols; tx += TILES) {
+                    const int nt = p.tile_cols - tx < TILES ? (int)(p.tile_cols - tx) : TILES;
                     for (int t = 0; t < nt; t++)
                         wino_input(x, b, height, width, cin, ty, tx + t, t, TILES, v);
                     switch (nt) {              /* block sizes as constants: sums in registers */
@@ -491,15 +503,13 @@ wino_grad_channels(int OV, const float *v, const float *w, int nt, long cin, lon
 int rcpb_conv3x3_winograd_weight_grad(const float *x, const float *g, long batch, long height,
                                       long width, long cin, long cout, float *partial,
                                       int nthreads) {
-    const long tile_rows = (height + 1) / 2, tile_cols = (width + 1) / 2;
-    const long rows = batch * tile_rows, size = 16 * cin * cout;
-    nthreads = clamp_threads(nthreads, rows);
-    const long step = (rows + nthreads - 1) / nthreads;
+    const tile_plan p = plan_tiles(batch, height, width, nthreads);
+    const long size = 16 * cin * cout;
     int failed = 0;
 #ifdef _OPENMP
-#pragma omp parallel for num_threads(nthreads) schedule(static, 1) reduction(| : failed)
+#pragma omp parallel for num_threads(p.nthreads) schedule(static, 1) reduction(| : failed)
 #endif
-    for (int th = 0; th < nthreads; th++) {
+    for (int th = 0; th < p.nthreads; th++) {
         float *du = partial + th * size;
         float *v = malloc(16 * GRAD_TILES * cin * sizeof(float));
         float *w = malloc(16 * GRAD_TILES * cout * sizeof(float));
@@ -507,13 +517,12 @@ int rcpb_conv3x3_winograd_weight_grad(const float *x, const float *g, long batch
         if (v == NULL || w == NULL) {
             failed = 1;
         } else {
-            const long r0 = th * step < rows ? th * step : rows;
-            const long r1 = (th + 1) * step < rows ? (th + 1) * step : rows;
-            for (long r = r0; r < r1; r++) {
-                const long b = r / tile_rows, ty = r % tile_rows;
-                for (long tx = 0; tx < tile_cols; tx += GRAD_TILES) {
-                    const int nt = tile_cols - tx < GRAD_TILES ? (int)(tile_cols - tx)
-                                                               : GRAD_TILES;
+            const long r1 = chunk_start(th + 1, p.step, p.rows);
+            for (long r = chunk_start(th, p.step, p.rows); r < r1; r++) {
+                const long b = r / p.tile_rows, ty = r % p.tile_rows;
+                for (long tx = 0; tx < p.tile_cols; tx += GRAD_TILES) {
+                    const int nt = p.tile_cols - tx < GRAD_TILES ? (int)(p.tile_cols - tx)
+                                                                 : GRAD_TILES;
                     for (int t = 0; t < nt; t++) {
                         wino_input(x, b, height, width, cin, ty, tx + t, t, GRAD_TILES, v);
                         wino_grad_input(g, b, height, width, cout, ty, tx + t, t, w);
@@ -534,5 +543,5 @@ int rcpb_conv3x3_winograd_weight_grad(const float *x, const float *g, long batch
         free(v);
         free(w);
     }
-    return failed ? -1 : nthreads;
+    return failed ? -1 : p.nthreads;
 }
