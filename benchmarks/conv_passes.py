@@ -146,7 +146,8 @@ def main() -> None:
         step, _ = step_time(config, args.batch, args.warmup, args.repeats)
         print(f"  convolutions alone: {total_s * 1e3:.0f} ms per step "
               f"({total_flops / total_s / 1e9:.1f} GFLOP/s); the same "
-              f"{total_flops / 1e9:.1f} GFLOP at the matmul rate: {total_flops / peak / 1e6:.0f} ms")
+              f"{total_flops / 1e9:.1f} GFLOP at the matmul rate: "
+              f"{total_flops / peak / 1e6:.0f} ms")
         print(f"  measured step: {step * 1e3:.0f} ms; convolutions alone are "
               f"{100 * total_s / step:.0f} % of it", flush=True)
 

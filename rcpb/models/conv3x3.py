@@ -10,9 +10,9 @@ passes with the C kernels of ``kernels.c``:
   F(2x2, 3x3) (Lavin & Gray 2016): 2.25 times fewer multiply-adds than the direct convolution.
 
 Measured on 2 threads, [256, 32, 29, 29] maps, against PyTorch's (oneDNN) passes: forward pass
-and input gradient about 1.3 times faster, weight gradient about 2.3 times. Results agree with PyTorch's to float32 rounding (the tests
-compare both with float64). Elsewhere (GPU, other dtypes, fewer channels, no C compiler) it is
-PyTorch's convolution.
+and input gradient about 1.3 times faster, weight gradient about 2.2 times. Results agree with
+PyTorch's to float32 rounding (the tests compare both with float64). Elsewhere (GPU, other
+dtypes, fewer channels, no C compiler) it is PyTorch's convolution.
 
 The kernels are custom ops (``torch.ops.rcpb.conv3x3_forward``, ``conv3x3_input_grad``,
 ``conv3x3_weight_grad``), so profilers and ``benchmarks/conv_passes.py`` see them.
@@ -58,16 +58,16 @@ def conv3x3_forward(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return _winograd(x, weight)
 
 
+@conv3x3_forward.register_fake
+def _(x, weight):
+    return x.new_empty(x.shape[0], weight.shape[0], *x.shape[2:])
+
+
 @torch.library.custom_op("rcpb::conv3x3_input_grad", mutates_args=())
 def conv3x3_input_grad(grad: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Input gradient of ``conv2d(x, weight, padding=1)``: the convolution of the output gradient
     [B, C_out, H, W] with the flipped, transposed weights -> [B, C_in, H, W]."""
     return _winograd(grad, weight.flip(2, 3).transpose(0, 1))
-
-
-@conv3x3_forward.register_fake
-def _(x, weight):
-    return x.new_empty(x.shape[0], weight.shape[0], *x.shape[2:])
 
 
 @conv3x3_input_grad.register_fake
