@@ -1,5 +1,8 @@
 """Shared fixtures: tiny dataset files built in a temporary directory."""
 
+import os
+import shutil
+
 import numpy as np
 import pytest
 
@@ -31,3 +34,13 @@ def write_tiny(tmp_path):
         write_dataset(path, tiny_dataset(**kwargs))
         return path
     return write
+
+
+@pytest.fixture
+def require_kernels():
+    """Skip without a C compiler; with one, fail if rcpb/models/kernels.c did not build."""
+    from rcpb.models import kernels
+
+    if shutil.which(os.environ.get("CC", "cc")) is None:
+        pytest.skip("no C compiler: the kernels are not built here")
+    assert kernels.available(), "a C compiler is present but kernels.c did not build"

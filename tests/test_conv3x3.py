@@ -1,8 +1,6 @@
-"""Conv3x3 and its kernels (Winograd forward pass and input gradient, direct weight gradient)
+"""Conv3x3 and its Winograd kernels (forward pass, input gradient, weight gradient)
 against PyTorch's convolution in float64."""
 
-import os
-import shutil
 
 import pytest
 import torch
@@ -13,12 +11,6 @@ from rcpb.models.conv3x3 import (Conv3x3, conv3x3_forward, conv3x3_input_grad,
                                  conv3x3_weight_grad)
 
 CL = torch.channels_last
-
-
-def _require_kernels():
-    if shutil.which(os.environ.get("CC", "cc")) is None:
-        pytest.skip("no C compiler: the kernels are not built here")
-    assert kernels.available(), "a C compiler is present but kernels.c did not build"
 
 
 SHAPES = [(2, 8, 8, 5, 5), (3, 16, 8, 1, 1), (1, 8, 24, 1, 4), (2, 24, 16, 6, 3),
@@ -34,10 +26,10 @@ def _weight_grad_float64(x, grad):
         (False, True, False))[1]
 
 
+@pytest.mark.usefixtures("require_kernels")
 @pytest.mark.parametrize("batch,cin,cout,height,width", SHAPES)
 def test_weight_grad_kernel_equals_torch_in_float64(batch, cin, cout, height, width):
     """Odd and even sides (partial tiles), 1x1 maps, single rows, channel counts 8 to 40."""
-    _require_kernels()
     gen = torch.Generator().manual_seed(cin * cout + height)
     x = torch.randn(batch, cin, height, width, generator=gen).contiguous(memory_format=CL)
     grad = torch.randn(batch, cout, height, width, generator=gen).contiguous(memory_format=CL)
@@ -49,6 +41,7 @@ def test_weight_grad_kernel_equals_torch_in_float64(batch, cin, cout, height, wi
     assert float((got.double() - expected).abs().max()) <= 2e-6 * scale
 
 
+@pytest.mark.usefixtures("require_kernels")
 def test_weight_grad_kernel_of_a_hand_worked_case():
     """A 2x2 map: dW[kh, kw] = sum_{y,x} g[y, x] * x[y + kh - 1, x + kw - 1] per channel pair.
 
@@ -58,7 +51,6 @@ def test_weight_grad_kernel_of_a_hand_worked_case():
     dW[0, 1] = g[1, 1] * x[0, 1] = 2, dW[1, 0] = g[1, 1] * x[1, 0] = 3,
     dW[1, 2] = g[0, 0] * x[0, 1] = 2, dW[2, 1] = g[0, 0] * x[1, 0] = 3, dW[0, 2] = dW[2, 0] = 0.
     """
-    _require_kernels()
     x = torch.tensor([[1.0, 2.0], [3.0, 4.0]]).expand(1, 8, 2, 2).contiguous(memory_format=CL)
     grad = torch.tensor([[1.0, 0.0], [0.0, 1.0]]).expand(1, 8, 2, 2).contiguous(memory_format=CL)
     expected = torch.tensor([[1.0, 2.0, 0.0], [3.0, 5.0, 2.0], [0.0, 3.0, 4.0]])
@@ -68,9 +60,9 @@ def test_weight_grad_kernel_of_a_hand_worked_case():
             assert torch.equal(got[o, i], expected)
 
 
+@pytest.mark.usefixtures("require_kernels")
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_weight_grad_kernel_is_deterministic(threads):
-    _require_kernels()
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(5, 16, 9, 9, generator=gen).contiguous(memory_format=CL)
     grad = torch.randn(5, 16, 9, 9, generator=gen).contiguous(memory_format=CL)
@@ -83,11 +75,11 @@ def test_weight_grad_kernel_is_deterministic(threads):
     assert torch.equal(first, second)
 
 
+@pytest.mark.usefixtures("require_kernels")
 @pytest.mark.parametrize("batch,cin,cout,height,width", SHAPES)
 def test_winograd_forward_and_input_grad_equal_torch_in_float64(batch, cin, cout, height,
                                                                  width):
     """Odd and even sides (partial tiles), 1x1 maps, channel counts 8 to 40."""
-    _require_kernels()
     gen = torch.Generator().manual_seed(cin + 7 * cout + height)
     x = torch.randn(batch, cin, height, width, generator=gen).contiguous(memory_format=CL)
     weight = torch.randn(cout, cin, 3, 3, generator=gen)
@@ -103,11 +95,11 @@ def test_winograd_forward_and_input_grad_equal_torch_in_float64(batch, cin, cout
         assert float((got.double() - ref).abs().max()) <= 2e-6 * float(ref.abs().max())
 
 
+@pytest.mark.usefixtures("require_kernels")
 def test_winograd_of_identity_and_shift_kernels_is_exact():
     """Small integers and kernels of 0s and 1s: every Winograd intermediate is exact in float32.
     The centre tap copies the input; the tap (0, 0) moves it one pixel down and right (row 0
     and column 0 become 0, the padding)."""
-    _require_kernels()
     gen = torch.Generator().manual_seed(5)
     x = torch.randint(-4, 5, (2, 8, 5, 7), generator=gen).float().contiguous(memory_format=CL)
     centre, corner = torch.zeros(8, 8, 3, 3), torch.zeros(8, 8, 3, 3)
@@ -120,9 +112,9 @@ def test_winograd_of_identity_and_shift_kernels_is_exact():
     assert torch.equal(conv3x3_forward(x, corner), shifted)
 
 
+@pytest.mark.usefixtures("require_kernels")
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_winograd_does_not_depend_on_the_thread_count(threads):
-    _require_kernels()
     gen = torch.Generator().manual_seed(6)
     x = torch.randn(3, 16, 9, 9, generator=gen).contiguous(memory_format=CL)
     weight = torch.randn(8, 16, 3, 3, generator=gen)
@@ -145,12 +137,12 @@ def _conv_pair(cin, cout, seed=0):
     return ours, ref.double()
 
 
+@pytest.mark.usefixtures("require_kernels")
 @pytest.mark.parametrize("cin,cout,uses_kernels", [(8, 16, False), (16, 16, True),
                                                    (32, 24, True), (32, 12, False)])
 def test_conv3x3_equals_conv2d(cin, cout, uses_kernels, monkeypatch):
     """Forward and both gradients against nn.Conv2d in float64; the kernels run from
     MIN_CHANNELS (16) input channels, with output channels a multiple of 8."""
-    _require_kernels()
     calls = []
     for name in ("conv3x3_forward", "conv3x3_input_grad", "conv3x3_weight_grad"):
         original = getattr(conv3x3, name)
@@ -209,16 +201,16 @@ def test_models_build_every_3x3_conv_as_conv3x3():
                     "rcpbs.1.ff.weight"} <= set(model.state_dict())
 
 
+@pytest.mark.usefixtures("require_kernels")
 def test_weight_grad_kernel_rejects_channels_it_cannot_block():
-    _require_kernels()
     x = torch.zeros(1, 12, 3, 3).contiguous(memory_format=CL)
     with pytest.raises(ValueError, match="multiples of 8"):
         conv3x3_weight_grad(x, torch.zeros(1, 8, 3, 3))
 
 
+@pytest.mark.usefixtures("require_kernels")
 def test_weight_grad_kernel_with_more_threads_than_image_rows():
     """Threads without tile rows of their own contribute nothing (2 tile rows, 3 threads)."""
-    _require_kernels()
     gen = torch.Generator().manual_seed(4)
     x = torch.randn(2, 8, 1, 3, generator=gen).contiguous(memory_format=CL)
     grad = torch.randn(2, 16, 1, 3, generator=gen).contiguous(memory_format=CL)

@@ -173,30 +173,19 @@ def test_bn_relu_torch_formulation_equals_modules(batch, channels, side, relu):
     _assert_bn_relu_close(result, reference, rtol=1e-12)
 
 
-def _require_kernels():
-    import os
-    import shutil
-
-    from rcpb.models import kernels
-
-    if shutil.which(os.environ.get("CC", "cc")) is None:
-        pytest.skip("no C compiler: the kernels are not built here")
-    assert kernels.available(), "a C compiler is present but kernels.c did not build"
-
-
+@pytest.mark.usefixtures("require_kernels")
 @pytest.mark.parametrize("relu", [True, False])
 @pytest.mark.parametrize("batch,channels,side", [(6, 5, 7), (16, 8, 29), (3, 32, 5)])
 def test_bn_relu_kernels_equal_modules_in_float64(batch, channels, side, relu):
     """The kernels run in float32 (double sums); compared with the float64 modules."""
-    _require_kernels()
     reference = _bn_relu_case(torch.float64, batch, channels, side, "modules", relu)
     result = _bn_relu_case(torch.float32, batch, channels, side, "kernels", relu)
     _assert_bn_relu_close(result, reference, rtol=2e-6)
 
 
+@pytest.mark.usefixtures("require_kernels")
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_bn_relu_kernels_are_deterministic(threads):
-    _require_kernels()
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -251,6 +240,7 @@ def test_bn_without_relu_uses_bn_relu_on_large_maps_in_training(monkeypatch, act
 
 # ------------------------------------------------------------------ average pooling kernels
 
+@pytest.mark.usefixtures("require_kernels")
 @pytest.mark.parametrize("batch,channels,side", [(4, 8, 29), (3, 5, 7), (2, 3, 9), (2, 2, 1)])
 def test_avg_pool_kernels_equal_hand_pooling(batch, channels, side):
     """The C pooling (float32) against window means and their gradient worked out in float64:
@@ -259,7 +249,6 @@ def test_avg_pool_kernels_equal_hand_pooling(batch, channels, side):
 
     from rcpb.models.readout import avg_pool
 
-    _require_kernels()
     gen = torch.Generator().manual_seed(side)
     h = torch.randn(batch, channels, side, side, generator=gen, dtype=torch.float64)
     n = math.ceil(side / 3)
