@@ -1,4 +1,5 @@
-"""Paired statistics: s.e.m., bootstrap CI, Wilcoxon, Holm, small-n behaviour (analysis.stats)."""
+"""Paired statistics valid at their n (analysis.stats): t-interval, ratio of means with
+Fieller's interval, "too few pairs", Wilcoxon, Holm."""
 
 import math
 
@@ -17,29 +18,86 @@ def test_sem_by_hand():
     assert math.isnan(stats.sem([]))
 
 
-def test_bootstrap_ci_contains_known_mean_of_large_sample():
-    rng = np.random.default_rng(123)
-    x = rng.normal(0.05, 0.02, size=400)  # known mean gain 5 %
-    lo, hi = stats.bootstrap_mean_ci(x)
-    assert lo < 0.05 < hi
-    assert lo < x.mean() < hi
-    # about 2 * 1.96 * 0.02 / sqrt(400) = 0.0039 wide
-    assert 0.003 < hi - lo < 0.005
-    # fixed seed: the same numbers every time
-    assert stats.bootstrap_mean_ci(x) == (lo, hi)
+def test_t_interval_of_a_small_sample_by_hand():
+    # 1..6: mean 3.5, sd sqrt(3.5), s.e.m. sqrt(3.5 / 6); t(0.975, 5 df) = 2.5706 (printed tables)
+    lo, hi = stats.t_interval([1, 2, 3, 4, 5, 6])
+    half = 2.5706 * math.sqrt(3.5 / 6)
+    assert lo == pytest.approx(3.5 - half, abs=1e-4)
+    assert hi == pytest.approx(3.5 + half, abs=1e-4)
 
 
-def test_paired_comparison_known_gains():
-    ref = np.array([0.40, 0.50, 0.20, 0.25])
-    treat = ref * np.array([1.10, 1.05, 1.20, 0.95])
+def test_t_interval_covers_the_true_mean_at_its_nominal_rate_with_six_pairs():
+    rng = np.random.default_rng(0)
+    draws = rng.normal(0.02, 0.05, size=(4000, 6))
+    covered = np.mean([lo <= 0.02 <= hi for lo, hi in map(stats.t_interval, draws)])
+    # 95 % nominal; binomial s.d. of the rate over 4000 draws is 0.0034
+    assert covered == pytest.approx(0.95, abs=0.012)
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, stats.MIN_PAIRS - 1])
+def test_below_min_pairs_no_interval_and_no_p_only_a_note(n):
+    ref = np.linspace(0.3, 0.5, n)
+    s = stats.paired_comparison(ref + 0.05, ref)
+    assert s["n_pairs"] == n
+    for key in ("diff_ci_low", "diff_ci_high", "gain_se", "gain_ci_low", "gain_ci_high", "p",
+                "wilcoxon_p"):
+        assert math.isnan(s[key]), key
+    assert f"n = {n}: too few pairs for a CI" in s["note"]
+    if n:
+        assert s["diff_mean"] == pytest.approx(0.05)  # point estimates are still given
+
+
+def test_min_pairs_is_at_least_six():
+    assert stats.MIN_PAIRS >= 6
+
+
+def test_ratio_of_means_differs_from_mean_of_ratios():
+    # five pairs at +20 % and one weak reference at +100 %: the mean of the ratios is +33 %,
+    # the ratio of the means 3.1 / 2.55 - 1 = +21.6 %
+    treat = np.array([0.6, 0.6, 0.6, 0.6, 0.6, 0.1])
+    ref = np.array([0.5, 0.5, 0.5, 0.5, 0.5, 0.05])
     s = stats.paired_comparison(treat, ref)
-    assert s["n_pairs"] == 4
-    assert s["gain_mean"] == pytest.approx(np.mean([0.10, 0.05, 0.20, -0.05]))
-    assert s["gain_sem"] == pytest.approx(np.std([0.10, 0.05, 0.20, -0.05], ddof=1) / 2)
-    assert s["diff_mean"] == pytest.approx(np.mean(treat - ref))
-    assert s["gain_ci_low"] <= s["gain_mean"] <= s["gain_ci_high"]
+    assert s["gain"] == pytest.approx(3.1 / 2.55 - 1)
+    assert np.mean(treat / ref - 1) == pytest.approx(1 / 3)
+    assert s["diff_mean"] == pytest.approx((5 * 0.1 + 0.05) / 6)
+    assert s["gain_ci_low"] < s["gain"] < s["gain_ci_high"]
+
+
+def test_fieller_interval_ends_are_where_the_paired_t_test_turns_significant():
+    rng = np.random.default_rng(1)
+    ref = rng.uniform(0.3, 0.6, 12)
+    treat = ref * 1.05 + rng.normal(0, 0.02, 12)
+    lo, hi = stats.ratio_gain_ci(treat, ref)
+    for g in (lo, hi):
+        assert sps.ttest_1samp(treat - (1 + g) * ref, 0).pvalue == pytest.approx(0.05, abs=1e-6)
+    mid = treat.mean() / ref.mean() - 1
+    assert lo < mid < hi
+
+
+def test_fieller_with_a_constant_reference_is_the_t_interval_scaled():
+    ref = np.full(8, 0.5)
+    treat = np.array([0.52, 0.55, 0.49, 0.58, 0.51, 0.56, 0.53, 0.50])
+    lo, hi = stats.ratio_gain_ci(treat, ref)
+    tlo, thi = stats.t_interval(treat)
+    assert lo == pytest.approx(tlo / 0.5 - 1) and hi == pytest.approx(thi / 0.5 - 1)
+
+
+def test_constant_gain_gives_a_point_interval():
+    ref = np.array([0.2, 0.4, 0.5, 0.3, 0.6, 0.45])
+    s = stats.paired_comparison(ref * 1.1, ref)
+    assert s["gain_ci_low"] == pytest.approx(0.1)
+    assert s["gain_ci_high"] == pytest.approx(0.1)
+
+
+def test_paired_p_values_match_scipy():
+    rng = np.random.default_rng(2)
+    ref = rng.uniform(0.3, 0.6, 10)
+    treat = ref + rng.normal(0.01, 0.02, 10)
+    s = stats.paired_comparison(treat, ref)
+    assert s["p"] == pytest.approx(sps.ttest_rel(treat, ref).pvalue)
     assert s["wilcoxon_p"] == pytest.approx(sps.wilcoxon(treat - ref).pvalue)
-    assert s["note"] == ""
+    # the CI excludes 0 exactly when p < 0.05
+    assert (s["diff_ci_low"] > 0 or s["diff_ci_high"] < 0) == (s["p"] < 0.05)
 
 
 def test_wilcoxon_exact_by_hand():
@@ -49,29 +107,11 @@ def test_wilcoxon_exact_by_hand():
     assert math.isnan(stats.wilcoxon_p([0.1]))
 
 
-@pytest.mark.parametrize("n", [0, 1])
-def test_fewer_than_two_pairs_gives_nan_and_a_note(n):
-    s = stats.paired_comparison([0.5] * n, [0.4] * n)
-    assert s["n_pairs"] == n
-    for key in ("gain_sem", "gain_ci_low", "gain_ci_high", "wilcoxon_p"):
-        assert math.isnan(s[key]), key
-    assert f"n = {n}" in s["note"]
-    if n == 1:
-        assert s["gain_mean"] == pytest.approx(0.25)
-
-
-def test_constant_gains_give_a_point_interval():
-    ref = np.array([0.2, 0.4, 0.5])
-    s = stats.paired_comparison(ref * 1.1, ref)
-    assert s["gain_ci_low"] == pytest.approx(0.1)
-    assert s["gain_ci_high"] == pytest.approx(0.1)
-
-
-def test_non_positive_reference_left_out_of_gains():
-    s = stats.paired_comparison([0.3, 0.5, 0.6], [0.0, 0.4, 0.5])
-    assert s["n_pairs"] == 3
-    assert s["gain_mean"] == pytest.approx(np.mean([0.25, 0.2]))
-    assert "reference <= 0" in s["note"]
+def test_non_positive_reference_mean_gives_no_gain():
+    s = stats.paired_comparison([0.1] * 6, [0.0, -0.1, 0.1, -0.05, 0.05, 0.0])
+    assert math.isnan(s["gain"])
+    assert "reference mean <= 0" in s["note"]
+    assert s["diff_mean"] == pytest.approx(0.1)
 
 
 def test_non_finite_pairs_dropped():
