@@ -6,7 +6,10 @@ This module reads and checks it, selects rows by split seed and training fractio
 model's partner (``partner_id``: recurrent -> size-matched FF, multipath -> recurrent twin,
 ablation -> unablated multipath model) and averages over initialisation seeds.
 
-Performance is ``test_cc_norm2`` (CC_norm^2, unitless, 0..1) throughout.
+Performance is one measure per dataset (:data:`METRICS`), chosen when the table is read: the
+column ``perf`` holds it on the test stimuli, ``val_perf`` on the validation stimuli, and
+``metric`` its name. The default, ``auto``, is ``cc_norm2`` when any model has a defined noise
+ceiling and ``cc_raw`` otherwise (a dataset without repeated trials has no ceiling).
 """
 
 from __future__ import annotations
@@ -23,10 +26,18 @@ from rcpb.errors import RcpbError
 from rcpb.grid import FAMILIES
 
 READOUT_MODES = ("no-avg", "early-avg", "late-avg", "2-avg")
-PERF = "test_cc_norm2"
-PERF_LABEL = "performance (CC$_{norm}^2$)"
+PERF = "perf"          # the dataset's performance measure on the test stimuli
+VAL_PERF = "val_perf"  # the same measure on the validation stimuli (model selection)
 
-REQUIRED = ("config_id", "family", "split_seed", "train_fraction", "model_seed", "partner_id", PERF)
+# measure -> (axis label, plain-text name); each is the mean over neurons of a per-neuron value
+METRICS = {
+    "cc_norm2": ("CC$_{norm}^2$", "CC_norm^2"),
+    "cc_raw": ("CC$_{raw}$, no noise ceiling", "CC_raw"),
+    "cc_raw2": ("CC$_{raw}^2$, no noise ceiling", "CC_raw^2"),
+}
+METRIC_CHOICES = ("auto", *METRICS)
+
+REQUIRED = ("config_id", "family", "split_seed", "train_fraction", "model_seed", "partner_id")
 
 # Columns that are outcomes or bookkeeping, never part of a configuration: everything else
 # (hyperparameters) identifies a configuration, and rows differing only in `model_seed` are
@@ -34,14 +45,46 @@ REQUIRED = ("config_id", "family", "split_seed", "train_fraction", "model_seed",
 _NOT_CONFIG = {
     "config_id", "partner_id", "model_seed", "dataset_file", "device", "threads",
     "n_params", "n_conv_params", "n_train", "wall_time_s", "best_step", "avg_path_length",
-    "path_entropy", "input_size", "n_neurons", "steps_per_phase", "status",
+    "path_entropy", "input_size", "n_neurons", "steps_per_phase", "status", "metric",
+    PERF, VAL_PERF,
 }
 _NOT_CONFIG_PREFIX = ("test_", "val_", "path_p")
 
 
-def read_results(path: str) -> pd.DataFrame:
+def choose_metric(df: pd.DataFrame, requested: str = "auto") -> str:
+    """The performance measure of a results table: ``requested`` unless it is ``auto``, which is
+    ``cc_norm2`` when some model has a finite ``test_cc_norm2`` and ``cc_raw`` otherwise."""
+    if requested not in METRIC_CHOICES:
+        raise RcpbError(f"metric {requested!r}: unknown; use one of {', '.join(METRIC_CHOICES)}.")
+    if requested != "auto":
+        return requested
+    norm2 = pd.to_numeric(df.get("test_cc_norm2", pd.Series(dtype=float)), errors="coerce")
+    return "cc_norm2" if np.isfinite(norm2.to_numpy(dtype=float)).any() else "cc_raw"
+
+
+def metric_of(df: pd.DataFrame) -> str:
+    """Name of the performance measure in ``perf`` (``cc_norm2`` for a table without rows)."""
+    if "metric" in df.columns and len(df):
+        return str(df["metric"].iloc[0])
+    return "cc_norm2"
+
+
+def perf_axis(metric: str) -> str:
+    """Axis label of the performance measure, e.g. 'performance (CC$_{norm}^2$)'."""
+    return f"performance ({METRICS[metric][0]})"
+
+
+def perf_text(metric: str) -> str:
+    """Plain-text name of the performance measure, e.g. 'CC_norm^2'."""
+    return METRICS[metric][1]
+
+
+def read_results(path: str, metric: str = "auto") -> pd.DataFrame:
     """Read and check a results table; returns one row per trained model.
 
+    ``metric``: the performance measure (:data:`METRIC_CHOICES`; see :func:`choose_metric`),
+    copied into the columns ``perf`` (test), ``val_perf`` (validation, NaN if the table has no
+    such column) and ``metric`` (its name).
     Raises RcpbError naming the file when it is missing, empty or lacks a required column.
     Normalises types: ``family``/``readout``/``ablation``/``partner_id`` as str (missing ->
     ""), ``train_fraction`` float, ``split_seed``/``model_seed`` int, ``iterations``/
@@ -56,12 +99,13 @@ def read_results(path: str) -> pd.DataFrame:
         df = pd.read_csv(path, low_memory=False)
     except pd.errors.EmptyDataError:
         raise RcpbError(f"{path}: results table is empty; no trained model was aggregated.") from None
-    return normalise(df, source=path)
+    return normalise(df, source=path, metric=metric)
 
 
-def normalise(df: pd.DataFrame, source: str = "results table") -> pd.DataFrame:
+def normalise(df: pd.DataFrame, source: str = "results table", metric: str = "auto") -> pd.DataFrame:
     """Check required columns and normalise types of a results DataFrame (see read_results)."""
-    missing = [c for c in REQUIRED if c not in df.columns]
+    metric = choose_metric(df, metric)
+    missing = [c for c in (*REQUIRED, f"test_{metric}") if c not in df.columns]
     if missing:
         raise RcpbError(
             f"{source}: missing column(s) {', '.join(missing)}; the table must be written by "
@@ -78,7 +122,10 @@ def normalise(df: pd.DataFrame, source: str = "results table") -> pd.DataFrame:
     df["train_fraction"] = pd.to_numeric(df["train_fraction"], errors="coerce").astype(float)
     for col in ("split_seed", "model_seed"):
         df[col] = pd.to_numeric(df[col], errors="coerce").fillna(0).astype(int)
-    df[PERF] = pd.to_numeric(df[PERF], errors="coerce")
+    df[PERF] = pd.to_numeric(df[f"test_{metric}"], errors="coerce")
+    val = f"val_{metric}"
+    df[VAL_PERF] = pd.to_numeric(df[val], errors="coerce") if val in df.columns else np.nan
+    df["metric"] = metric
     if "avg_path_length" not in df.columns:
         df["avg_path_length"] = np.nan
     # a feed-forward model is one path of length blocks - 1 (Conv(3) blocks after CPB1; SPEC 6)
@@ -157,7 +204,7 @@ def pairs(df: pd.DataFrame, family: str, partner_family: str) -> pd.DataFrame:
     refs = df[df["family"] == partner_family].drop_duplicates("config_id").set_index("config_id")
     keep = rows["partner_id"].isin(refs.index)
     rows = rows[keep]
-    ref_cols = [PERF, "avg_path_length", "path_entropy", "n_params", *path_columns(df)]
+    ref_cols = [PERF, VAL_PERF, "avg_path_length", "path_entropy", "n_params", *path_columns(df)]
     ref_cols = [c for c in ref_cols if c in refs.columns]
     joined = refs.loc[rows["partner_id"], ref_cols].add_prefix("ref_")
     joined.index = rows.index

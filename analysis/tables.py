@@ -1,26 +1,36 @@
 """Tables computed from the results table (paper tables 1 and 3, plus paired statistics).
 
-Definitions (performance = test CC_norm^2 of one trained model):
+Definitions (performance = the dataset's measure on the test stimuli, column ``perf``:
+CC_norm^2, or CC_raw for a dataset without noise ceiling; see analysis.load):
 
 - *FF average performance* (paper table 1 column 2): mean over all feed-forward models of the
   split and training fraction (both sizes, all hyperparameters and seeds), with its s.e.m.
   over models.
-- *Type average* of a recurrent type (readout mode, T): mean over all recurrent models of that
-  type (both layer counts, all hyperparameters and seeds), s.e.m. over models.
-- *Gain* (paper table 1 column 4): ``type average / FF average - 1``, in %. The best type is
-  the one with the highest type average.
-- *Paired gain* (beyond the paper): each recurrent model and its size-matched FF partner
-  (``partner_id``) are averaged over initialisation seeds; ``recurrent / FF - 1`` per
-  configuration; mean, s.e.m., bootstrap 95 % CI and the Wilcoxon signed-rank p-value of the
-  paired differences (analysis.stats). Holm-adjusted p-values are over the cells of a
-  (split, fraction).
+- *Type average* of a recurrent type or *cell* (readout mode, T): mean over all recurrent models
+  of that type (both layer counts, all hyperparameters and seeds), s.e.m. over models.
+- *Gain* (paper table 1 column 4): ``type average / FF average - 1``, in %.
+- *Best cell*: the cell with the highest mean **validation** performance (never the test
+  performance, which is what is reported for it). The paper chose on test data; doing so turns
+  noise into a gain (the maximum of 8 noisy cells is biased upwards). With ``selection =
+  "seed_halves"`` the best cell is chosen on the validation performance of the first half of the
+  initialisation seeds and reported from the models of the other half alone, so the estimate
+  shares no trained model with the choice.
+- *All cells*: the mean of the type averages over every cell looked at, reported next to the
+  best cell with the number of cells.
+- *Paired statistics* (beyond the paper, analysis.stats): each recurrent model and its
+  size-matched FF partner (``partner_id``) are averaged over initialisation seeds; the unit is a
+  configuration. Effect: mean paired difference with a t-interval; relative gain: ratio of means
+  with Fieller's interval; p: paired t-test (Wilcoxon signed-rank alongside); Holm-adjusted p
+  over the cells of a (split, fraction). Below ``stats.MIN_PAIRS`` pairs no interval or p-value.
+  For *all cells*, the unit is an FF configuration, paired with the mean of all its recurrent
+  partners over the cells.
 
 Multi-path vs recurrent and ablated vs unablated multi-path models use the same paired
 statistics with their own partners.
 
 Entry point: ``python -m analysis.tables NAME --results results/D/results.csv --csv OUT.csv
---md OUT.md`` with NAME one of table1, recurrent_vs_ff, multipath_vs_recurrent, ablation_rm,
-ablation_lege.
+--md OUT.md [--metric M] [--selection S]`` with NAME one of table1, recurrent_vs_ff,
+multipath_vs_recurrent, ablation_rm, ablation_lege.
 """
 
 from __future__ import annotations
@@ -34,15 +44,18 @@ import pandas as pd
 
 from analysis import stats
 from analysis.load import (
-    PERF, READOUT_MODES, fraction_label, fraction_text, n_train_of, pairs, read_results,
-    removed_lengths, seed_average, select, set_text,
+    METRIC_CHOICES, PERF, READOUT_MODES, VAL_PERF, config_columns, fraction_label, fraction_text,
+    metric_of, n_train_of, pairs, perf_text, read_results, removed_lengths, seed_average, select,
+    set_text,
 )
 from rcpb.checkpoint import write_text_atomic
 from rcpb.errors import RcpbError
 
+SELECTIONS = ("validation", "seed_halves")
+
 PAIRED_COLUMNS = [
-    "n_pairs", "paired_gain_pct", "paired_gain_sem_pct", "paired_gain_ci_low_pct",
-    "paired_gain_ci_high_pct", "diff_mean", "wilcoxon_p",
+    "n_pairs", "diff_mean", "diff_ci_low", "diff_ci_high", "paired_gain_pct",
+    "paired_gain_sem_pct", "paired_gain_ci_low_pct", "paired_gain_ci_high_pct", "p", "wilcoxon_p",
 ]
 
 
@@ -52,37 +65,40 @@ def _mode_order(modes) -> list[str]:
 
 
 def _paired_columns(treat, ref) -> dict:
-    """Paired statistics of two aligned arrays, with gains in %."""
-    s = stats.paired_comparison(treat, ref)
+    """Paired statistics (analysis.stats.paired_comparison) of two aligned arrays, gains in %."""
+    s = stats.paired_comparison(np.asarray(treat, dtype=float), np.asarray(ref, dtype=float))
     return {
-        "n_pairs": s["n_pairs"],
-        "paired_gain_pct": 100 * s["gain_mean"],
-        "paired_gain_sem_pct": 100 * s["gain_sem"],
+        "n_pairs": s["n_pairs"], "diff_mean": s["diff_mean"],
+        "diff_ci_low": s["diff_ci_low"], "diff_ci_high": s["diff_ci_high"],
+        "paired_gain_pct": 100 * s["gain"], "paired_gain_sem_pct": 100 * s["gain_se"],
         "paired_gain_ci_low_pct": 100 * s["gain_ci_low"],
         "paired_gain_ci_high_pct": 100 * s["gain_ci_high"],
-        "diff_mean": s["diff_mean"],
-        "wilcoxon_p": s["wilcoxon_p"],
-        "note": s["note"],
+        "p": s["p"], "wilcoxon_p": s["wilcoxon_p"], "note": s["note"],
     }
 
 
 def _add_holm(out: pd.DataFrame, family_keys: list[str]) -> pd.DataFrame:
-    out["wilcoxon_p_holm"] = np.nan
+    out["p_holm"] = np.nan
     if out.empty:
         return out
     for _, idx in out.groupby(family_keys, dropna=False).groups.items():
-        out.loc[idx, "wilcoxon_p_holm"] = stats.holm(out.loc[idx, "wilcoxon_p"].to_numpy())
+        out.loc[idx, "p_holm"] = stats.holm(out.loc[idx, "p"].to_numpy())
     return out
 
 
 def seed_averaged_pairs(df: pd.DataFrame, family: str, partner_family: str) -> pd.DataFrame:
     """Pairs (family row, partner row) averaged over initialisation seeds.
 
-    Returns one row per configuration with ``test_cc_norm2``, ``ref_test_cc_norm2``,
-    ``avg_path_length``, ``ref_avg_path_length`` (seed means) and ``n_seeds``.
+    Returns one row per configuration with ``perf``, ``ref_perf``, ``val_perf``,
+    ``ref_val_perf``, ``avg_path_length``, ``ref_avg_path_length`` (seed means) and ``n_seeds``.
     """
     p = pairs(df, family, partner_family)
-    return seed_average(p, [PERF, f"ref_{PERF}", "avg_path_length", "ref_avg_path_length"])
+    return seed_average(p, [PERF, f"ref_{PERF}", VAL_PERF, f"ref_{VAL_PERF}", "avg_path_length",
+                            "ref_avg_path_length"])
+
+
+def _join_notes(*notes) -> str:
+    return "; ".join(n for n in notes if isinstance(n, str) and n)
 
 
 # --------------------------------------------------------------------------- recurrent vs FF
@@ -92,8 +108,9 @@ def recurrent_vs_ff(df: pd.DataFrame) -> pd.DataFrame:
     """The 24-cell table: one row per (split_seed, train_fraction, readout, iterations).
 
     Columns: split_seed, train_fraction, n_train, readout, iterations, n_models, perf_mean,
-    perf_sem, ff_n_models, ff_mean, ff_sem, gain_pct (paper definition), the paired columns
-    (PAIRED_COLUMNS), wilcoxon_p_holm, note.
+    perf_sem, val_mean (mean validation performance of the cell's models: the selection
+    criterion), ff_n_models, ff_mean, ff_sem, gain_pct (paper definition), the paired columns
+    (PAIRED_COLUMNS), p_holm, note.
     """
     rows = []
     rec_all = select(df, "recurrent")
@@ -111,18 +128,19 @@ def recurrent_vs_ff(df: pd.DataFrame) -> pd.DataFrame:
                 "split_seed": int(split), "train_fraction": float(frac),
                 "n_train": _n_train(df, split, frac), "readout": mode, "iterations": int(T),
                 "n_models": int(cell[PERF].notna().sum()), "perf_mean": perf,
-                "perf_sem": stats.sem(cell[PERF]), "ff_n_models": int(ff[PERF].notna().sum()),
+                "perf_sem": stats.sem(cell[PERF]), "val_mean": cell[VAL_PERF].mean(),
+                "ff_n_models": int(ff[PERF].notna().sum()),
                 "ff_mean": ff_mean, "ff_sem": ff_sem,
                 "gain_pct": 100 * (perf / ff_mean - 1) if ff_mean > 0 else math.nan,
             }
             row.update(_paired_columns(cp[PERF] if len(cp) else [], cp[f"ref_{PERF}"] if len(cp) else []))
             if not len(ff):
-                row["note"] = "; ".join(filter(None, ["no feed-forward models", row["note"]]))
+                row["note"] = _join_notes("no feed-forward models", row["note"])
             rows.append(row)
     cols = ["split_seed", "train_fraction", "n_train", "readout", "iterations", "n_models",
-            "perf_mean", "perf_sem", "ff_n_models", "ff_mean", "ff_sem", "gain_pct",
-            *PAIRED_COLUMNS, "wilcoxon_p_holm", "note"]
-    out = pd.DataFrame(rows, columns=[c for c in cols if c != "wilcoxon_p_holm"])
+            "perf_mean", "perf_sem", "val_mean", "ff_n_models", "ff_mean", "ff_sem", "gain_pct",
+            *PAIRED_COLUMNS, "p_holm", "note"]
+    out = pd.DataFrame(rows, columns=[c for c in cols if c != "p_holm"])
     out = _add_holm(out, ["split_seed", "train_fraction"])
     out = _sort_modes(out, ["split_seed", "train_fraction", "readout", "iterations"])
     return out[cols]
@@ -141,46 +159,115 @@ def _sort_modes(out: pd.DataFrame, by: list[str]) -> pd.DataFrame:
             .drop(columns="_k").reset_index(drop=True))
 
 
-def table1(df: pd.DataFrame, cells: pd.DataFrame | None = None) -> pd.DataFrame:
+def best_cell(cells: pd.DataFrame) -> pd.Series | None:
+    """The row of ``cells`` (one (split, fraction)) with the highest ``val_mean``; None if no
+    cell has a validation value. Ties: the first in table order (readout mode order, then T)."""
+    c = cells[cells["val_mean"].notna()]
+    if not len(c):
+        return None
+    return c.loc[c["val_mean"].idxmax()]
+
+
+def all_cells_pairs(df: pd.DataFrame, split: int, frac: float) -> pd.DataFrame:
+    """One row per FF configuration (seeds averaged): ``ref_perf`` (the FF model) and ``perf``
+    (the mean over every recurrent partner of it, all readout modes and T)."""
+    pr = seed_averaged_pairs(select(df, None, split, frac), "recurrent", "ff")
+    if not len(pr):
+        return pd.DataFrame(columns=[PERF, f"ref_{PERF}"])
+    keys = [c for c in config_columns(pr)
+            if c not in ("readout", "iterations", "n_seeds") and not c.startswith("ref_")]
+    return pr.groupby(keys, dropna=False)[[PERF, f"ref_{PERF}"]].mean().reset_index()
+
+
+def _seed_halves(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """(first half of the model seeds, second half) of the rows; None with fewer than 2 seeds."""
+    seeds = sorted(df["model_seed"].unique())
+    if len(seeds) < 2:
+        return None
+    first = seeds[: (len(seeds) + 1) // 2]
+    in_first = df["model_seed"].isin(first)
+    return df[in_first], df[~in_first]
+
+
+def table1(df: pd.DataFrame, cells: pd.DataFrame | None = None,
+           selection: str = "validation") -> pd.DataFrame:
     """Paper table 1 / 3: one row per (split_seed, train_fraction) present among FF or recurrent rows.
 
-    Columns: split_seed, train_fraction, training_data ("25 % (350)"), ff_n_models, ff_mean,
-    ff_sem, best_readout, best_iterations, best_perf_mean, best_perf_sem, gain_pct (best type
-    average / FF average - 1, %), the paired columns of the best cell, note.
+    Columns: split_seed, train_fraction, training_data ("25 % (350)"), selection, ff_n_models,
+    ff_mean, ff_sem, n_cells, cells_mean (mean over cells of the type averages), cells_gain_pct
+    (cells_mean / ff_mean - 1, %), all_* (paired statistics over FF configurations, each paired
+    with the mean of its recurrent partners over all cells: all_n_pairs, all_diff_mean,
+    all_diff_ci_low, all_diff_ci_high, all_paired_gain_pct, all_paired_gain_ci_low_pct,
+    all_paired_gain_ci_high_pct, all_p, all_note), best_readout, best_iterations (the cell with
+    the highest validation mean), best_val_mean, best_perf_mean (its test value), best_perf_sem,
+    gain_pct (best cell's type average / FF average - 1), the paired columns of the best cell,
+    note. With ``selection = "seed_halves"`` the best cell comes from the first half of the
+    seeds and every best_* / paired value from the second half (see the module docstring).
     """
+    if selection not in SELECTIONS:
+        raise RcpbError(f"selection {selection!r}: unknown; use one of {', '.join(SELECTIONS)}.")
     if cells is None:
         cells = recurrent_vs_ff(df)
     rows = []
     sub = df[df["family"].isin(["ff", "recurrent"])]
     for (split, frac), part in sub.groupby(["split_seed", "train_fraction"]):
         ff = part[part["family"] == "ff"]
-        row = {
-            "split_seed": int(split), "train_fraction": float(frac),
-            "training_data": fraction_text(frac, part),
-            "ff_n_models": int(ff[PERF].notna().sum()),
-            "ff_mean": ff[PERF].mean() if len(ff) else math.nan, "ff_sem": stats.sem(ff[PERF]),
-        }
         c = cells[(cells["split_seed"] == split) & np.isclose(cells["train_fraction"], frac)]
         c = c[c["perf_mean"].notna()]
-        if len(c):
-            best = c.loc[c["perf_mean"].idxmax()]
+        cells_mean = c["perf_mean"].mean() if len(c) else math.nan
+        ff_mean = ff[PERF].mean() if len(ff) else math.nan
+        row = {
+            "split_seed": int(split), "train_fraction": float(frac),
+            "training_data": fraction_text(frac, part), "selection": selection,
+            "ff_n_models": int(ff[PERF].notna().sum()), "ff_mean": ff_mean,
+            "ff_sem": stats.sem(ff[PERF]), "n_cells": int(len(c)), "cells_mean": cells_mean,
+            "cells_gain_pct": 100 * (cells_mean / ff_mean - 1) if ff_mean > 0 else math.nan,
+        }
+        ap = all_cells_pairs(part, split, frac)
+        allp = _paired_columns(ap[PERF], ap[f"ref_{PERF}"])
+        row.update({f"all_{k}": allp[k] for k in ALL_COLUMNS})
+        row["all_note"] = allp["note"]
+        choose_from, report_from, note = c, c, ""
+        if selection == "seed_halves":
+            halves = _seed_halves(part)
+            if halves is None:
+                note = "seed_halves needs at least 2 model seeds: chosen on validation instead"
+            else:
+                choose_from, report_from = (recurrent_vs_ff(h) for h in halves)
+        best = best_cell(choose_from)
+        if best is not None:
+            mode, T = best["readout"], int(best["iterations"])
+            rep = report_from[(report_from["readout"] == mode) & (report_from["iterations"] == T)]
+            rep = rep.iloc[0] if len(rep) else pd.Series(
+                {"perf_mean": np.nan, "perf_sem": np.nan, "gain_pct": np.nan,
+                 **{k: np.nan for k in PAIRED_COLUMNS},
+                 "note": "the chosen cell has no models in the second half of the seeds"})
             row.update({
-                "best_readout": best["readout"], "best_iterations": int(best["iterations"]),
-                "best_perf_mean": best["perf_mean"], "best_perf_sem": best["perf_sem"],
-                "gain_pct": best["gain_pct"],
-                **{k: best[k] for k in PAIRED_COLUMNS}, "note": best["note"],
+                "best_readout": mode, "best_iterations": T, "best_val_mean": best["val_mean"],
+                "best_perf_mean": rep["perf_mean"], "best_perf_sem": rep["perf_sem"],
+                "gain_pct": rep["gain_pct"], **{k: rep[k] for k in PAIRED_COLUMNS},
+                "note": _join_notes(note, rep["note"] if isinstance(rep["note"], str) else ""),
             })
         else:
-            row.update({"best_readout": "", "best_iterations": np.nan, "best_perf_mean": np.nan,
-                        "best_perf_sem": np.nan, "gain_pct": np.nan,
-                        **{k: np.nan for k in PAIRED_COLUMNS}, "note": "no recurrent models"})
+            row.update({"best_readout": "", "best_iterations": np.nan, "best_val_mean": np.nan,
+                        "best_perf_mean": np.nan, "best_perf_sem": np.nan, "gain_pct": np.nan,
+                        **{k: np.nan for k in PAIRED_COLUMNS},
+                        "note": "no recurrent models with validation performance"
+                        if len(c) else "no recurrent models"})
         if not len(ff):
-            row["note"] = "; ".join(filter(None, ["no feed-forward models", row["note"]]))
+            row["note"] = _join_notes("no feed-forward models", row["note"])
         rows.append(row)
-    cols = ["split_seed", "train_fraction", "training_data", "ff_n_models", "ff_mean", "ff_sem",
-            "best_readout", "best_iterations", "best_perf_mean", "best_perf_sem", "gain_pct",
-            *PAIRED_COLUMNS, "note"]
-    return pd.DataFrame(rows, columns=cols)
+    return pd.DataFrame(rows, columns=TABLE1_COLUMNS)
+
+
+ALL_COLUMNS = ["n_pairs", "diff_mean", "diff_ci_low", "diff_ci_high", "paired_gain_pct",
+               "paired_gain_ci_low_pct", "paired_gain_ci_high_pct", "p"]
+TABLE1_COLUMNS = [
+    "split_seed", "train_fraction", "training_data", "selection", "ff_n_models", "ff_mean",
+    "ff_sem", "n_cells", "cells_mean", "cells_gain_pct", *[f"all_{k}" for k in ALL_COLUMNS],
+    "all_note", "best_readout", "best_iterations", "best_val_mean", "best_perf_mean",
+    "best_perf_sem", "gain_pct", *PAIRED_COLUMNS, "note",
+]
 
 
 # --------------------------------------------------------------------------- multipath vs recurrent
@@ -193,13 +280,13 @@ def multipath_vs_recurrent(df: pd.DataFrame) -> pd.DataFrame:
     readouts, T and layers). Columns: split_seed, train_fraction, readout, iterations,
     n_models, multipath_mean, recurrent_mean, paired columns (gain = multipath / recurrent - 1,
     over seed-averaged pairs), pearson_r_perf, pearson_r_length (over individual model pairs,
-    as in fig. 4c-d), wilcoxon_p_holm, note.
+    as in fig. 4c-d), p_holm, note.
     """
     pr = seed_averaged_pairs(df, "multipath", "recurrent")
     ind = pairs(df, "multipath", "recurrent")
     cols = ["split_seed", "train_fraction", "readout", "iterations", "n_models",
             "multipath_mean", "recurrent_mean", *PAIRED_COLUMNS, "pearson_r_perf",
-            "pearson_r_length", "wilcoxon_p_holm", "note"]
+            "pearson_r_length", "p_holm", "note"]
     rows = []
     mp = select(df, "multipath")
     for (split, frac), part in pr.groupby(["split_seed", "train_fraction"]):
@@ -218,12 +305,12 @@ def multipath_vs_recurrent(df: pd.DataFrame) -> pd.DataFrame:
                                                      one["avg_path_length"])[0]}
             row.update(_paired_columns(cell[PERF], cell[f"ref_{PERF}"]))
             rows.append(row)
-    out = pd.DataFrame(rows, columns=[c for c in cols if c != "wilcoxon_p_holm"])
+    out = pd.DataFrame(rows, columns=[c for c in cols if c != "p_holm"])
     cells = out["readout"] != "all"
-    out["wilcoxon_p_holm"] = np.nan
+    out["p_holm"] = np.nan
     if cells.any():
         sub = _add_holm(out[cells].copy(), ["split_seed", "train_fraction"])
-        out.loc[cells, "wilcoxon_p_holm"] = sub["wilcoxon_p_holm"]
+        out.loc[cells, "p_holm"] = sub["p_holm"]
     return out[cols].reset_index(drop=True)
 
 
@@ -305,6 +392,8 @@ def _fmt(v, kind: str) -> str:
         return "n/a"
     if kind == "perf":
         return f"{v:.4f}"
+    if kind == "diff":
+        return f"{v:+.4f}"
     if kind == "pct":
         return f"{v:+.2f}"
     if kind == "p":
@@ -323,54 +412,98 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _ci(row) -> str:
-    lo, hi = row["paired_gain_ci_low_pct"], row["paired_gain_ci_high_pct"]
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        return "n/a"
-    return f"[{lo:+.2f}, {hi:+.2f}]"
+def _interval(row, low: str, high: str, kind: str, prefix: str = "") -> str:
+    """'[lo, hi]', or why there is none ("n = 2: too few pairs for a CI")."""
+    lo, hi = row[prefix + low], row[prefix + high]
+    if isinstance(lo, float) and np.isfinite(lo) and np.isfinite(hi):
+        return f"[{_fmt(lo, kind)}, {_fmt(hi, kind)}]"
+    n = row[prefix + "n_pairs"]
+    if isinstance(n, (int, float, np.integer)) and np.isfinite(n) and n < stats.MIN_PAIRS:
+        return f"({stats.too_few_note(int(n))})"
+    return "[n/a]"
+
+
+def effect_text(row, prefix: str = "") -> str:
+    """'+0.0123 [+0.0040, +0.0206]': mean paired difference and its 95 % CI."""
+    return (f"{_fmt(row[prefix + 'diff_mean'], 'diff')} "
+            f"{_interval(row, 'diff_ci_low', 'diff_ci_high', 'diff', prefix)}")
+
+
+def gain_text(row, prefix: str = "") -> str:
+    """'+3.41 % [+1.02, +5.90]': paired relative gain (ratio of means) and its 95 % CI."""
+    ci = _interval(row, "paired_gain_ci_low_pct", "paired_gain_ci_high_pct", "pct", prefix)
+    return f"{_fmt(row[prefix + 'paired_gain_pct'], 'pct')} % {ci if ci.startswith('[') else ''}".strip()
+
+
+def measure_text(metric: str) -> str:
+    """What 'performance' means in a table, for its caption."""
+    if metric == "cc_norm2":
+        return ("Performance: test CC_norm^2 (squared correlation with the trial-averaged response "
+                "over the squared noise ceiling), mean over neurons with a defined ceiling.")
+    return (f"Performance: test {perf_text(metric)}, mean over neurons; the dataset has no noise "
+            f"ceiling (no repeated trials) or the config asks for {perf_text(metric)}, so the "
+            "values are not normalised by it.")
 
 
 DEFINITIONS = (
-    "Performance: test CC_norm^2, mean over neurons with a defined noise ceiling. "
     "FF average: mean over all feed-forward models of the split and fraction (± s.e.m. over "
-    "models). Gain: best recurrent type's average / FF average - 1 (paper table 1). Paired "
-    "gain: mean over configurations (seeds averaged) of recurrent / size-matched FF - 1, "
-    "bootstrap 95 % CI (BCa, 9999 resamples, seed 0); p: two-sided Wilcoxon signed-rank test "
-    "of the paired differences. The best cell is chosen after looking at every (readout mode, T) "
-    "cell, so its p-value is optimistic; the Holm-adjusted values are in recurrent_vs_ff.csv."
+    "models). Best cell: the (readout mode, T) with the highest mean validation performance; "
+    "its test performance is reported, and the gain is its type average / FF average - 1 "
+    "(paper table 1). Effect: mean over configurations (seeds averaged) of recurrent minus "
+    "size-matched FF, with a t 95 % CI; relative gain: ratio of means - 1, with Fieller's 95 % "
+    f"CI; p: paired t-test. Below {stats.MIN_PAIRS} pairs no CI or p-value is given. All cells: "
+    "mean over every cell looked at; its paired statistics pair each FF configuration with the "
+    "mean of its recurrent partners over all cells."
 )
 
 
-def table1_markdown(t1: pd.DataFrame, dataset: str = "") -> str:
-    """Paper-style Markdown rendering of table1()."""
-    header = ["split", "training data", "FF avg perf (± s.e.m., n)", "best readout mode, T",
-              "best avg perf", "gain (%)", "paired gain (%) [95 % CI]", "Wilcoxon p", "n pairs"]
-    rows = []
+def table1_markdown(t1: pd.DataFrame, dataset: str = "", metric: str = "cc_norm2") -> str:
+    """Paper-style Markdown rendering of table1(): the best cell, then the mean over all cells."""
+    header = ["split", "training data", "FF avg perf (± s.e.m., n)", "best cell on validation",
+              "its test perf", "gain (%)", "effect: Δ perf [95 % CI]",
+              "relative gain [95 % CI]", "p", "n pairs"]
+    rows, all_rows = [], []
     for _, r in t1.iterrows():
-        best = "n/a" if not r["best_readout"] else f"{r['best_readout']}, {int(r['best_iterations'])}"
+        best = "n/a" if not r["best_readout"] else f"{r['best_readout']}, T = {int(r['best_iterations'])}"
+        ff = f"{_fmt(r['ff_mean'], 'perf')} ± {_fmt(r['ff_sem'], 'perf')} ({r['ff_n_models']})"
         rows.append([
-            str(r["split_seed"]), r["training_data"],
-            f"{_fmt(r['ff_mean'], 'perf')} ± {_fmt(r['ff_sem'], 'perf')} ({r['ff_n_models']})",
-            best, _fmt(r["best_perf_mean"], "perf"), _fmt(r["gain_pct"], "pct"),
-            f"{_fmt(r['paired_gain_pct'], 'pct')} {_ci(r)}", _fmt(r["wilcoxon_p"], "p"),
-            _fmt(r["n_pairs"], "int"),
+            str(r["split_seed"]), r["training_data"], ff, best,
+            _fmt(r["best_perf_mean"], "perf"), _fmt(r["gain_pct"], "pct"), effect_text(r),
+            gain_text(r), _fmt(r["p"], "p"), _fmt(r["n_pairs"], "int"),
+        ])
+        all_rows.append([
+            str(r["split_seed"]), r["training_data"], ff, str(r["n_cells"]),
+            _fmt(r["cells_mean"], "perf"), _fmt(r["cells_gain_pct"], "pct"),
+            effect_text(r, "all_"), gain_text(r, "all_"), _fmt(r["all_p"], "p"),
+            _fmt(r["all_n_pairs"], "int"),
         ])
     title = f"# Table 1: recurrent vs feed-forward models{' on ' + dataset if dataset else ''}\n\n"
-    notes = [n for n in t1["note"] if isinstance(n, str) and n]
-    text = title + markdown_table(header, rows) + "\n" + DEFINITIONS + "\n"
+    text = (title + measure_text(metric) + "\n\n## The best (readout mode, T), chosen on validation data\n\n"
+            + markdown_table(header, rows)
+            + "\n## Every (readout mode, T) cell looked at\n\n"
+            + markdown_table(["split", "training data", "FF avg perf (± s.e.m., n)", "cells",
+                              "mean perf over cells", "gain (%)", "effect: Δ perf [95 % CI]",
+                              "relative gain [95 % CI]", "p", "n pairs (FF configs)"], all_rows)
+            + "\n" + DEFINITIONS + "\n")
+    if len(t1) and (t1["selection"] == "seed_halves").any():
+        text += ("\nSelection by seed halves: the best cell is chosen on the validation "
+                 "performance of the first half of the initialisation seeds, and everything "
+                 "reported for it comes from the models of the other half.\n")
+    notes = [n for col in ("note", "all_note") for n in t1[col] if isinstance(n, str) and n]
     if notes:
         text += "\nNotes: " + "; ".join(sorted(set(notes))) + "\n"
     return text
 
 
-def cells_markdown(cells: pd.DataFrame, dataset: str = "") -> str:
+def cells_markdown(cells: pd.DataFrame, dataset: str = "", metric: str = "cc_norm2") -> str:
     """recurrent_vs_ff() as one Markdown grid per (split, fraction): rows readout, columns T.
 
-    Each cell: gain % (paper definition) / paired gain % [95 % CI], p.
+    Each cell: type average ± s.e.m.; gain % (paper definition); effect [95 % CI]; Holm p.
     """
     text = f"# Recurrent vs feed-forward, every readout mode and T{' on ' + dataset if dataset else ''}\n\n"
-    text += ("Cell: type average (± s.e.m.); gain over the FF average (%); paired gain (%) "
-             "[bootstrap 95 % CI]; Wilcoxon p (Holm-adjusted within the table).\n\n")
+    text += (measure_text(metric) + " Cell: type average (± s.e.m.); gain over the FF average "
+             "(%); effect: mean paired difference [t 95 % CI] (or why there is none); paired "
+             "t-test p, Holm-adjusted within the (split, fraction).\n\n")
     for (split, frac), part in cells.groupby(["split_seed", "train_fraction"]):
         Ts = sorted(part["iterations"].unique())
         ff = part.iloc[0]
@@ -388,8 +521,8 @@ def cells_markdown(cells: pd.DataFrame, dataset: str = "") -> str:
                 r = c.iloc[0]
                 line.append(
                     f"{_fmt(r['perf_mean'], 'perf')} ± {_fmt(r['perf_sem'], 'perf')}; "
-                    f"{_fmt(r['gain_pct'], 'pct')} %; {_fmt(r['paired_gain_pct'], 'pct')} {_ci(r)}; "
-                    f"p {_fmt(r['wilcoxon_p_holm'], 'p')}"
+                    f"{_fmt(r['gain_pct'], 'pct')} %; {effect_text(r)}; "
+                    f"p {_fmt(r['p_holm'], 'p')}"
                 )
             rows.append(line)
         text += markdown_table(["readout \\ T", *[f"T = {int(T)}" for T in Ts]], rows) + "\n"
@@ -398,13 +531,16 @@ def cells_markdown(cells: pd.DataFrame, dataset: str = "") -> str:
     return text
 
 
-def generic_markdown(table: pd.DataFrame, title: str, columns: list[str]) -> str:
+def generic_markdown(table: pd.DataFrame, title: str, columns: list[str],
+                     metric: str = "cc_norm2") -> str:
     """Markdown of selected columns with numeric formatting by column name."""
     def kind(c):
         if c.endswith("_pct"):
             return "pct"
-        if "wilcoxon" in c:
+        if c in ("p", "p_holm", "wilcoxon_p"):
             return "p"
+        if c.startswith("diff_"):
+            return "diff"
         if c.startswith("n_") or c in ("split_seed", "iterations", "recurrent_layers", "k"):
             return "int"
         if c == "train_fraction":
@@ -416,38 +552,41 @@ def generic_markdown(table: pd.DataFrame, title: str, columns: list[str]) -> str
     rows = [[_fmt(r[c], kind(c)) if not (isinstance(r[c], str)) else r[c] for c in cols]
             for _, r in table.iterrows()]
     body = markdown_table(cols, rows) if len(rows) else "No models of this family in the results table.\n"
-    return f"# {title}\n\n" + body
+    return (f"# {title}\n\n{measure_text(metric)} Paired statistics as in Table 1 (below "
+            f"{stats.MIN_PAIRS} pairs no CI or p-value; the note says so).\n\n" + body)
 
 
 # --------------------------------------------------------------------------- CLI
 
 TABLES = ("table1", "recurrent_vs_ff", "multipath_vs_recurrent", "ablation_rm", "ablation_lege")
+_PAIRED_MD = ["n_pairs", "diff_mean", "diff_ci_low", "diff_ci_high", "paired_gain_pct",
+              "paired_gain_ci_low_pct", "paired_gain_ci_high_pct", "p"]
 
 
-def build(name: str, df: pd.DataFrame, dataset: str = "") -> tuple[pd.DataFrame, str]:
+def build(name: str, df: pd.DataFrame, dataset: str = "",
+          selection: str = "validation") -> tuple[pd.DataFrame, str]:
     """Compute table ``name`` and its Markdown rendering."""
+    metric = metric_of(df)
+    on = f" on {dataset}" if dataset else ""
     if name == "table1":
-        t = table1(df)
-        return t, table1_markdown(t, dataset)
+        t = table1(df, selection=selection)
+        return t, table1_markdown(t, dataset, metric)
     if name == "recurrent_vs_ff":
         t = recurrent_vs_ff(df)
-        return t, cells_markdown(t, dataset)
+        return t, cells_markdown(t, dataset, metric)
     if name == "multipath_vs_recurrent":
         t = multipath_vs_recurrent(df)
-        md = generic_markdown(t, "Multi-path models vs their recurrent twins" + (f" on {dataset}" if dataset else ""),
+        md = generic_markdown(t, "Multi-path models vs their recurrent twins" + on,
                               ["split_seed", "train_fraction", "readout", "iterations", "n_models",
-                               "multipath_mean", "recurrent_mean", "paired_gain_pct",
-                               "paired_gain_ci_low_pct", "paired_gain_ci_high_pct", "wilcoxon_p",
-                               "wilcoxon_p_holm", "pearson_r_perf", "pearson_r_length", "note"])
+                               "multipath_mean", "recurrent_mean", *_PAIRED_MD, "p_holm",
+                               "pearson_r_perf", "pearson_r_length", "note"], metric)
         return t, md
     if name in ("ablation_rm", "ablation_lege"):
         t = ablation_table(df, name)
-        md = generic_markdown(t, f"Path ablations ({name}) vs unablated multi-path models"
-                              + (f" on {dataset}" if dataset else ""),
+        md = generic_markdown(t, f"Path ablations ({name}) vs unablated multi-path models" + on,
                               ["split_seed", "train_fraction", "recurrent_layers", "iterations",
                                "readout", "ablation", "removed", "n_models", "perf_mean", "perf_sem",
-                               "full_mean", "change_pct", "paired_gain_pct", "paired_gain_ci_low_pct",
-                               "paired_gain_ci_high_pct", "wilcoxon_p", "note"])
+                               "full_mean", "change_pct", *_PAIRED_MD, "note"], metric)
         return t, md
     raise RcpbError(f"table {name!r}: unknown; use one of {', '.join(TABLES)}.")
 
@@ -459,10 +598,14 @@ def main(argv=None) -> int:
     ap.add_argument("--csv", required=True, help="output CSV")
     ap.add_argument("--md", required=True, help="output Markdown")
     ap.add_argument("--dataset", default="", help="dataset name for titles")
+    ap.add_argument("--metric", default="auto", choices=METRIC_CHOICES,
+                    help="performance measure (default: cc_norm2 when defined, else cc_raw)")
+    ap.add_argument("--selection", default="validation", choices=SELECTIONS,
+                    help="how Table 1's best cell is chosen")
     args = ap.parse_args(argv)
     try:
-        df = read_results(args.results)
-        t, md = build(args.name, df, args.dataset)
+        df = read_results(args.results, metric=args.metric)
+        t, md = build(args.name, df, args.dataset, args.selection)
     except RcpbError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

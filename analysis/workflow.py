@@ -21,7 +21,7 @@ import os
 
 from analysis.labels import fraction_label
 from rcpb.grid import FAMILIES
-from rcpb.checkpoint import write_json_atomic
+from rcpb.checkpoint import write_json_atomic, write_text_atomic
 
 # figure name -> (needs these families, per training fraction?, output stem)
 FIGURE_FAMILIES = {
@@ -176,6 +176,46 @@ def _p(v) -> str:
     return "n/a" if not math.isfinite(v) else (f"{v:.2g}" if v >= 1e-4 else f"{v:.1e}")
 
 
+def _diff(v) -> str:
+    v = _num(v)
+    return "n/a" if not math.isfinite(v) else f"{v:+.4f}"
+
+
+def comparison_text(r: dict, prefix: str = "") -> str:
+    """'effect +0.0123 [+0.0040, +0.0206], gain +3.41 % [+1.02, +5.90], p = 0.004, n = 12
+    pairs' (or '... n = 2 pairs: too few for a CI') from a table row with paired columns."""
+    n = int(_num(r.get(prefix + "n_pairs")) or 0) if math.isfinite(_num(r.get(prefix + "n_pairs"))) else 0
+    effect = f"effect {_diff(r.get(prefix + 'diff_mean'))}"
+    gain = f"gain {_pct(r.get(prefix + 'paired_gain_pct'))}"
+    lo, hi = _num(r.get(prefix + "diff_ci_low")), _num(r.get(prefix + "diff_ci_high"))
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return f"{effect}, {gain}, n = {n} pair(s): too few for a CI or p-value"
+    glo, ghi = _num(r.get(prefix + "paired_gain_ci_low_pct")), _num(r.get(prefix + "paired_gain_ci_high_pct"))
+    gci = f" [{_pct(glo)}, {_pct(ghi)}]" if math.isfinite(glo) and math.isfinite(ghi) else ""
+    return (f"{effect} [{_diff(lo)}, {_diff(hi)}], {gain}{gci}, p = {_p(r.get(prefix + 'p'))}, "
+            f"n = {n} pairs")
+
+
+def answer_lines(t1_records: list[dict], measure: str = "CC_norm^2") -> list[str]:
+    """The answer of a dataset, one line per (split, fraction), from Table 1's rows."""
+    lines = []
+    for r in t1_records:
+        where = f"split {int(_num(r['split_seed']))}, {r.get('training_data') or fraction_label(r['train_fraction']) + ' %'} training data"
+        if not (isinstance(r.get("best_readout"), str) and r["best_readout"]):
+            lines.append(f"{where}: no recurrent model could be compared ({r.get('note') or 'no models'}).")
+            continue
+        chosen = ("chosen on validation" if r.get("selection", "validation") == "validation"
+                  else "chosen on half of the seeds, reported on the other half")
+        lines.append(
+            f"{where}: recurrent vs size-matched feed-forward ({measure}), best cell "
+            f"{r['best_readout']}, T = {int(_num(r['best_iterations']))} ({chosen}, of "
+            f"{int(_num(r['n_cells']))} cells): test {_num(r['best_perf_mean']):.4f} vs FF "
+            f"{_num(r['ff_mean']):.4f}; {comparison_text(r)}. Mean over all "
+            f"{int(_num(r['n_cells']))} cells: {_num(r['cells_mean']):.4f}; {comparison_text(r, 'all_')}."
+        )
+    return lines
+
+
 def headlines(tables: dict) -> dict:
     """Headline strings for the report, from table DataFrames (keys: TABLE_FAMILIES names).
 
@@ -185,32 +225,32 @@ def headlines(tables: dict) -> dict:
     out = {}
     t1 = tables.get("table1")
     if t1 is not None and len(t1):
-        parts, per_split = [], {}
+        out["table1"] = " | ".join(answer_lines(t1.to_dict("records"), ""))
+        per_split = {}
         for r in t1.to_dict("records"):
-            key_sf = f"split{int(r['split_seed'])}/frac{fraction_label(r['train_fraction'])}"
-            if r.get("best_readout") and isinstance(r["best_readout"], str):
-                text = (f"FF {_num(r['ff_mean']):.4f}; best {r['best_readout']}, T = "
-                        f"{int(_num(r['best_iterations']))}: {_pct(r['gain_pct'])} vs FF "
-                        f"(paired {_pct(r['paired_gain_pct'])} [{_pct(r['paired_gain_ci_low_pct'])}, "
-                        f"{_pct(r['paired_gain_ci_high_pct'])}], p = {_p(r['wilcoxon_p'])})")
-            else:
-                text = f"FF {_num(r['ff_mean']):.4f}; no recurrent models"
-            for fig in ("fig3d", "fig6ab"):
-                out[f"{fig}/{key_sf}"] = text
-            parts.append(f"split {int(r['split_seed'])}, {fraction_label(r['train_fraction'])} %: {text}")
             if isinstance(r.get("best_readout"), str) and r["best_readout"]:
                 per_split.setdefault(int(r["split_seed"]), []).append(
-                    f"{fraction_label(r['train_fraction'])} %: {_pct(r['gain_pct'])}")
+                    f"{fraction_label(r['train_fraction'])} %: {comparison_text(r, 'all_')}")
         for split, items in per_split.items():
-            out[f"fig3a/split{split}"] = "best-type gain over FF: " + ", ".join(items)
-        out["table1"] = " | ".join(parts)
+            out[f"fig3a/split{split}"] = "all cells vs FF: " + "; ".join(items)
+    cells = tables.get("recurrent_vs_ff")
+    if cells is not None and len(cells):
+        for (s, f), g in cells.groupby(["split_seed", "train_fraction"]):
+            g = g[g["val_mean"].notna()] if "val_mean" in g.columns else g.iloc[:0]
+            if not len(g):
+                continue
+            best = g.loc[g["val_mean"].idxmax()]
+            out[f"fig3d/split{int(s)}/frac{fraction_label(f)}"] = (
+                f"best on validation: {best['readout']}, T = {int(best['iterations'])}: test "
+                f"{_num(best['perf_mean']):.4f} vs FF {_num(best['ff_mean']):.4f}; "
+                f"{comparison_text(best.to_dict())}")
     mp = tables.get("multipath_vs_recurrent")
     if mp is not None and len(mp):
         for r in mp[mp["readout"] == "all"].to_dict("records"):
             key = f"fig4cd/split{int(r['split_seed'])}/frac{fraction_label(r['train_fraction'])}"
             out[key] = (f"r(performance) = {_num(r['pearson_r_perf']):.3f}, r(path length) = "
-                        f"{_num(r['pearson_r_length']):.3f}; multi-path vs recurrent "
-                        f"{_pct(r['paired_gain_pct'])} (p = {_p(r['wilcoxon_p'])}, n = {r['n_pairs']})")
+                        f"{_num(r['pearson_r_length']):.3f}; multi-path vs recurrent: "
+                        f"{comparison_text(r)}")
     for name, fig in (("ablation_rm", "fig6gi"), ("ablation_lege", "lege")):
         ab = tables.get(name)
         if ab is None or not len(ab):
@@ -222,20 +262,23 @@ def headlines(tables: dict) -> dict:
             if name == "ablation_rm":
                 big = g[g["n_removed"] == g["n_removed"].max()]
                 worst = big.loc[big["change_pct"].idxmin()]
-                text = (f"worst removal of {int(worst['n_removed'])} lengths: {worst['removed']} "
-                        f"({worst['readout']}, {_pct(worst['change_pct'])} vs full model)")
+                text = (f"lowest mean after removing {int(worst['n_removed'])} lengths: "
+                        f"{worst['removed']} ({worst['readout']}, {_pct(worst['change_pct'])} vs "
+                        f"full model; {comparison_text(worst.to_dict())})")
             else:
                 worst = g.loc[g["change_pct"].idxmin()]
-                text = (f"largest loss: {worst['ablation']} ({worst['readout']}, T = "
-                        f"{int(worst['iterations'])}, {_pct(worst['change_pct'])} vs full model)")
+                text = (f"lowest mean: {worst['ablation']} ({worst['readout']}, T = "
+                        f"{int(worst['iterations'])}, {_pct(worst['change_pct'])} vs full model; "
+                        f"{comparison_text(worst.to_dict())})")
             out[f"{fig}/split{int(s)}/frac{fraction_label(f)}"] = text
     return out
 
 
-def path_headlines(df) -> dict:
-    """Headlines of fig. 6c-d and 6e-f from the results table (example types, r(length, perf))."""
+def results_headlines(df) -> dict:
+    """Headlines of fig. 6a-b, 6c-d and 6e-f from the results table: per layer count the type
+    best on validation (6a-b), r(average path length, performance) (6c-d), example types (6e-f)."""
     from analysis import stats
-    from analysis.load import select
+    from analysis.load import PERF, VAL_PERF, select
     from analysis.plots.compare import type_summary
     from analysis.plots.paths import choose_examples
 
@@ -243,8 +286,13 @@ def path_headlines(df) -> dict:
     rec = select(df, "recurrent")
     for (split, frac), part in rec.groupby(["split_seed", "train_fraction"]):
         key = f"split{int(split)}/frac{fraction_label(frac)}"
-        ex_parts, r_parts = [], []
+        ex_parts, r_parts, best_parts = [], [], []
         for L, sub in part.groupby("recurrent_layers"):
+            types = sub.groupby(["readout", "iterations"])[[PERF, VAL_PERF]].mean()
+            types = types[types[VAL_PERF].notna()]
+            if len(types):
+                (mode, T), best = types[VAL_PERF].idxmax(), types.loc[types[VAL_PERF].idxmax()]
+                best_parts.append(f"{int(L)} layer(s): {mode}, T = {int(T)} (test {best[PERF]:.4f})")
             summ = type_summary(sub)
             ex = choose_examples(summ)
             if len(ex):
@@ -253,15 +301,34 @@ def path_headlines(df) -> dict:
                     f"perf {r.perf_mean:.3f})" for r in ex.itertuples()))
             r, n = stats.pearson(summ["avg_path_length"], summ["perf_mean"])
             r_parts.append(f"{int(L)} layer(s): r(length, performance) = {r:.2f} over {n} types")
+        if best_parts:
+            out[f"fig6ab/{key}"] = "best type on validation: " + "; ".join(best_parts)
         if ex_parts:
             out[f"fig6ef/{key}"] = "examples: " + "; ".join(ex_parts)
         out[f"fig6cd/{key}"] = "; ".join(r_parts)
     return out
 
 
-def write_summary(table_csvs: list[str], out: str, results_csv: str | None = None) -> dict:
-    """Read the table CSVs (and the results table for the path figures), compute headlines and
-    write the summary JSON; returns it."""
+def dataset_description(config: dict, dataset: str) -> str:
+    """What a dataset is, for the report's front page ("simulated: ... circuit", or its file)."""
+    ds = (config.get("datasets") or {}).get(dataset) or {}
+    sim = ds.get("simulate")
+    if isinstance(sim, dict):
+        circuit = sim.get("circuit", "recurrent")
+        truth = {"recurrent": "ground truth with lateral recurrence: recurrent models should win",
+                 "feedforward": "feed-forward control: recurrent models should hold no advantage"}
+        return f"simulated, {circuit} circuit ({truth.get(circuit, 'known ground truth')})"
+    return f"recordings from {ds['file']}" if ds.get("file") else ""
+
+
+def write_summary(table_csvs: list[str], out: str, results_csv: str | None = None,
+                  metric: str = "auto", dataset: str = "", description: str = "") -> dict:
+    """Read the table CSVs (and the results table for the figures' headlines), compute headlines
+    and the dataset's answer, and write the summary JSON; returns it.
+
+    Keys: dataset, description, metric (the performance measure used), headlines (item ->
+    text), table1 (its rows), answer (one line per split and fraction, see answer_lines).
+    """
     import pandas as pd
 
     tables = {}
@@ -273,15 +340,48 @@ def write_summary(table_csvs: list[str], out: str, results_csv: str | None = Non
             tables[name] = pd.DataFrame()
         if "best_readout" in tables[name].columns:
             tables[name]["best_readout"] = tables[name]["best_readout"].fillna("")
-    summary = {"headlines": headlines(tables)}
+    summary = {"dataset": dataset, "description": description, "metric": metric,
+               "headlines": headlines(tables)}
     if results_csv is not None:
-        from analysis.load import read_results
+        from analysis.load import metric_of, read_results
 
-        summary["headlines"].update(path_headlines(read_results(results_csv)))
+        df = read_results(results_csv, metric)
+        summary["metric"] = metric_of(df)
+        summary["headlines"].update(results_headlines(df))
     if "table1" in tables:
-        summary["table1"] = json.loads(tables["table1"].to_json(orient="records"))
+        from analysis.load import METRICS
+
+        records = json.loads(tables["table1"].to_json(orient="records"))
+        summary["table1"] = records
+        measure = METRICS.get(summary["metric"], ("", summary["metric"]))[1]
+        summary["answer"] = answer_lines(records, measure)
     write_json_atomic(out, summary)
     return summary
+
+
+def front_page(summaries: list[str], intro: str, out: str) -> str:
+    """The report's landing text (reStructuredText): the answer of every dataset, read from its
+    summary.json, followed by ``intro`` (report/workflow.rst without its title). Returns it."""
+    with open(intro, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    title, body = lines[:2], lines[2:]
+    text = "\n".join(title) + "\n\nThe answer\n----------\n\n"
+    for path in summaries:
+        with open(path, encoding="utf-8") as f:
+            s = json.load(f)
+        name = s.get("dataset") or os.path.basename(os.path.dirname(path))
+        desc = f" ({s['description']})" if s.get("description") else ""
+        text += f"**{name}**{desc}:\n\n"
+        answer = s.get("answer") or ["no Table 1 for this dataset."]
+        text += "".join(f"- {line}\n" for line in answer) + "\n"
+    text += ("Each line is generated from ``results/<dataset>/summary.json`` (Table 1): the best "
+             "(readout mode, T) cell is chosen on validation data and reported on test data; "
+             "effect = mean paired difference (recurrent - size-matched feed-forward, seeds "
+             "averaged) with its 95 % t-interval, gain = ratio of means - 1 with Fieller's 95 % "
+             "interval, p = paired t-test, n = configurations.\n")
+    text += "\n".join(body) + "\n"
+    write_text_atomic(out, text)
+    return text
 
 
 def headline_for(dataset: str, key: str) -> str:
@@ -300,12 +400,22 @@ def main(argv=None) -> int:
 
     ap = argparse.ArgumentParser(prog="python -m analysis.workflow",
                                  description="Write the headline summary of a dataset.")
-    ap.add_argument("command", choices=["summary"])
-    ap.add_argument("out", help="results/{dataset}/summary.json")
-    ap.add_argument("tables", nargs="*", help="table CSVs (results/{dataset}/tables/*.csv)")
-    ap.add_argument("--results", help="results/{dataset}/results.csv (path-figure headlines)")
+    ap.add_argument("command", choices=["summary", "front"])
+    ap.add_argument("out", help="results/{dataset}/summary.json, or the front page (.rst)")
+    ap.add_argument("inputs", nargs="*", help="summary: table CSVs (results/{dataset}/tables/"
+                    "*.csv); front: summary JSON files")
+    ap.add_argument("--results", help="results/{dataset}/results.csv (figure headlines)")
+    ap.add_argument("--metric", default="auto", help="performance measure (analysis.load)")
+    ap.add_argument("--dataset", default="", help="dataset name")
+    ap.add_argument("--description", default="", help="what the dataset is")
+    ap.add_argument("--intro", default="report/workflow.rst", help="front: the report's text")
     args = ap.parse_args(argv)
-    s = write_summary(args.tables, args.out, args.results)
+    if args.command == "front":
+        front_page(args.inputs, args.intro, args.out)
+        print(f"{args.out}: the answer of {len(args.inputs)} dataset(s)")
+        return 0
+    s = write_summary(args.inputs, args.out, args.results, args.metric, args.dataset,
+                      args.description)
     print(f"{args.out}: {len(s['headlines'])} headlines")
     return 0
 

@@ -76,3 +76,27 @@ def summary_tables(wildcards):
     """The tables whose headlines go into results/{dataset}/summary.json."""
     names = report_tables_for(config, wildcards.dataset, CONFIGS.get(wildcards.dataset))
     return [f"results/{wildcards.dataset}/tables/{t}.csv" for t in names]
+
+
+def _dataset_entry(wildcards):
+    return (config.get("datasets") or {}).get(wildcards.dataset) or {}
+
+
+def dataset_metric(wildcards):
+    """The dataset's performance measure (config `datasets.<name>.metric`, default auto)."""
+    return _dataset_entry(wildcards).get("metric", "auto")
+
+
+def dataset_analysis_args(wildcards):
+    """Command-line options of the table scripts: the measure and how Table 1 selects."""
+    entry = _dataset_entry(wildcards)
+    return f"--metric {entry.get('metric', 'auto')} --selection {entry.get('selection', 'validation')}"
+
+
+def dataset_description(wildcards):
+    from analysis.workflow import dataset_description as describe
+
+    return describe(config, wildcards.dataset)
+
+
+FRONT_PAGE = "results/report_front.rst"

@@ -19,7 +19,7 @@ localrules:
 
 FIGURE_SHELL = (
     "python -m analysis.figures {params.name} --results {input:q} --split {wildcards.split}"
-    " {params.fraction} --png {output.png:q} --pdf {output.pdf:q} --csv {output.csv:q} > {log:q} 2>&1"
+    " {params.fraction} --metric {params.metric} --png {output.png:q} --pdf {output.pdf:q} --csv {output.csv:q} > {log:q} 2>&1"
 )
 
 
@@ -36,6 +36,7 @@ rule fig3a:
     params:
         name="fig3a",
         fraction="",
+        metric=dataset_metric,
     wildcard_constraints:
         **FIG_WILDCARDS,
     shell:
@@ -55,6 +56,7 @@ rule fig3d:
     params:
         name="fig3d",
         fraction="--fraction {fraction}",
+        metric=dataset_metric,
     wildcard_constraints:
         **FIG_WILDCARDS,
     shell:
@@ -74,6 +76,7 @@ rule fig4cd:
     params:
         name="fig4cd",
         fraction="--fraction {fraction}",
+        metric=dataset_metric,
     wildcard_constraints:
         **FIG_WILDCARDS,
     shell:
@@ -93,6 +96,7 @@ rule fig6ab:
     params:
         name="fig6ab",
         fraction="--fraction {fraction}",
+        metric=dataset_metric,
     wildcard_constraints:
         **FIG_WILDCARDS,
     shell:
@@ -112,6 +116,7 @@ rule fig6cd:
     params:
         name="fig6cd",
         fraction="--fraction {fraction}",
+        metric=dataset_metric,
     wildcard_constraints:
         **FIG_WILDCARDS,
     shell:
@@ -131,6 +136,7 @@ rule fig6ef:
     params:
         name="fig6ef",
         fraction="--fraction {fraction}",
+        metric=dataset_metric,
     wildcard_constraints:
         **FIG_WILDCARDS,
     shell:
@@ -150,6 +156,7 @@ rule fig6gi:
     params:
         name="fig6gi",
         fraction="--fraction {fraction}",
+        metric=dataset_metric,
     wildcard_constraints:
         **FIG_WILDCARDS,
     shell:
@@ -169,6 +176,7 @@ rule fig_lege:
     params:
         name="lege",
         fraction="--fraction {fraction}",
+        metric=dataset_metric,
     wildcard_constraints:
         **FIG_WILDCARDS,
     shell:

@@ -1,14 +1,17 @@
 # The HTML report: `snakemake --report results/report.html` collects every table and figure
 # marked with report() in rules/tables.smk and rules/figures.smk, with the captions in
 # report/*.rst. The headline numbers shown next to each item come from
-# results/{dataset}/summary.json, written here from the tables.
+# results/{dataset}/summary.json, written here from the tables; the report's landing text is
+# the answer of every dataset (FRONT_PAGE, made from the summaries) followed by
+# report/workflow.rst, or report/workflow.rst alone before a run has made it.
 
 
-report: "../report/workflow.rst"
+report: os.path.abspath(FRONT_PAGE) if os.path.exists(FRONT_PAGE) else "../report/workflow.rst"
 
 
 localrules:
     analysis_summary,
+    front_page,
 
 
 rule analysis_summary:
@@ -22,8 +25,29 @@ rule analysis_summary:
         "results/logs/analysis/{dataset}/summary.log",
     conda:
         "../envs/rcpb.yaml"
+    params:
+        metric=dataset_metric,
+        description=dataset_description,
     wildcard_constraints:
         dataset="[^/]+",
     shell:
         "python -m analysis.workflow summary {output:q} {input.tables:q}"
-        " --results {input.results:q} > {log:q} 2>&1"
+        " --results {input.results:q} --metric {params.metric} --dataset {wildcards.dataset:q}"
+        " --description {params.description:q} > {log:q} 2>&1"
+
+
+rule front_page:
+    """The report's landing text: per dataset the answer (Table 1 as sentences), then the
+    report's description."""
+    input:
+        summaries=[f"results/{name}/summary.json" for name in config["datasets"]],
+        intro="report/workflow.rst",
+    output:
+        FRONT_PAGE,
+    log:
+        "results/logs/analysis/front_page.log",
+    conda:
+        "../envs/rcpb.yaml"
+    shell:
+        "python -m analysis.workflow front {output:q} {input.summaries:q} --intro {input.intro:q}"
+        " > {log:q} 2>&1"

@@ -21,11 +21,13 @@ rule table1:
         "results/logs/analysis/{dataset}/tables/table1.log",
     conda:
         "../envs/rcpb.yaml"
+    params:
+        analysis=dataset_analysis_args,
     wildcard_constraints:
         dataset="[^/]+",
     shell:
         "python -m analysis.tables table1 --results {input:q} --csv {output.csv:q}"
-        " --md {output.md:q} --dataset {wildcards.dataset:q} > {log:q} 2>&1"
+        " --md {output.md:q} --dataset {wildcards.dataset:q} {params.analysis} > {log:q} 2>&1"
 
 
 rule table_recurrent_vs_ff:
@@ -38,11 +40,13 @@ rule table_recurrent_vs_ff:
         "results/logs/analysis/{dataset}/tables/recurrent_vs_ff.log",
     conda:
         "../envs/rcpb.yaml"
+    params:
+        analysis=dataset_analysis_args,
     wildcard_constraints:
         dataset="[^/]+",
     shell:
         "python -m analysis.tables recurrent_vs_ff --results {input:q} --csv {output.csv:q}"
-        " --md {output.md:q} --dataset {wildcards.dataset:q} > {log:q} 2>&1"
+        " --md {output.md:q} --dataset {wildcards.dataset:q} {params.analysis} > {log:q} 2>&1"
 
 
 rule table_multipath_vs_recurrent:
@@ -55,11 +59,13 @@ rule table_multipath_vs_recurrent:
         "results/logs/analysis/{dataset}/tables/multipath_vs_recurrent.log",
     conda:
         "../envs/rcpb.yaml"
+    params:
+        analysis=dataset_analysis_args,
     wildcard_constraints:
         dataset="[^/]+",
     shell:
         "python -m analysis.tables multipath_vs_recurrent --results {input:q}"
-        " --csv {output.csv:q} --md {output.md:q} --dataset {wildcards.dataset:q} > {log:q} 2>&1"
+        " --csv {output.csv:q} --md {output.md:q} --dataset {wildcards.dataset:q} {params.analysis} > {log:q} 2>&1"
 
 
 rule table_ablation_rm:
@@ -72,11 +78,13 @@ rule table_ablation_rm:
         "results/logs/analysis/{dataset}/tables/ablation_rm.log",
     conda:
         "../envs/rcpb.yaml"
+    params:
+        analysis=dataset_analysis_args,
     wildcard_constraints:
         dataset="[^/]+",
     shell:
         "python -m analysis.tables ablation_rm --results {input:q} --csv {output.csv:q}"
-        " --md {output.md:q} --dataset {wildcards.dataset:q} > {log:q} 2>&1"
+        " --md {output.md:q} --dataset {wildcards.dataset:q} {params.analysis} > {log:q} 2>&1"
 
 
 rule table_ablation_lege:
@@ -89,8 +97,10 @@ rule table_ablation_lege:
         "results/logs/analysis/{dataset}/tables/ablation_lege.log",
     conda:
         "../envs/rcpb.yaml"
+    params:
+        analysis=dataset_analysis_args,
     wildcard_constraints:
         dataset="[^/]+",
     shell:
         "python -m analysis.tables ablation_lege --results {input:q} --csv {output.csv:q}"
-        " --md {output.md:q} --dataset {wildcards.dataset:q} > {log:q} 2>&1"
+        " --md {output.md:q} --dataset {wildcards.dataset:q} {params.analysis} > {log:q} 2>&1"

@@ -12,10 +12,11 @@ from rcpb.errors import RcpbError
 from synthetic_results import make_results, true_gain
 
 
-def _row(family, cid, perf, partner="", seed=0, channels=8, frac=1.0, split=0, **kw):
+def _row(family, cid, perf, partner="", seed=0, channels=8, frac=1.0, split=0, val=None, **kw):
     return {"config_id": cid, "family": family, "partner_id": partner, "model_seed": seed,
             "channels": channels, "train_fraction": frac, "split_seed": split,
-            "test_cc_norm2": perf, "n_train": 100 * frac, "blocks": np.nan,
+            "test_cc_norm2": perf, "val_cc_norm2": perf if val is None else val,
+            "n_train": 100 * frac, "blocks": np.nan,
             "recurrent_layers": np.nan, "iterations": np.nan, "readout": "", **kw}
 
 
@@ -43,9 +44,19 @@ def test_table1_by_hand(hand_table):
     assert (r["best_readout"], r["best_iterations"]) == ("late-avg", 2)
     assert r["best_perf_mean"] == pytest.approx(0.505)
     assert r["gain_pct"] == pytest.approx(100 * (0.505 / 0.46 - 1))
-    # paired over seed-averaged configurations: 0.45 / 0.41 and 0.56 / 0.51
+    # paired over seed-averaged configurations (0.45 vs 0.41, 0.56 vs 0.51): ratio of means
     assert r["n_pairs"] == 2
-    assert r["paired_gain_pct"] == pytest.approx(100 * np.mean([0.45 / 0.41 - 1, 0.56 / 0.51 - 1]))
+    assert r["paired_gain_pct"] == pytest.approx(100 * ((0.45 + 0.56) / (0.41 + 0.51) - 1))
+    assert r["diff_mean"] == pytest.approx(0.045)
+    # two pairs: no interval and no p-value, and the table says why
+    assert math.isnan(r["diff_ci_low"]) and math.isnan(r["p"])
+    assert "n = 2: too few pairs for a CI" in r["note"]
+    md = tables.table1_markdown(t1)
+    assert "(n = 2: too few pairs for a CI" in md and "[" not in md.split("Every (readout")[0].split("|---")[1]
+    # all cells: 2 cells looked at; each FF configuration against the mean of its partners
+    assert r["n_cells"] == 2
+    assert r["cells_mean"] == pytest.approx((0.505 + 0.46) / 2)
+    assert r["all_diff_mean"] == pytest.approx(0.0225)
     assert r["training_data"] == "100 % (100)"
 
 
@@ -55,7 +66,7 @@ def test_cells_by_hand(hand_table):
     no = cells[cells["readout"] == "no-avg"].iloc[0]
     assert no["gain_pct"] == pytest.approx(0.0)
     assert no["paired_gain_pct"] == pytest.approx(0.0)
-    assert no["wilcoxon_p"] == 1.0  # all differences zero
+    assert math.isnan(no["p"])  # 2 pairs: no test
     assert no["perf_sem"] == pytest.approx(np.std([0.40, 0.42, 0.50, 0.52], ddof=1) / 2)
 
 
@@ -74,9 +85,53 @@ def test_single_pair_gives_nan_statistics_with_note():
     r = cells.iloc[0]
     assert r["n_pairs"] == 1
     assert r["paired_gain_pct"] == pytest.approx(25.0)
-    assert math.isnan(r["paired_gain_ci_low_pct"]) and math.isnan(r["wilcoxon_p"])
+    assert math.isnan(r["paired_gain_ci_low_pct"]) and math.isnan(r["p"])
     assert "n = 1" in r["note"]
-    assert "n/a" in tables.table1_markdown(tables.table1(df, cells))
+    assert "n = 1: too few pairs" in tables.table1_markdown(tables.table1(df, cells))
+
+
+def _cells_table(test, val, n_configs=8):
+    """FF configs (channels 8 + i) at 0.40 and three recurrent cells with the given test and
+    validation offsets over their partner; two seeds each (+-0.01)."""
+    rows = []
+    for i in range(n_configs):
+        for s in (0, 1):
+            base = 0.40 + 0.01 * i + (0.01 if s else -0.01)
+            rows.append(_row("ff", f"ff{i}{s}", base, seed=s, channels=8 + i, blocks=3))
+            for T in test:
+                rows.append(_row("recurrent", f"r{T}-{i}{s}", base + test[T] + 0.002 * (-1) ** i,
+                                 f"ff{i}{s}", s, 8 + i, val=base + val[T], recurrent_layers=1,
+                                 iterations=T, readout="2-avg"))
+    return normalise(pd.DataFrame(rows))
+
+
+def test_best_cell_is_chosen_on_validation_even_when_test_disagrees():
+    # T = 2 is best on test (+0.05) but worst on validation; T = 3 is best on validation
+    df = _cells_table(test={2: 0.05, 3: 0.01, 4: 0.0}, val={2: -0.02, 3: 0.03, 4: 0.0})
+    r = tables.table1(df).iloc[0]
+    assert (r["best_readout"], r["best_iterations"]) == ("2-avg", 3)
+    assert r["best_val_mean"] == pytest.approx(np.mean([0.40 + 0.01 * i for i in range(8)]) + 0.03)
+    # what is reported for it is its test value: +0.01 over FF on every configuration
+    assert r["diff_mean"] == pytest.approx(0.01)
+    assert r["n_pairs"] == 8 and r["n_cells"] == 3
+    assert r["diff_ci_low"] < 0.01 < r["diff_ci_high"]
+    # next to the mean over all 3 cells: (0.05 + 0.01 + 0) / 3 over FF
+    assert r["all_diff_mean"] == pytest.approx(0.02)
+    assert r["all_n_pairs"] == 8
+
+
+def test_seed_halves_choose_on_one_half_and_report_the_other():
+    df = _cells_table(test={2: 0.05, 3: 0.01}, val={2: -0.02, 3: 0.03})
+    # make seed 1's test values of T = 3 differ: they are what is reported
+    m = (df["model_seed"] == 1) & (df["iterations"] == 3)
+    df.loc[m, "perf"] += 0.02
+    r = tables.table1(df, selection="seed_halves").iloc[0]
+    assert r["best_iterations"] == 3
+    assert r["diff_mean"] == pytest.approx(0.03)  # seed 1 alone: +0.01 + 0.02
+    assert r["selection"] == "seed_halves"
+    one_seed = df[df["model_seed"] == 0]
+    r1 = tables.table1(one_seed, selection="seed_halves").iloc[0]
+    assert "chosen on validation instead" in r1["note"]
 
 
 def test_table1_without_recurrent_or_ff_models():
@@ -150,7 +205,7 @@ def test_cli_writes_csv_and_markdown(tmp_path, synthetic):
                         "--dataset", "syn"]) == 0
     assert len(pd.read_csv(out_csv)) == 3
     md = out_md.read_text()
-    assert "2-avg, 7" in md and "| 100 % (1400) |" in md
+    assert "2-avg, T = 7" in md and "| 100 % (1400) |" in md
     assert tables.main(["table1", "--results", str(tmp_path / "missing.csv"), "--csv", str(out_csv),
                         "--md", str(out_md)]) == 2
 
@@ -161,8 +216,14 @@ def test_headlines_from_tables(synthetic):
         "multipath_vs_recurrent": tables.multipath_vs_recurrent(synthetic),
         "ablation_rm": tables.ablation_table(synthetic, "ablation_rm"),
     })
-    assert "best 2-avg, T = 7" in heads["fig3d/split0/frac100"]
-    assert heads["fig3a/split0"].startswith("best-type gain over FF: 25 %:")
+    heads = workflow.headlines({
+        "table1": tables.table1(synthetic),
+        "recurrent_vs_ff": tables.recurrent_vs_ff(synthetic),
+        "multipath_vs_recurrent": tables.multipath_vs_recurrent(synthetic),
+        "ablation_rm": tables.ablation_table(synthetic, "ablation_rm"),
+    })
+    assert heads["fig3d/split0/frac100"].startswith("best on validation: 2-avg, T = 7")
+    assert heads["fig3a/split0"].startswith("all cells vs FF: 25 %: effect +")
     assert "r(performance)" in heads["fig4cd/split0/frac50"]
     assert "1-3" in heads["fig6gi/split0/frac100"]
 
