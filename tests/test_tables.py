@@ -293,3 +293,34 @@ def test_rules_build_tables_figure_summary_and_report(tmp_path):
     run("--report", str(tmp_path / "report.html"))
     html = (tmp_path / "report.html").read_text()
     assert "Table 1/3" in html and "performance vs number of iterations" in html
+
+
+def test_summary_answer_and_front_page(tmp_path, synthetic):
+    src = tmp_path / "results.csv"
+    synthetic.to_csv(src, index=False)
+    csvs = []
+    for name in ("table1", "recurrent_vs_ff"):
+        csvs.append(tmp_path / f"{name}.csv")
+        assert tables.main([name, "--results", str(src), "--csv", str(csvs[-1]),
+                            "--md", str(tmp_path / f"{name}.md")]) == 0
+    summary = workflow.write_summary([str(c) for c in csvs], str(tmp_path / "s" / "summary.json"),
+                                     str(src), dataset="syn", description="synthetic")
+    assert summary["metric"] == "cc_norm2"
+    assert len(summary["answer"]) == 3  # one line per training fraction
+    line = summary["answer"][-1]
+    assert line.startswith("split 0, 100 % (1400) training data: recurrent vs size-matched")
+    assert "best cell 2-avg, T = 7 (chosen on validation, of 12 cells)" in line
+    assert "effect +" in line and "] pairs" not in line and "p = " in line
+    front = workflow.front_page([str(tmp_path / "s" / "summary.json")], "report/workflow.rst",
+                                str(tmp_path / "front.rst"))
+    assert front.startswith("rcpb: recurrent vs feed-forward")
+    assert "**syn** (synthetic):" in front and line in front
+    assert front.index("The answer") < front.index("How to read this report")
+
+
+def test_dataset_description_names_the_ground_truth():
+    from rcpb import grid
+
+    config = grid.load_config("config.yaml")
+    assert "recurrent models should win" in workflow.dataset_description(config, "sim_recurrent")
+    assert "control" in workflow.dataset_description(config, "sim_feedforward")
