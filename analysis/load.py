@@ -46,6 +46,7 @@ _NOT_CONFIG = {
     "config_id", "partner_id", "model_seed", "dataset_file", "device", "threads",
     "n_params", "n_conv_params", "n_train", "wall_time_s", "best_step", "avg_path_length",
     "path_entropy", "input_size", "n_neurons", "steps_per_phase", "status", "metric",
+    "trained_as", "split_source",
     PERF, VAL_PERF,
 }
 _NOT_CONFIG_PREFIX = ("test_", "val_", "path_p")

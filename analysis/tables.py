@@ -326,7 +326,7 @@ def ablation_pairs(df: pd.DataFrame, family: str) -> pd.DataFrame:
     """
     rows = select(df, family).copy()
     if rows.empty:
-        return rows.assign(removed=[], removed_text=[], n_removed=[], kind=[], k=[],
+        return rows.assign(removed=[], removed_text=[], n_removed=[], kind=[], k=[], shared_with=[],
                            **{f"ref_{PERF}": []})
     removed = [removed_lengths(a, L, T) for a, L, T in
                zip(rows["ablation"], rows["recurrent_layers"], rows["iterations"])]
@@ -338,21 +338,34 @@ def ablation_pairs(df: pd.DataFrame, family: str) -> pd.DataFrame:
                               errors="coerce")
     full = select(df, "multipath").drop_duplicates("config_id").set_index("config_id")[PERF]
     rows[f"ref_{PERF}"] = rows["partner_id"].map(full)
+    rows["shared_with"] = shared_training_names(df, rows)
     return rows
+
+
+def shared_training_names(df: pd.DataFrame, rows: pd.DataFrame) -> list[str]:
+    """For each row, the name of the training that stands for it ("" when it is its own): an
+    ablation whose kept lengths equal another's is trained once (rcpb.grid), and aggregation
+    gives the other names rows with ``trained_as`` = that training's id."""
+    if "trained_as" not in rows.columns:
+        return [""] * len(rows)
+    names = {r.config_id: (r.ablation or "full model") for r in df.itertuples()}
+    return [names.get(t, t) if isinstance(t, str) and t else "" for t in rows["trained_as"]]
 
 
 def ablation_table(df: pd.DataFrame, family: str) -> pd.DataFrame:
     """Ablated vs unablated multi-path models, one row per ablation set and readout mode.
 
     Groups by (split_seed, train_fraction, recurrent_layers, iterations, readout, ablation).
-    Columns: those keys, kind, k, removed (text), n_removed, n_models, perf_mean, perf_sem,
+    Columns: those keys, kind, k, removed (text), n_removed, shared_with (the ablation trained
+    for this name when it is the same set of kept lengths, "full model" for the unablated
+    multi-path model; "" when trained as itself), n_models, perf_mean, perf_sem,
     full_n_models, full_mean (mean of the distinct unablated partners), change_pct
     (perf_mean / full_mean - 1, %), paired columns (seed-averaged ablated vs its own partner),
     note.
     """
     ab = ablation_pairs(df, family)
     keys = ["split_seed", "train_fraction", "recurrent_layers", "iterations", "readout", "ablation"]
-    cols = [*keys, "kind", "k", "removed", "n_removed", "n_models", "perf_mean", "perf_sem",
+    cols = [*keys, "kind", "k", "removed", "n_removed", "shared_with", "n_models", "perf_mean", "perf_sem",
             "full_n_models", "full_mean", "change_pct", *PAIRED_COLUMNS, "note"]
     if ab.empty:
         return pd.DataFrame(columns=cols)
@@ -369,6 +382,7 @@ def ablation_table(df: pd.DataFrame, family: str) -> pd.DataFrame:
         row.update({
             "kind": cell["kind"].iloc[0], "k": cell["k"].iloc[0],
             "removed": cell["removed_text"].iloc[0], "n_removed": int(cell["n_removed"].iloc[0]),
+            "shared_with": ", ".join(sorted(set(cell["shared_with"]) - {""})),
             "n_models": int(cell[PERF].notna().sum()), "perf_mean": cell[PERF].mean(),
             "perf_sem": stats.sem(cell[PERF]), "full_n_models": int(len(partners)),
             "full_mean": fm, "change_pct": 100 * (cell[PERF].mean() / fm - 1) if fm > 0 else math.nan,
@@ -585,7 +599,7 @@ def build(name: str, df: pd.DataFrame, dataset: str = "",
         t = ablation_table(df, name)
         md = generic_markdown(t, f"Path ablations ({name}) vs unablated multi-path models" + on,
                               ["split_seed", "train_fraction", "recurrent_layers", "iterations",
-                               "readout", "ablation", "removed", "n_models", "perf_mean", "perf_sem",
+                               "readout", "ablation", "removed", "shared_with", "n_models", "perf_mean", "perf_sem",
                                "full_mean", "change_pct", *_PAIRED_MD, "note"], metric)
         return t, md
     raise RcpbError(f"table {name!r}: unknown; use one of {', '.join(TABLES)}.")

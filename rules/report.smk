@@ -33,7 +33,7 @@ rule analysis_summary:
     shell:
         "python -m analysis.workflow summary {output:q} {input.tables:q}"
         " --results {input.results:q} --metric {params.metric} --dataset {wildcards.dataset:q}"
-        " --description {params.description:q} > {log:q} 2>&1"
+        " --description={params.description:q} > {log:q} 2>&1"
 
 
 rule front_page:
