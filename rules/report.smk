@@ -41,7 +41,7 @@ rule front_page:
     report's description."""
     input:
         summaries=[f"results/{name}/summary.json" for name in config["datasets"]],
-        intro="report/workflow.rst",
+        intro=os.path.join(str(workflow.current_basedir), "..", "report", "workflow.rst"),
     output:
         FRONT_PAGE,
     log:
