@@ -314,22 +314,44 @@ def evaluate(model: torch.nn.Module, data, config: dict) -> dict:
 
     Returns ``{"val": summary, "test": summary}`` where summary is
     :func:`rcpb.metrics.summarize` of the averaged prediction (eval mode, no grad) against the
-    trial-averaged targets, with the noise ceiling from ``data.responses`` (all stimuli;
-    ``config["cc_max_trials"]`` sets K, default the smallest valid-trial count), plus ``loss``
-    (unregularised prediction loss of the averaged prediction).
+    trial-averaged targets, with the noise ceiling of that target (:func:`rcpb.metrics.cc_max`),
+    plus:
+
+    - ``loss``: unregularised prediction loss of the averaged prediction against the training
+      targets (``data.y_val`` / ``data.y_test``);
+    - ``ceiling_stimuli``: the stimuli the ceiling comes from, ``data.ceiling_stimuli``:
+      ``"evaluated"`` (default) = the split's own stimuli, the ones cc_raw is computed on;
+      ``"all"`` = every stimulus of the file (the paper's). With ``"evaluated"``, a neuron with
+      fewer than 2 repeated stimuli in the split takes the ceiling of all stimuli instead;
+      ``ceiling_fallback_neurons`` lists those neurons (empty otherwise);
+    - ``cc_max_per_neuron``: the ceiling used for each neuron (NaN where undefined).
+
+    ``config["cc_max_trials"]`` = k (default None): the ceiling of the mean of the first k valid
+    trials, and cc_raw against that mean too (:func:`rcpb.metrics.trial_target`); None = every
+    valid trial of each stimulus (the prepared targets).
     """
     from rcpb import metrics
     from rcpb.checkpoint import jsonable
 
     device = next(model.parameters()).device
-    ceiling = metrics.cc_max(data.responses, k=config.get("cc_max_trials"))
+    k = config.get("cc_max_trials")
+    choice = getattr(data, "ceiling_stimuli", None) or "evaluated"
+    # the ceiling over all stimuli [neurons]; with "evaluated" only needed for fallbacks
+    every = metrics.cc_max(data.responses, k=k) if choice == "all" else None
     out = {}
     for split in ("val", "test"):
         x = _tensor(getattr(data, f"x_{split}"), device)
         y = _tensor(getattr(data, f"y_{split}"), device)
+        index = getattr(data, f"{split}_index")
         pred = predict(model, x)
-        summary = metrics.summarize(pred.cpu().numpy().astype(np.float64),
-                                    y.cpu().numpy().astype(np.float64), ceiling)
+        target = (y.cpu().numpy().astype(np.float64) if k is None
+                  else metrics.trial_target(data.responses[index], k))
+        ceiling, fallback = metrics.split_ceiling(data.responses, index, choice, k, every)
+        summary = metrics.summarize(pred.cpu().numpy().astype(np.float64), target, ceiling)
         summary["loss"] = float(prediction_loss(pred, y, config["loss"]))
+        summary["ceiling_stimuli"] = choice
+        summary["ceiling_fallback_neurons"] = [int(i) for i in fallback]
+        summary["cc_max_per_neuron"] = [float(v) for v in ceiling]
         out[split] = jsonable(summary)
     return out
+

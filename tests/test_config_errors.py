@@ -106,3 +106,18 @@ def test_missing_dataset_file(tmp_path):
     # ... a real run stops before any job, naming the file
     run = snakemake(tmp_path, config("data/missing.h5"))
     assert_stopped(run, "data/missing.h5", "not found", workdir=tmp_path)
+
+
+def test_two_split_seeds_with_a_stored_split(tmp_path):
+    ds = good_dataset()
+    ds.split = np.array([2] * 8 + [1] * 6 + [0] * 26, np.int8)
+    write_dataset(tmp_path / "d.h5", ds)
+    cfg = config()
+    cfg["grids"]["g"]["common"]["split_seed"] = [0, 1]
+    result = snakemake(tmp_path, cfg, "-n")
+    assert_stopped(result, "datasets.d", "d.h5", "split_seed [0, 1]", "split: generated",
+                   workdir=tmp_path)
+    # the fix named in the message: one split drawn per split_seed
+    cfg["datasets"]["d"]["preprocess"] = {"split": "generated"}
+    fixed = snakemake(tmp_path, cfg, "-n")
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr

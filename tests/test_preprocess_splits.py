@@ -189,3 +189,80 @@ def test_prepare_split_sizes(dataset_file, tmp_path, make_dataset):
     write_dataset(stored, make_dataset(n=10, split=np.array([2, 1] + [0] * 8, np.int8)))
     with pytest.raises(RcpbError, match="its own 'split'"):
         prepare(str(stored), {**pre, "split_sizes": [8, 1, 1]}, 0, 1.0)
+
+
+# --- which split: stored or generated (preprocess.split) --------------------------------
+
+
+@pytest.fixture
+def stored_file(tmp_path, make_dataset):
+    """40 stimuli with a stored split: test 0-7, validation 8-13, train 14-39."""
+    split = np.array([2] * 8 + [1] * 6 + [0] * 26, np.int8)
+    path = tmp_path / "stored.h5"
+    write_dataset(path, make_dataset(n=40, split=split))
+    return path
+
+
+def test_split_option_stored_or_generated(stored_file, dataset_file):
+    pre = {"crop": None, "downsample": None, "neuron_scale": None}
+    # absent: the file's split, for every split seed
+    a, b = (prepare(str(stored_file), pre, seed, 1.0) for seed in (0, 1))
+    assert a.split_source == b.split_source == "stored"
+    assert a.test_index.tolist() == b.test_index.tolist() == list(range(8))
+    assert prepare(str(stored_file), {**pre, "split": "stored"}, 0, 1.0).split_source == "stored"
+    # generated: one split per seed, the stored one ignored (default sizes 26 / 6 / 8 of 40)
+    gen = {**pre, "split": "generated"}
+    c, d = (prepare(str(stored_file), gen, seed, 1.0) for seed in (0, 1))
+    assert c.split_source == d.split_source == "generated"
+    assert not np.array_equal(c.test_index, d.test_index)
+    assert (c.n_train_full, c.val_index.size, c.test_index.size) == (26, 6, 8)
+    assert np.array_equal(c.test_index, np.flatnonzero(make_split(40, 0) == 2))
+    # with split_sizes, allowed once the split is generated
+    sized = prepare(str(stored_file), {**gen, "split_sizes": [20, 10, 10]}, 0, 1.0)
+    assert (sized.n_train_full, sized.val_index.size, sized.test_index.size) == (20, 10, 10)
+    # a file without a split: generated; asking for the stored one is an error
+    path, _ = dataset_file
+    assert prepare(str(path), pre, 0, 1.0).split_source == "generated"
+    with pytest.raises(RcpbError, match="stores no 'split'.*split: generated"):
+        prepare(str(path), {**pre, "split": "stored"}, 0, 1.0)
+    with pytest.raises(RcpbError, match="preprocess.split"):
+        prepare(str(path), {**pre, "split": "random"}, 0, 1.0)
+    with pytest.raises(RcpbError, match="preprocess.ceiling_stimuli"):
+        prepare(str(path), {**pre, "ceiling_stimuli": "test"}, 0, 1.0)
+    assert prepare(str(path), {**pre, "ceiling_stimuli": "all"}, 0, 1.0).ceiling_stimuli == "all"
+    assert prepare(str(path), pre, 0, 1.0).ceiling_stimuli == "evaluated"
+
+
+def test_two_split_seeds_with_a_stored_split_are_an_error(stored_file, dataset_file):
+    from rcpb.data.prepare import check_split_seeds
+
+    with pytest.raises(RcpbError) as info:
+        check_split_seeds(str(stored_file), {}, [0, 1, 1], name="mine")
+    message = str(info.value)
+    for words in ("stored.h5", "stores its own 'split'", "split_seed [0, 1]",
+                  "split: generated", "datasets.mine.preprocess"):
+        assert words in message
+    assert check_split_seeds(str(stored_file), {}, [3, 3]) == "stored"   # one seed is fine
+    assert check_split_seeds(str(stored_file), {"split": "generated"}, [0, 1]) == "generated"
+    path, _ = dataset_file
+    assert check_split_seeds(str(path), {"split_sizes": None}, [0, 1]) == "generated"
+    with pytest.raises(RcpbError, match="stores no 'split'"):
+        check_split_seeds(str(path), {"split": "stored"}, [0])
+
+
+def test_split_options_enter_config_ids_only_when_set():
+    from rcpb.grid import expand_dataset
+
+    grids = {"g": {"common": {"train_fraction": [1.0], "channels": [4], "act": ["relu"],
+                              "first_block_order": ["bn_act"], "loss": ["mse"],
+                              "model_seed": [0]},
+                   "ff": {"blocks": [3]}}}
+    plain = expand_dataset("d", {"file": "d.h5", "grid": "g", "preprocess": {}}, grids, {})
+    assert set(plain[0]["preprocess"]) == {"crop", "downsample", "neuron_scale"}
+    nulls = {"split": None, "ceiling_stimuli": None, "split_sizes": None}
+    same = expand_dataset("d", {"file": "d.h5", "grid": "g", "preprocess": nulls}, grids, {})
+    assert same[0]["config_id"] == plain[0]["config_id"]
+    for key, value in (("split", "generated"), ("ceiling_stimuli", "all")):
+        cfg = expand_dataset("d", {"file": "d.h5", "grid": "g", "preprocess": {key: value}},
+                             grids, {})[0]
+        assert cfg["preprocess"][key] == value and cfg["config_id"] != plain[0]["config_id"]

@@ -369,12 +369,15 @@ def test_train_command_outputs_are_complete_and_reproducible(tmp_path, dataset_f
                                                      "metrics.json", "paths.json"]
     m = read_json(a / "metrics.json")
     for split in ("val", "test"):
-        for key in ("cc_norm2", "cc_raw", "cc_raw2", "loss", "n_excluded",
-                    "cc_norm2_per_neuron", "cc_raw_per_neuron"):
+        for key in ("cc_norm2", "cc_raw", "cc_raw2", "frac_negative_cc_raw", "loss",
+                    "n_excluded", "cc_norm2_per_neuron", "cc_raw_per_neuron",
+                    "cc_max_per_neuron", "ceiling_stimuli", "ceiling_fallback_neurons"):
             assert key in m[split]
         assert len(m[split]["cc_raw_per_neuron"]) == 5
+        assert m[split]["ceiling_stimuli"] == "evaluated"
     for key in ("n_params", "n_conv_params", "steps_per_phase", "best_step", "wall_time_s", "n_train"):
         assert key in m
+    assert m["split_source"] == "generated"  # the file stores no split
     assert len(m["steps_per_phase"]) == 3 and all(1 <= s <= 20 for s in m["steps_per_phase"])
     resolved = read_json(a / "config.json")
     assert resolved["input_size"] == 20 and resolved["n_neurons"] == 5
@@ -454,6 +457,77 @@ def test_train_command_feedforward_mse_and_input_size_check(tmp_path, dataset_fi
     bad = dict(cfg, input_size=37)
     assert main(["train", json.dumps(bad), "--out", str(tmp_path / "bad")]) == 2
     assert "input_size" in capsys.readouterr().err
+
+
+def _evaluation_data(seed=0, n=90, trials=4, neurons=3, size=12):
+    """Prepared-like data: responses of all n stimuli, val / test rows of them."""
+    from rcpb.metrics import trial_target
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 1, size, size)).astype(np.float32)
+    rates = rng.gamma(2.0, 2.0, size=(n, 1, neurons))
+    responses = rng.poisson(rates, size=(n, trials, neurons)).astype(np.float32)
+    responses[::7, 2:, :] = np.nan                       # some stimuli with only 2 trials
+    y = trial_target(responses).astype(np.float32)
+    val_index, test_index = np.arange(50, 70), np.arange(70, n)
+    return SimpleNamespace(x_val=x[val_index], y_val=y[val_index], x_test=x[test_index],
+                           y_test=y[test_index], responses=responses, val_index=val_index,
+                           test_index=test_index, ceiling_stimuli="evaluated")
+
+
+def test_evaluate_takes_the_ceiling_of_the_evaluated_stimuli():
+    """Default: the test metrics' ceiling comes from the test stimuli, the validation metrics'
+    from the validation stimuli (the stimuli cc_raw is computed on); 'all' = every stimulus."""
+    from rcpb import metrics
+    from rcpb.train import evaluate, predict
+
+    data = _evaluation_data()
+    model = TinyModel(n_neurons=3)
+    out = evaluate(model, data, {"loss": "mse"})
+    every = metrics.cc_max(data.responses)
+    for split in ("val", "test"):
+        index = getattr(data, f"{split}_index")
+        own = metrics.cc_max(data.responses[index])
+        assert np.isfinite(own).all() and not np.allclose(own, every)
+        np.testing.assert_allclose(out[split]["cc_max_per_neuron"], own, rtol=1e-12)
+        pred = predict(model, torch.tensor(getattr(data, f"x_{split}"))).numpy()
+        expected = metrics.summarize(pred.astype(np.float64),
+                                     getattr(data, f"y_{split}").astype(np.float64), own)
+        assert out[split]["cc_norm2"] == pytest.approx(expected["cc_norm2"], rel=1e-9)
+        assert out[split]["ceiling_stimuli"] == "evaluated"
+        assert out[split]["ceiling_fallback_neurons"] == []
+    # the paper's choice: one ceiling from all stimuli for both splits
+    data.ceiling_stimuli = "all"
+    out = evaluate(model, data, {"loss": "mse"})
+    for split in ("val", "test"):
+        np.testing.assert_allclose(out[split]["cc_max_per_neuron"], every, rtol=1e-12)
+        assert out[split]["ceiling_stimuli"] == "all"
+    # a neuron without repeated test stimuli falls back to all stimuli, and says so
+    data.ceiling_stimuli = "evaluated"
+    data.responses[data.test_index, 1:, 0] = np.nan
+    out = evaluate(model, data, {"loss": "mse"})
+    assert out["test"]["ceiling_fallback_neurons"] == [0]
+    assert out["test"]["cc_max_per_neuron"][0] == pytest.approx(metrics.cc_max(data.responses)[0])
+    assert out["val"]["ceiling_fallback_neurons"] == []
+
+
+def test_evaluate_with_k_trials_uses_the_k_trial_target():
+    from rcpb import metrics
+    from rcpb.train import evaluate, predict
+
+    data = _evaluation_data(seed=1)
+    model = TinyModel(n_neurons=3)
+    out = evaluate(model, data, {"loss": "mse", "cc_max_trials": 2})
+    index = data.test_index
+    pred = predict(model, torch.tensor(data.x_test)).numpy().astype(np.float64)
+    target = metrics.trial_target(data.responses[index], 2)
+    ceiling = metrics.cc_max(data.responses[index], k=2)
+    np.testing.assert_allclose(out["test"]["cc_max_per_neuron"], ceiling, rtol=1e-12)
+    assert out["test"]["cc_raw_per_neuron"] == pytest.approx(list(metrics.cc_raw(pred, target)))
+    # the loss stays that of the training targets (all trials)
+    assert out["test"]["loss"] == pytest.approx(
+        prediction_loss(torch.tensor(pred[None]), torch.tensor(data.y_test), "mse").item(),
+        rel=1e-5)
 
 
 def test_nan_check_can_be_skipped_when_targets_are_complete():

@@ -12,7 +12,9 @@ the output folder is the one named. The command resolves the configuration
 - ``log.csv``      one row per validation evaluation: step, phase, train_loss, val_loss, lr;
 - ``best.pt``      state dict of the best validation checkpoint;
 - ``paths.json``   :func:`rcpb.paths.path_stats` of that model;
-- ``metrics.json`` written last: val/test metrics, parameter counts, steps per phase, ...
+- ``metrics.json`` written last: val/test metrics (:func:`rcpb.train.evaluate`, with the
+  noise ceiling's stimuli), parameter counts, steps per phase, ``split_source`` ("stored": the
+  file's split, "generated": drawn from split_seed), ...
 
 All files are written atomically, so DIR holds a complete ``metrics.json`` or none. A DIR that
 already has ``metrics.json`` for the same configuration is left alone (exit 0); for a different
@@ -291,6 +293,7 @@ def _train_into(out: Path, cfg: dict) -> None:
         "best_val_loss": result.best_val_loss,
         "wall_time_s": result.wall_time_s,
         "n_train": int(len(data.x_train)),
+        "split_source": data.split_source,
     })
     write_json_atomic(out / "metrics.json", metrics)
     print(f"rcpb train {name}: test cc_norm2 {metrics['test']['cc_norm2']:.4f}, "

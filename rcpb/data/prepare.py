@@ -2,20 +2,31 @@
 
 ``prepare`` = validate (``rcpb.data.validate``) + split (``rcpb.data.splits``) +
 preprocess (``rcpb.data.preprocess``). numpy only.
+
+Which split (``preprocess.split``, SPEC 2.3): ``stored`` = the file's ``split``; ``generated``
+= one drawn from ``split_seed`` with ``split_sizes``, ignoring a stored split; absent = stored
+when the file has a split, generated otherwise (:func:`split_source`). A stored split is the same
+for every ``split_seed``, so several split seeds with a stored split would train one partition
+several times: :func:`check_split_seeds` rejects that before any job runs (the workflow calls it
+for every dataset file), and the results record the ``split_source`` used.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from rcpb.data.preprocess import neuron_scale_factors, preprocess_images, trial_average
 from rcpb.data.splits import make_split, split_indices, training_subset
 from rcpb.data.validate import load_dataset
+from rcpb.metrics import CEILING_STIMULI
 from rcpb.errors import RcpbError
 
-PREPROCESS_KEYS = ("crop", "downsample", "neuron_scale", "split_sizes")
+PREPROCESS_KEYS = ("crop", "downsample", "neuron_scale", "split_sizes", "split",
+                   "ceiling_stimuli")
+SPLIT_SOURCES = ("stored", "generated")
 
 
 @dataclass
@@ -27,7 +38,10 @@ class Prepared:
     ``neuron_scale`` is set; responses: [stimuli, trials, neurons] raw trials of
     all stimuli, scaled like the targets (for cc_max); n_train_full: size of the
     100 % training set; test_index / train_index / val_index: stimulus indices
-    (int64, sorted) of the rows of x_test / x_train / x_val.
+    (int64, sorted) of the rows of x_test / x_train / x_val (the rows of ``responses`` the
+    val/test noise ceilings come from); split_source: "stored" (the file's split) or
+    "generated" (from split_seed); ceiling_stimuli: "evaluated" or "all", which stimuli a
+    split's noise ceiling comes from (``rcpb.metrics.split_ceiling``).
     """
 
     x_train: np.ndarray
@@ -43,15 +57,24 @@ class Prepared:
     test_index: np.ndarray
     train_index: np.ndarray | None = None
     val_index: np.ndarray | None = None
+    split_source: str = "generated"
+    ceiling_stimuli: str = "evaluated"
 
 
 def _check_preprocess(preprocess: dict) -> tuple:
+    """(crop, factor, scale, sizes) from a preprocess dict; RcpbError naming a bad key."""
     preprocess = dict(preprocess or {})
     unknown = sorted(set(preprocess) - set(PREPROCESS_KEYS))
     if unknown:
         raise RcpbError(f"preprocess: unknown key(s) {', '.join(unknown)}; known keys are "
                         f"{', '.join(PREPROCESS_KEYS)}.")
-    crop, factor, scale, sizes = (preprocess.get(k) for k in PREPROCESS_KEYS)
+    crop, factor, scale, sizes = (preprocess.get(k) for k in PREPROCESS_KEYS[:4])
+    if preprocess.get("split") not in (None,) + SPLIT_SOURCES:
+        raise RcpbError(f"preprocess.split = {preprocess['split']!r}; use stored (the file's "
+                        f"split), generated (drawn from split_seed) or leave it out.")
+    if preprocess.get("ceiling_stimuli") not in (None,) + CEILING_STIMULI:
+        raise RcpbError(f"preprocess.ceiling_stimuli = {preprocess['ceiling_stimuli']!r}; use "
+                        f"evaluated (each split's own stimuli), all, or leave it out.")
     for key, value in (("crop", crop), ("downsample", factor)):
         if value is not None and (isinstance(value, bool) or int(value) != value or value < 1):
             raise RcpbError(f"preprocess.{key} = {value!r}; use a positive integer or null.")
@@ -72,9 +95,11 @@ def prepare(dataset_file: str, preprocess: dict, split_seed: int, train_fraction
     """Load, validate, split and preprocess a dataset file (SPEC 2.2, 2.3).
 
     preprocess: {"crop": int px or None, "downsample": int factor or None,
-    "neuron_scale": float or None, "split_sizes": [train, val, test] or None}. The file's
-    ``split`` is used when present, else one generated from ``split_seed`` with
-    ``split_sizes`` (default: ``rcpb.data.splits.split_sizes``). ``train_fraction`` in (0, 1] takes a
+    "neuron_scale": float or None, "split_sizes": [train, val, test] or None,
+    "split": "stored" / "generated" / absent, "ceiling_stimuli": "evaluated" / "all" /
+    absent (= evaluated)}. The split is the file's (``split_source`` "stored") or one generated
+    from ``split_seed`` with ``split_sizes`` (default: ``rcpb.data.splits.split_sizes``), see
+    :func:`split_source`. ``train_fraction`` in (0, 1] takes a
     nested prefix of the seeded training order. ``neuron_scale`` uses each neuron's
     mean over the full (100 %) training set, so targets are identical across
     training fractions. ``loss`` "poisson" rejects negative responses.
@@ -82,11 +107,8 @@ def prepare(dataset_file: str, preprocess: dict, split_seed: int, train_fraction
     """
     crop, factor, scale, sizes = _check_preprocess(preprocess)
     ds = load_dataset(dataset_file, loss=loss)
-    if ds.split is not None and sizes is not None:
-        raise RcpbError(f"{dataset_file}: the file has its own 'split', and preprocess.split_sizes "
-                        "asks for a generated one; remove split_sizes from the config (or the "
-                        "split from the file).")
-    split = ds.split if ds.split is not None else make_split(ds.n_stimuli, split_seed, sizes)
+    source = split_source(ds, preprocess, dataset_file)
+    split = ds.split if source == "stored" else make_split(ds.n_stimuli, split_seed, sizes)
     train_full, val_index, test_index = split_indices(split)
     train_index = training_subset(train_full, train_fraction, split_seed)
 
@@ -108,4 +130,57 @@ def prepare(dataset_file: str, preprocess: dict, split_seed: int, train_fraction
         responses=responses, input_size=int(x.shape[-1]), n_neurons=ds.n_neurons,
         n_train_full=int(train_full.size), test_index=test_index.astype(np.int64),
         train_index=train_index.astype(np.int64), val_index=val_index.astype(np.int64),
+        split_source=source,
+        ceiling_stimuli=(preprocess or {}).get("ceiling_stimuli") or "evaluated",
     )
+
+
+def split_source(dataset, preprocess: dict | None, source: str = "the dataset file") -> str:
+    """"stored" or "generated": where the split of ``dataset`` comes from under ``preprocess``.
+
+    dataset: a validated ``Dataset`` (its ``split`` int8 [stimuli] or None); preprocess: the
+    dataset's preprocess dict (``split``, ``split_sizes``); source: the file, for messages.
+    ``split`` absent = stored when the file has one, generated otherwise. Raises RcpbError for
+    ``split: stored`` without a stored split, and for ``split_sizes`` with a stored split.
+    """
+    preprocess = dict(preprocess or {})
+    _check_preprocess(preprocess)
+    wanted = preprocess.get("split")
+    if wanted == "stored" and dataset.split is None:
+        raise RcpbError(f"{source}: preprocess.split = stored, but the file stores no 'split'; "
+                        "use split: generated (drawn from split_seed) or store a split in the "
+                        "file ('rcpb data import --split NAME').")
+    result = wanted or ("stored" if dataset.split is not None else "generated")
+    if result == "stored" and preprocess.get("split_sizes") is not None:
+        raise RcpbError(f"{source}: the file has its own 'split', and preprocess.split_sizes "
+                        "asks for a generated one; remove split_sizes from the config, or set "
+                        "preprocess.split: generated to ignore the stored split.")
+    return result
+
+
+def check_split_seeds(dataset, preprocess: dict | None, split_seeds, source: str | None = None,
+                      name: str | None = None) -> str:
+    """Check a dataset's split settings against the split seeds of its grids; returns the
+    :func:`split_source` ("stored" / "generated").
+
+    dataset: a validated ``Dataset`` or the path of a dataset file; preprocess: the dataset's
+    preprocess dict; split_seeds: the ``split_seed`` of every training of the dataset (any
+    iterable of ints); name: the dataset's name in the config, for the message (which the
+    workflow prefixes with ``datasets.{name}:``).
+    With a stored split every split seed trains on the same partition, so more than one
+    distinct seed is an RcpbError naming the dataset, the field and the fix.
+    """
+    if isinstance(dataset, (str, Path)):
+        source = source or str(dataset)
+        dataset = load_dataset(dataset)
+    source = source or "the dataset file"
+    result = split_source(dataset, preprocess, source)
+    seeds = sorted({int(s) for s in split_seeds})
+    if result == "stored" and len(seeds) > 1:
+        where = f"datasets.{name}.preprocess" if name else "the dataset's preprocess section"
+        raise RcpbError(
+            f"{source} stores its own 'split', so split_seed {seeds} would train the same "
+            f"partition {len(seeds)} times; set 'split: generated' in {where} to draw one split "
+            "per split_seed (with split_sizes, ignoring the stored split), or list a single "
+            "split_seed in this dataset's grids.")
+    return result

@@ -1,6 +1,7 @@
 """Train / validation / test splits and nested training fractions (SPEC 2.3).
 
-Split sizes for n stimuli (when the file stores no ``split``)::
+Split sizes for n stimuli of a generated split (when the file stores no ``split``, or the
+dataset's preprocess sets ``split: generated``)::
 
     n_test  = round(0.2 * n)
     n_train = round(0.8 * (n - n_test))
@@ -17,6 +18,11 @@ training fractions (0.25, 0.5, 1.0 of the training set) are prefixes of one
 seeded shuffled order of the training stimuli, so smaller sets are nested in
 larger ones. Both permutations come from ``split_seed`` (separate streams), so
 the same seed gives the same sets.
+
+A split stored in the dataset file is used as it is (``split: stored``, the default when the
+file has one): then ``split_seed`` only changes the order of the training fractions, not the
+partition, so a grid with several split seeds is rejected before training
+(:func:`rcpb.data.prepare.check_split_seeds`); ``split: generated`` draws one split per seed.
 """
 
 from __future__ import annotations
