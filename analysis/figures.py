@@ -1,7 +1,7 @@
 """Write one figure (PNG + PDF) and the numbers it shows (CSV) from the results table.
 
 ``python -m analysis.figures NAME --results results/D/results.csv --split S [--fraction F]
---png OUT.png --pdf OUT.pdf --csv OUT.csv``
+[--metric M] --png OUT.png --pdf OUT.pdf --csv OUT.csv``
 
 NAME (paper figure numbers; appendix versions are the same figure for another dataset,
 fraction or split seed):
@@ -19,8 +19,13 @@ fig6gi      yes       removing 1, 2, 3 adjacent path lengths (fig 6g-i, 24, 25)
 lege        yes       keeping lengths <= k or >= k
 ==========  ========  ==================================================================
 
-``--fraction`` is the training fraction in percent (25, 50, 100). When the models a figure needs
-are absent, the PNG/PDF say so and the CSV has only a ``note`` column.
+``--fraction`` is the training fraction in percent (25, 50, 100). ``--metric`` is the performance
+measure (``auto``: CC_norm^2 when some model has a noise ceiling, else CC_raw; see
+analysis.load.choose_metric); axis labels name it and the CSV has it in a ``metric`` column.
+Models whose performance is NaN are left out of what is drawn and the figure says so (panel
+text, title and the CSV's ``note`` column). When the models a figure needs are absent, or none
+of them has a finite value to draw, the PNG/PDF say so and the CSV has only the columns
+``note`` and ``metric``.
 """
 
 from __future__ import annotations
@@ -31,9 +36,9 @@ import sys
 import pandas as pd
 
 from analysis.labels import parse_fraction_label
-from analysis.load import read_results
+from analysis.load import METRIC_CHOICES, metric_of, read_results
 from analysis.plots.ablation import fig6gi, fig_lege
-from analysis.plots.common import NoData, placeholder, save, write_csv
+from analysis.plots.common import NoData, NoFinite, placeholder, save, write_csv
 from analysis.plots.compare import fig3a, fig3d, fig6ab
 from analysis.plots.paths import fig4cd, fig6cd, fig6ef
 from rcpb.errors import RcpbError
@@ -62,8 +67,9 @@ def render(name: str, df: pd.DataFrame, split: int, fraction: float | None,
     try:
         fig, data, headline = func(df, split, fraction) if needs_fraction else func(df, split)
     except NoData as e:
-        headline = f"{e} (results table has no such models)"
-        fig, data = placeholder(headline), pd.DataFrame({"note": [headline]})
+        headline = str(e) if isinstance(e, NoFinite) else f"{e} (results table has no such models)"
+        fig = placeholder(headline)
+        data = pd.DataFrame({"note": [headline], "metric": [metric_of(df)]})
     save(fig, png, pdf)
     write_csv(data, csv)
     return headline
@@ -76,12 +82,15 @@ def main(argv=None) -> int:
     ap.add_argument("--results", required=True, help="results/{dataset}/results.csv")
     ap.add_argument("--split", type=int, default=0, help="split seed")
     ap.add_argument("--fraction", default=None, help="training fraction in percent (25, 50, 100)")
+    ap.add_argument("--metric", choices=METRIC_CHOICES, default="auto",
+                    help="performance measure (default auto: cc_norm2 when some model has a noise "
+                         "ceiling, else cc_raw)")
     ap.add_argument("--png")
     ap.add_argument("--pdf")
     ap.add_argument("--csv")
     args = ap.parse_args(argv)
     try:
-        df = read_results(args.results)
+        df = read_results(args.results, metric=args.metric)
         frac = parse_fraction_label(args.fraction) if args.fraction is not None else None
         headline = render(args.name, df, args.split, frac, args.png, args.pdf, args.csv)
     except RcpbError as e:

@@ -1,6 +1,8 @@
 """Path-ablation figures: paper fig. 6g-i (24, 25) for ``rm`` sets and a figure for le/ge sets.
 
-Each function returns ``(figure, data, headline)`` like analysis.plots.compare.
+Each function returns ``(figure, data, headline)`` like analysis.plots.compare: ablation sets or
+unablated partners without a finite performance are left out of what is drawn, the panel and the
+CSV's ``note`` say so, and NoFinite is raised when nothing at all is left to draw.
 """
 
 from __future__ import annotations
@@ -11,8 +13,23 @@ import numpy as np
 import pandas as pd
 
 from analysis.load import select
-from analysis.plots.common import PERF_AXIS, NoData, dataset_name, mode_color, modes_in, style, where
+from analysis.plots.common import (
+    NoData, NoFinite, dataset_name, finish_data, join_notes, measure_name, missing_perf, mode_color,
+    modes_in, note_panel, num, perf_label, style, where,
+)
 from analysis.tables import ablation_table
+
+
+def _ablation_notes(part: pd.DataFrame, tab: pd.DataFrame, family: str, measure: str) -> list[str]:
+    """What an ablation figure cannot draw: ablated models with NaN performance, sets whose
+    unablated partners are missing or NaN."""
+    rows = select(part, family)
+    notes = [missing_perf(f"ablated models ({family})", rows, measure)]
+    no_full = int((tab["full_n_models"] == 0).sum())
+    if no_full:
+        notes.append(f"{no_full} of {len(tab)} ablation sets without an unablated multi-path partner "
+                     f"with a finite {measure} (partner missing or NaN)")
+    return notes
 
 
 def _first_removed(text: str) -> int:
@@ -35,6 +52,11 @@ def fig6gi(df: pd.DataFrame, split: int, fraction: float):
     tab = tab[tab["kind"] == "rm"].copy()
     if tab.empty:
         raise NoData(f"no rm ablations in {where(split, fraction)}")
+    measure = measure_name(df)
+    notes = _ablation_notes(part, tab, "ablation_rm", measure)
+    if tab["perf_mean"].isna().all() and tab["full_mean"].isna().all():
+        raise NoFinite(f"{dataset_name(part)}, {where(split, fraction, part)}: no ablated or unablated "
+                       f"multi-path model with a finite {measure} ({join_notes(*notes)})")
     style()
     groups = []
     for (L, T), g in tab.groupby(["recurrent_layers", "iterations"]):
@@ -53,8 +75,13 @@ def fig6gi(df: pd.DataFrame, split: int, fraction: float):
         worst_idx = largest["perf_mean"].idxmin() if largest["perf_mean"].notna().any() else None
         if worst_idx is not None:
             tab.loc[worst_idx, "worst"] = True
-            heads.append(f"{mode} (L{L}, T{T}): worst removal {tab.loc[worst_idx, 'removed']} "
-                         f"({tab.loc[worst_idx, 'change_pct']:+.1f} %)")
+            change = num(tab.loc[worst_idx, "change_pct"], "+.1f")
+            vs = f"{change} %" if change != "n/a" else "no full model to compare with"
+            heads.append(f"{mode} (L{L}, T{T}): worst removal {tab.loc[worst_idx, 'removed']} ({vs})")
+        else:
+            notes.append(f"{mode} (L{L}, T{T}): no ablation set with a finite {measure}")
+        if not len(full):
+            notes.append(f"{mode} (L{L}, T{T}): no unablated multi-path partner with a finite {measure}")
         for j, k in enumerate(sizes):
             ax = axes[i, j]
             s = g[g["n_removed"] == k].copy()
@@ -65,6 +92,14 @@ def fig6gi(df: pd.DataFrame, split: int, fraction: float):
             if len(full):
                 ax.axhline(full.iloc[0], ls="--", lw=1, color="black",
                            label=f"full model (n = {int(g['full_n_models'].max())})")
+            missing = []
+            if len(s) and s["perf_mean"].isna().all():
+                missing.append(f"no finite {measure}")
+            elif s["perf_mean"].isna().any():
+                missing.append(f"no finite {measure}: " + ", ".join(s.loc[s["perf_mean"].isna(), "removed"]))
+            if not len(full) and j == 0:
+                missing.append(f"full model: no finite {measure}")
+            note_panel(ax, "\n".join(missing), y=0.03, va="bottom")
             if worst_idx is not None and worst_idx in s.index:
                 pos = list(s.index).index(worst_idx)
                 ax.scatter([pos], [s.loc[worst_idx, "perf_mean"]], s=160, facecolors="none",
@@ -77,7 +112,7 @@ def fig6gi(df: pd.DataFrame, split: int, fraction: float):
                          f"{'s' if k > 1 else ''} (n = {n})")
             ax.set_xlabel("removed path lengths")
             if j == 0:
-                ax.set_ylabel(PERF_AXIS)
+                ax.set_ylabel(perf_label(df))
         handles, labels = axes[i, -1].get_legend_handles_labels()
         for ax in axes[i]:
             h, lab = ax.get_legend_handles_labels()
@@ -94,8 +129,9 @@ def fig6gi(df: pd.DataFrame, split: int, fraction: float):
     cols = ["split_seed", "train_fraction", "recurrent_layers", "iterations", "readout", "ablation",
             "removed", "n_removed", "n_models", "perf_mean", "perf_sem", "full_n_models", "full_mean",
             "change_pct", "paired_gain_pct", "paired_gain_ci_low_pct", "paired_gain_ci_high_pct",
-            "wilcoxon_p", "worst", "note"]
-    return fig, tab[cols], "; ".join(heads)
+            "p", "wilcoxon_p", "worst", "note"]
+    data = tab[[c for c in cols if c in tab.columns]]
+    return fig, finish_data(data, df, notes), "; ".join(heads) or f"no ablation set with a finite {measure}"
 
 
 def fig_lege(df: pd.DataFrame, split: int, fraction: float):
@@ -112,6 +148,14 @@ def fig_lege(df: pd.DataFrame, split: int, fraction: float):
     tab = tab[tab["kind"].isin(["le", "ge"])]
     if tab.empty:
         raise NoData(f"no le/ge ablations in {where(split, fraction)}")
+    measure = measure_name(df)
+    notes = _ablation_notes(part, tab, "ablation_lege", measure)
+    gone = int(tab["paired_gain_pct"].isna().sum())
+    if gone == len(tab):
+        raise NoFinite(f"{dataset_name(part)}, {where(split, fraction, part)}: no le/ge ablation with a "
+                       f"finite {measure} on both sides of the pair ({join_notes(*notes)})")
+    if gone:
+        notes.append(f"{gone} of {len(tab)} le/ge sets without a paired change (not drawn)")
     style()
     kinds = [k for k in ("le", "ge") if k in set(tab["kind"])]
     modes = modes_in(tab["readout"])
@@ -124,9 +168,14 @@ def fig_lege(df: pd.DataFrame, split: int, fraction: float):
         for j, mode in enumerate(modes):
             ax = axes[i, j]
             ax.axhline(0, color="black", lw=0.8, ls="--")
-            for L, gl in tab[(tab["kind"] == kind) & (tab["readout"] == mode)].groupby("recurrent_layers"):
+            panel = tab[(tab["kind"] == kind) & (tab["readout"] == mode)]
+            if len(panel) and panel["paired_gain_pct"].isna().all():
+                note_panel(ax, f"no pair with a\nfinite {measure}")
+            for L, gl in panel.groupby("recurrent_layers"):
                 for T, s in gl.groupby("iterations"):
-                    s = s.sort_values("k")
+                    s = s[s["paired_gain_pct"].notna()].sort_values("k")
+                    if s.empty:
+                        continue
                     ax.errorbar(s["k"], s["paired_gain_pct"], yerr=s["paired_gain_sem_pct"],
                                 marker="o", ms=3, lw=1, capsize=1.5, color=tcol[int(T)],
                                 ls="-" if int(L) == 1 else ":", label=f"T = {int(T)}")
@@ -136,7 +185,7 @@ def fig_lege(df: pd.DataFrame, split: int, fraction: float):
             if i == len(kinds) - 1:
                 ax.set_xlabel("k (path length)")
             if j == 0:
-                ax.set_ylabel("change vs full\nmulti-path model (%)")
+                ax.set_ylabel(f"{perf_label(df)}:\nchange vs full multi-path model (%)")
     handles = [plt.Line2D([], [], color=tcol[T], marker="o", ms=3, label=f"T = {T}") for T in Ts]
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False,
                title="iterations")
@@ -147,4 +196,4 @@ def fig_lege(df: pd.DataFrame, split: int, fraction: float):
     head = "no paired data" if worst is None else (
         f"largest loss: {worst['readout']} T={int(worst['iterations'])} {worst['ablation']} "
         f"({worst['paired_gain_pct']:+.1f} %)")
-    return fig, tab, head
+    return fig, finish_data(tab, df, notes), head

@@ -1,4 +1,5 @@
-"""Shared figure style, colours, saving and the "no models" placeholder."""
+"""Shared figure style, colours, saving, the "no models" placeholder and the bookkeeping of
+what a figure could not draw (performance NaN, partners missing)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from analysis.load import READOUT_MODES, fraction_label  # noqa: E402
+from analysis.load import (  # noqa: E402
+    READOUT_MODES, fraction_label, metric_of, perf_axis, perf_text,
+)
 from rcpb.checkpoint import atomic_path  # noqa: E402
 
-PERF_AXIS = "performance (CC$_{norm}^2$)"
 LENGTH_AXIS = "average path length (convs)"
 
 # paper fig. 6e-f colours: no-avg blue, early-avg orange, late-avg green, 2-avg red
@@ -25,6 +27,120 @@ _FRACTION_COLORS = ("#7b3294", "#008837", "#e66101", "#0571b0", "#a6611a")
 
 class NoData(Exception):
     """Raised by a figure function when the models it needs are not in the table."""
+
+
+class NoFinite(NoData):
+    """Raised by a figure function when the models are in the table but nothing it would draw
+    is finite (e.g. every ``perf`` is NaN: CC_norm^2 asked for on data without a noise
+    ceiling). The message says what is missing."""
+
+
+def perf_label(df: pd.DataFrame) -> str:
+    """Axis label of the performance measure of a results table, e.g.
+    'performance (CC$_{raw}$, no noise ceiling)' (see analysis.load.perf_axis)."""
+    return perf_axis(metric_of(df))
+
+
+def measure_name(df: pd.DataFrame) -> str:
+    """Plain-text name of the performance measure of a results table, e.g. 'CC_raw'."""
+    return perf_text(metric_of(df))
+
+
+def n_finite(values) -> int:
+    """Number of finite values."""
+    return int(np.isfinite(np.asarray(values, dtype=float)).sum())
+
+
+def num(value, fmt: str = ".4f") -> str:
+    """A number formatted with ``fmt``, or 'n/a' when it is not finite."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return "n/a"
+    return format(v, fmt) if np.isfinite(v) else "n/a"
+
+
+def missing_perf(name: str, rows: pd.DataFrame, measure: str, col: str = "perf") -> str:
+    """'' if every row of ``rows`` has a finite ``col``, else e.g. 'FF: no finite CC_raw
+    (4 models)' or 'recurrent: CC_raw NaN for 3 of 48 models (left out)'."""
+    n = len(rows)
+    k = n_finite(rows[col]) if n else 0
+    if n == 0 or k == n:
+        return ""
+    if k == 0:
+        return f"{name}: no finite {measure} ({n} model{'s' if n != 1 else ''})"
+    return f"{name}: {measure} NaN for {n - k} of {n} models (left out)"
+
+
+def note_panel(ax, text: str, y: float = 0.5, va: str = "center") -> None:
+    """Write ``text`` (what is missing from this panel) across the panel at height ``y`` (axes
+    coordinates)."""
+    if text:
+        ax.text(0.5, y, text, transform=ax.transAxes, ha="center", va=va, fontsize=7,
+                color="#b2182b", wrap=True, zorder=10,
+                bbox={"boxstyle": "round", "fc": "white", "ec": "#b2182b", "alpha": 0.85, "lw": 0.6})
+
+
+def types_text(summ: pd.DataFrame) -> str:
+    """'no-avg T = 4; 2-avg T = 2, 3' for rows with ``readout`` and ``iterations``."""
+    parts = []
+    for mode in modes_in(summ["readout"]):
+        Ts = sorted(int(t) for t in summ.loc[summ["readout"] == mode, "iterations"])
+        parts.append(f"{mode} T = {', '.join(map(str, Ts))}")
+    return "; ".join(parts)
+
+
+def unpaired_note(part: pd.DataFrame, family: str, partner_family: str, what: str) -> str:
+    """'3 recurrent models without their FF partner (left out)', or '' when every model of
+    ``family`` in ``part`` has its partner there."""
+    from analysis.load import select
+
+    rows = select(part, family)
+    ids = set(select(part, partner_family)["config_id"])
+    n = int((~rows["partner_id"].isin(ids)).sum())
+    return f"{n} {family} model{'s' if n != 1 else ''} without their {what} partner (left out)" if n else ""
+
+
+def merged_legend(axes, order=READOUT_MODES, **kw) -> None:
+    """One legend on the last of ``axes`` with every labelled artist of all of them, each label
+    once, labels in ``order`` first (readout modes) then as found; none if nothing is labelled."""
+    handles, labels = [], []
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    rank = {m: i for i, m in enumerate(order)}
+    idx = sorted(range(len(labels)), key=lambda i: rank.get(labels[i], len(rank) + i))
+    if handles:
+        axes[-1].legend([handles[i] for i in idx], [labels[i] for i in idx], loc="center left",
+                        bbox_to_anchor=(1.01, 0.5), frameon=False, **kw)
+
+
+def join_notes(*notes) -> str:
+    """Non-empty notes, deduplicated in order, joined with '; '."""
+    out = []
+    for n in notes:
+        if isinstance(n, str) and n and n not in out:
+            out.append(n)
+    return "; ".join(out)
+
+
+def finish_data(data: pd.DataFrame, df: pd.DataFrame, notes=()) -> pd.DataFrame:
+    """The CSV of a figure: ``data`` with columns ``metric`` (the performance measure of ``df``)
+    and ``note`` (what the figure could not draw, joined to any per-row note already there).
+    Without rows, one row holding the metric and the note, so the CSV still says why."""
+    note = join_notes(*notes)
+    out = data.copy()
+    if out.empty:
+        return pd.DataFrame([{**{c: np.nan for c in out.columns}, "metric": metric_of(df),
+                              "note": note}])
+    out["metric"] = metric_of(df)
+    if "note" in out.columns:
+        out["note"] = [join_notes(n, note) for n in out["note"]]
+    else:
+        out["note"] = note
+    return out
 
 
 def style() -> None:

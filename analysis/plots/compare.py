@@ -2,37 +2,61 @@
 
 Every function takes the whole results table plus the split seed (and training fraction) and
 returns ``(figure, data, headline)``: the matplotlib figure, the numbers drawn (written next to
-the figure as CSV) and a one-line headline. Raises NoData when the needed models are absent.
+the figure as CSV, with the performance measure in ``metric`` and what could not be drawn in
+``note``) and a one-line headline. Models whose performance is NaN are left out and the panel
+says so; raises NoData when the needed models are absent and NoFinite when none of them has a
+finite performance.
+
+Performance is the table's measure (``perf``: CC_norm^2, or CC_raw without a noise ceiling);
+the "best" type of fig. 3d-f and 6a-b is the one with the highest mean *validation*
+performance (``val_perf``), as in table 1, and its test performance is what is shown.
 """
 
 from __future__ import annotations
 
 import math
+import textwrap
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from analysis import stats
-from analysis.load import PERF, fraction_text, select
+from analysis.load import PERF, VAL_PERF, fraction_text, select
 from analysis.plots.common import (
-    FF_COLOR, PERF_AXIS, NoData, dataset_name, fraction_colors, identity_line, mode_color,
-    modes_in, padded_limits, style, where,
+    FF_COLOR, NoData, NoFinite, dataset_name, finish_data, fraction_colors, identity_line,
+    join_notes, measure_name, merged_legend, missing_perf, mode_color, modes_in, n_finite,
+    note_panel, num, padded_limits, perf_label, style, types_text, unpaired_note, where,
 )
 from analysis.tables import seed_averaged_pairs
+
+BEST_LABEL = "best (chosen on validation)"
 
 
 def fig3a(df: pd.DataFrame, split: int):
     """24 panels (rows readout mode, columns T): seed-averaged recurrent vs matched FF models.
 
-    Dots coloured by training fraction; dashed identity line. Data: one row per aggregated
-    pair (split_seed, train_fraction, readout, iterations, recurrent_layers, channels, ...,
-    n_seeds, ff_perf, recurrent_perf).
+    Dots coloured by training fraction; dashed identity line. Pairs with a NaN performance on
+    either side are not drawn and not counted. Data: one row per aggregated pair
+    (split_seed, train_fraction, readout, iterations, recurrent_layers, channels, ...,
+    n_seeds, ff_perf, recurrent_perf, metric, note).
     """
     part = select(df, None, split)
     pr = seed_averaged_pairs(part, "recurrent", "ff")
     if pr.empty:
         raise NoData(f"no recurrent models with a feed-forward partner in split {split}")
+    measure, label = measure_name(df), perf_label(df)
+    x, y = pr[f"ref_{PERF}"].to_numpy(dtype=float), pr[PERF].to_numpy(dtype=float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    notes = [unpaired_note(part, "recurrent", "ff", "FF"),
+             missing_perf("recurrent", select(part, "recurrent"), measure),
+             missing_perf("FF", select(part, "ff"), measure)]
+    if (~ok).any():
+        notes.append(f"{int((~ok).sum())} of {len(pr)} seed-averaged pairs without a finite "
+                     f"{measure} on both sides (not drawn)")
+    if not ok.any():
+        raise NoFinite(f"{dataset_name(part)}, {where(split)}: no recurrent/FF pair with a finite "
+                       f"{measure} ({join_notes(*notes)})")
     style()
     modes = modes_in(pr["readout"])
     Ts = sorted(int(t) for t in pr["iterations"].unique())
@@ -40,21 +64,22 @@ def fig3a(df: pd.DataFrame, split: int):
     fig, axes = plt.subplots(len(modes), len(Ts), figsize=(max(1.75 * len(Ts) + 1.3, 6.5),
                                                            1.75 * len(modes) + 1.6),
                              sharex=True, sharey=True, squeeze=False)
-    lo, hi = padded_limits(pr[PERF], pr[f"ref_{PERF}"])
-    gains = []
+    lo, hi = padded_limits(x[ok], y[ok])
+    fin = pr[ok]
     for i, mode in enumerate(modes):
         for j, T in enumerate(Ts):
             ax = axes[i, j]
-            cell = pr[(pr["readout"] == mode) & (pr["iterations"] == T)]
+            cell = fin[(fin["readout"] == mode) & (fin["iterations"] == T)]
             for frac, c in cell.groupby("train_fraction"):
                 ax.scatter(c[f"ref_{PERF}"], c[PERF], s=9, alpha=0.75, color=colors[frac],
                            edgecolors="none", rasterized=True)
             identity_line(ax, lo, hi)
             if len(cell):
                 win = float((cell[PERF] > cell[f"ref_{PERF}"]).mean())
-                gains.append(win)
                 ax.text(0.04, 0.96, f"{100 * win:.0f} % above", transform=ax.transAxes,
                         ha="left", va="top", fontsize=7, color="#444444")
+            elif ((pr["readout"] == mode) & (pr["iterations"] == T)).any():
+                note_panel(ax, f"no pair with\nfinite {measure}")
             if i == 0:
                 ax.set_title(f"T = {T}")
             if j == 0:
@@ -63,13 +88,15 @@ def fig3a(df: pd.DataFrame, split: int):
             ax.locator_params(nbins=4)
     handles = [plt.Line2D([], [], ls="", marker="o", color=colors[f],
                           label=fraction_text(f, select(part, None, None, f))) for f in sorted(colors)]
-    n_per = pr.groupby(["train_fraction", "readout", "iterations"]).size()
+    n_per = fin.groupby(["train_fraction", "readout", "iterations"]).size()
     fig.legend(handles=handles, title=f"training data (up to {int(n_per.max())} pairs per panel and fraction)",
                loc="upper center", ncol=len(handles), bbox_to_anchor=(0.5, 1.0), frameon=False)
-    fig.supxlabel(f"feed-forward model {PERF_AXIS}")
-    fig.supylabel(f"recurrent model {PERF_AXIS}")
-    overall = float((pr[PERF] > pr[f"ref_{PERF}"]).mean())
-    headline = f"recurrent above matched FF in {100 * overall:.0f} % of {len(pr)} seed-averaged pairs"
+    fig.supxlabel(f"feed-forward model {label}")
+    fig.supylabel(f"recurrent model {label}")
+    overall = float((fin[PERF] > fin[f"ref_{PERF}"]).mean())
+    headline = f"recurrent above matched FF in {100 * overall:.0f} % of {len(fin)} seed-averaged pairs"
+    if (~ok).any():
+        headline += f" ({int((~ok).sum())} pairs with NaN {measure} left out)"
     fig.suptitle(f"{dataset_name(part)}, {where(split)}: recurrent vs size-matched FF models "
                  f"(seeds averaged)\n{headline}", y=1.06)
     fig.tight_layout(rect=(0, 0, 1, 0.95))
@@ -77,95 +104,176 @@ def fig3a(df: pd.DataFrame, split: int):
     keep = [c for c in ["split_seed", "train_fraction", "readout", "iterations", "recurrent_layers",
                         "channels", "act", "first_block_order", "loss", "n_seeds", "ff_perf",
                         "recurrent_perf"] if c in data.columns]
-    return fig, data[keep], headline
+    return fig, finish_data(data[keep], df, notes), headline
 
 
 def type_summary(rec: pd.DataFrame) -> pd.DataFrame:
-    """Mean, s.e.m. and n of performance and average path length per (readout, iterations)."""
+    """Per (readout, iterations), in readout-mode order then T: n_models (with a finite test
+    performance), mean and s.e.m. of the test performance, mean validation performance
+    (``val_perf_mean``, the selection criterion) and mean average path length. NaN values are
+    left out of each mean; a type whose models are all NaN has a NaN mean."""
     rows = []
     for (mode, T), c in rec.groupby(["readout", "iterations"]):
         rows.append({"readout": mode, "iterations": int(T), "n_models": int(c[PERF].notna().sum()),
                      "perf_mean": c[PERF].mean(), "perf_sem": stats.sem(c[PERF]),
+                     "val_perf_mean": c[VAL_PERF].mean() if VAL_PERF in c.columns else math.nan,
                      "avg_path_length": c["avg_path_length"].mean()})
-    return pd.DataFrame(rows, columns=["readout", "iterations", "n_models", "perf_mean", "perf_sem",
-                                       "avg_path_length"])
+    out = pd.DataFrame(rows, columns=["readout", "iterations", "n_models", "perf_mean", "perf_sem",
+                                      "val_perf_mean", "avg_path_length"])
+    if out.empty:
+        return out
+    order = {m: i for i, m in enumerate(modes_in(out["readout"]))}
+    return (out.assign(_o=out["readout"].map(order)).sort_values(["_o", "iterations"])
+            .drop(columns="_o").reset_index(drop=True))
 
 
 def _ff_summary(ff: pd.DataFrame) -> dict:
     return {"readout": "ff", "iterations": np.nan, "n_models": int(ff[PERF].notna().sum()),
             "perf_mean": ff[PERF].mean() if len(ff) else math.nan, "perf_sem": stats.sem(ff[PERF]),
+            "val_perf_mean": ff[VAL_PERF].mean() if len(ff) and VAL_PERF in ff.columns else math.nan,
             "avg_path_length": ff["avg_path_length"].mean() if len(ff) else math.nan}
 
 
-def perf_vs_T_panel(ax, rec: pd.DataFrame, ff: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+def best_type(summ: pd.DataFrame) -> pd.Series | None:
+    """The type (row of type_summary) with the highest mean validation performance; None when
+    no type has one. Ties: the first in readout-mode order, then T. Never chosen on test data."""
+    c = summ[summ["val_perf_mean"].notna()]
+    return None if c.empty else c.loc[c["val_perf_mean"].idxmax()]
+
+
+def perf_vs_T_panel(ax, rec: pd.DataFrame, ff: pd.DataFrame, df: pd.DataFrame,
+                    ff_name: str = "FF", ff_label: str | None = None,
+                    ) -> tuple[pd.DataFrame, str, list[str], bool]:
     """Draw performance vs T per readout mode (s.e.m. bars) and the FF mean with its s.e.m. band.
 
-    Returns the drawn numbers (one row per type plus one "ff" row) and a headline with the best
-    type and its gain over the FF average.
+    ``df`` is the whole table (for the measure's name); ``ff_name`` names the FF models in notes
+    and ``ff_label`` is the legend label of the FF line (default: name, ± s.e.m. and n). NaN
+    performances are left out; types
+    or an FF line with nothing finite are not drawn, and the panel says so. The best type is
+    chosen on validation performance (best_type) and circled.
+
+    Returns the drawn numbers (one row per type, in mode order, with ``best`` marking the type
+    chosen on validation, plus one "ff" row), the headline (the best type's test performance and
+    its gain over the FF average), the notes on what is missing and whether anything was drawn.
     """
+    measure, label = measure_name(df), perf_label(df)
     summ = type_summary(rec)
     ffs = _ff_summary(ff)
+    notes = [missing_perf("recurrent", rec, measure)]
+    gone = summ[summ["perf_mean"].isna()]
+    if len(gone) and len(gone) < len(summ):
+        notes.append(f"types without a finite {measure}: {types_text(gone)}")
+    if not len(ff):
+        notes.append(f"no {ff_name} models")
+    else:
+        notes.append(missing_perf(ff_name, ff, measure))
     Ts = sorted(summ["iterations"].unique())
     step = float(np.min(np.diff(Ts))) if len(Ts) > 1 else 1.0
-    offsets = np.linspace(-0.12, 0.12, max(len(modes_in(summ["readout"])), 1)) * step
-    for k, mode in enumerate(modes_in(summ["readout"])):
-        s = summ[summ["readout"] == mode].sort_values("iterations")
-        ax.errorbar(s["iterations"] + offsets[k], s["perf_mean"], yerr=s["perf_sem"], marker="o",
+    modes = modes_in(summ["readout"])
+    offsets = dict(zip(modes, np.linspace(-0.12, 0.12, max(len(modes), 1)) * step))
+    drawn = False
+    for mode in modes:
+        s = summ[(summ["readout"] == mode) & summ["perf_mean"].notna()].sort_values("iterations")
+        if s.empty:
+            continue
+        ax.errorbar(s["iterations"] + offsets[mode], s["perf_mean"], yerr=s["perf_sem"], marker="o",
                     ms=3.5, lw=1.2, capsize=2, color=mode_color(mode), label=mode)
+        drawn = True
     if ffs["n_models"]:
         m, e = ffs["perf_mean"], ffs["perf_sem"]
-        ax.axhline(m, color=FF_COLOR, lw=1.4, label=f"FF ± s.e.m. (n = {ffs['n_models']})")
+        ax.axhline(m, color=FF_COLOR, lw=1.4,
+                   label=ff_label or f"{ff_name} ± s.e.m. (n = {ffs['n_models']})")
         if np.isfinite(e):
             ax.axhspan(m - e, m + e, color=FF_COLOR, alpha=0.12, lw=0)
+        drawn = True
     ax.set_xticks(Ts)
     if Ts:
         ax.set_xlim(Ts[0] - 0.5 * step, Ts[-1] + 0.5 * step)
     ax.set_xlabel("number of iterations T")
-    ax.set_ylabel(PERF_AXIS)
-    headline = "no recurrent models"
-    if len(summ):
-        best = summ.loc[summ["perf_mean"].idxmax()]
-        headline = f"best {best['readout']}, T = {int(best['iterations'])}: {best['perf_mean']:.4f}"
-        if ffs["n_models"] and ffs["perf_mean"] > 0:
-            headline += f" ({100 * (best['perf_mean'] / ffs['perf_mean'] - 1):+.2f} % vs FF {ffs['perf_mean']:.4f})"
-    data = pd.concat([summ, pd.DataFrame([ffs])], ignore_index=True)
-    return data, headline
+    ax.set_ylabel(label)
+    summ["best"] = False
+    best = best_type(summ)
+    if not len(summ):
+        headline = "no recurrent models"
+    elif best is None:
+        headline = f"no best type marked: no validation {measure}"
+        notes.append(headline)
+    else:
+        summ.loc[best.name, "best"] = True
+        mode, T = best["readout"], int(best["iterations"])
+        headline = f"{BEST_LABEL}: {mode}, T = {T}: test {num(best['perf_mean'])}"
+        if np.isfinite(best["perf_mean"]):
+            ax.scatter([T + offsets[mode]], [best["perf_mean"]], s=110, facecolors="none",
+                       edgecolors="black", lw=1.1, zorder=5, label=BEST_LABEL)
+            if ffs["n_models"] and ffs["perf_mean"] > 0:
+                headline += (f" ({100 * (best['perf_mean'] / ffs['perf_mean'] - 1):+.2f} % vs "
+                             f"{ff_name} {ffs['perf_mean']:.4f})")
+    notes = [n for n in notes if n]
+    note_panel(ax, "\n".join(notes), y=0.5 if not drawn else 0.03, va="center" if not drawn else "bottom")
+    data = pd.concat([summ, pd.DataFrame([{**ffs, "best": False}])], ignore_index=True)
+    return data, headline, notes, drawn
+
+
+def _wrap(text: str, width: int = 58) -> str:
+    """A headline broken into lines for a panel title."""
+    return textwrap.fill(text, width, break_long_words=False)
 
 
 def fig3d(df: pd.DataFrame, split: int, fraction: float):
-    """Performance vs T per readout mode (all recurrent models), FF average as a line (fig. 3d-f)."""
+    """Performance vs T per readout mode (all recurrent models), FF average as a line (fig. 3d-f).
+
+    The best type (highest mean validation performance) is circled; the headline gives its test
+    performance and gain over the FF average.
+    """
     part = select(df, None, split, fraction)
     rec, ff = select(part, "recurrent"), select(part, "ff")
     if rec.empty:
         raise NoData(f"no recurrent models in {where(split, fraction)}")
     style()
     fig, ax = plt.subplots(figsize=(5.2, 3.6))
-    data, headline = perf_vs_T_panel(ax, rec, ff)
-    ax.set_title(f"{dataset_name(part)}, {where(split, fraction, part)}\n{headline}")
-    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False, title="readout mode")
+    data, headline, notes, drawn = perf_vs_T_panel(ax, rec, ff, df)
+    if not drawn:
+        plt.close(fig)
+        raise NoFinite(f"{dataset_name(part)}, {where(split, fraction, part)}: nothing to draw "
+                       f"({join_notes(*notes)})")
+    ax.set_title(f"{dataset_name(part)}, {where(split, fraction, part)}\n{_wrap(headline)}")
+    merged_legend([ax], title="readout mode")
     fig.tight_layout()
-    return fig, data.assign(recurrent_layers="all"), headline
+    return fig, finish_data(data.assign(recurrent_layers="all"), df, notes), headline
 
 
 def fig6ab(df: pd.DataFrame, split: int, fraction: float):
     """Performance vs T per readout mode, one panel per number of recurrent layers (fig. 6a-b).
 
-    The FF line of a panel is the size-matched FF (2 * layers + 1 blocks).
+    The FF line of a panel is the size-matched FF (2 * layers + 1 blocks); the best type of a
+    panel is chosen on validation performance and circled.
     """
     part = select(df, None, split, fraction)
     rec, ff = select(part, "recurrent"), select(part, "ff")
     if rec.empty:
         raise NoData(f"no recurrent models in {where(split, fraction)}")
-    style()
     layers = sorted(int(x) for x in rec["recurrent_layers"].dropna().unique())
+    if not layers:
+        raise NoData(f"no recurrent models with a number of recurrent layers in {where(split, fraction)}")
+    style()
     fig, axes = plt.subplots(1, len(layers), figsize=(4.4 * len(layers) + 1.2, 3.6), squeeze=False)
-    datas, heads = [], []
+    datas, heads, notes, any_drawn = [], [], [], False
     for ax, L in zip(axes[0], layers):
-        d, h = perf_vs_T_panel(ax, rec[rec["recurrent_layers"] == L], ff[ff["blocks"] == 2 * L + 1])
-        ax.set_title(f"{L} recurrent layer{'s' if L > 1 else ''} (FF: {2 * L + 1} blocks)\n{h}")
+        f = ff[ff["blocks"] == 2 * L + 1]
+        d, h, n, drawn = perf_vs_T_panel(ax, rec[rec["recurrent_layers"] == L], f, df,
+                                         ff_name=f"FF ({2 * L + 1} blocks)",
+                                         ff_label="size-matched FF ± s.e.m.")
+        any_drawn |= drawn
+        ax.set_title(f"{L} recurrent layer{'s' if L > 1 else ''} (FF: {2 * L + 1} blocks, "
+                     f"n = {n_finite(f[PERF])})\n{_wrap(h)}")
         datas.append(d.assign(recurrent_layers=L))
         heads.append(f"{L} layer(s): {h}")
-    axes[0, -1].legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False, title="readout mode")
+        notes += [f"{L} layer(s): {x}" for x in n]
+    if not any_drawn:
+        plt.close(fig)
+        raise NoFinite(f"{dataset_name(part)}, {where(split, fraction, part)}: nothing to draw "
+                       f"({join_notes(*notes)})")
+    merged_legend(list(axes[0]), title="readout mode")
     fig.suptitle(f"{dataset_name(part)}, {where(split, fraction, part)}")
     fig.tight_layout()
-    return fig, pd.concat(datas, ignore_index=True), "; ".join(heads)
+    return fig, finish_data(pd.concat(datas, ignore_index=True), df, notes), "; ".join(heads)
