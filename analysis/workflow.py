@@ -176,6 +176,11 @@ def _p(v) -> str:
     return "n/a" if not math.isfinite(v) else (f"{v:.2g}" if v >= 1e-4 else f"{v:.1e}")
 
 
+def _perf(v) -> str:
+    v = _num(v)
+    return "n/a" if not math.isfinite(v) else f"{v:.4f}"
+
+
 def _diff(v) -> str:
     v = _num(v)
     return "n/a" if not math.isfinite(v) else f"{v:+.4f}"
@@ -209,9 +214,9 @@ def answer_lines(t1_records: list[dict], measure: str = "CC_norm^2") -> list[str
         lines.append(
             f"{where}: recurrent vs size-matched feed-forward ({measure}), best cell "
             f"{r['best_readout']}, T = {int(_num(r['best_iterations']))} ({chosen}, of "
-            f"{int(_num(r['n_cells']))} cells): test {_num(r['best_perf_mean']):.4f} vs FF "
-            f"{_num(r['ff_mean']):.4f}; {comparison_text(r)}. Mean over all "
-            f"{int(_num(r['n_cells']))} cells: {_num(r['cells_mean']):.4f}; {comparison_text(r, 'all_')}."
+            f"{int(_num(r['n_cells']))} cells): test {_perf(r['best_perf_mean'])} vs FF "
+            f"{_perf(r['ff_mean'])}; {comparison_text(r)}. Mean over all "
+            f"{int(_num(r['n_cells']))} cells: {_perf(r['cells_mean'])}; {comparison_text(r, 'all_')}."
         )
     return lines
 
@@ -242,14 +247,14 @@ def headlines(tables: dict) -> dict:
             best = g.loc[g["val_mean"].idxmax()]
             out[f"fig3d/split{int(s)}/frac{fraction_label(f)}"] = (
                 f"best on validation: {best['readout']}, T = {int(best['iterations'])}: test "
-                f"{_num(best['perf_mean']):.4f} vs FF {_num(best['ff_mean']):.4f}; "
+                f"{_perf(best['perf_mean'])} vs FF {_perf(best['ff_mean'])}; "
                 f"{comparison_text(best.to_dict())}")
     mp = tables.get("multipath_vs_recurrent")
     if mp is not None and len(mp):
         for r in mp[mp["readout"] == "all"].to_dict("records"):
             key = f"fig4cd/split{int(r['split_seed'])}/frac{fraction_label(r['train_fraction'])}"
-            out[key] = (f"r(performance) = {_num(r['pearson_r_perf']):.3f}, r(path length) = "
-                        f"{_num(r['pearson_r_length']):.3f}; multi-path vs recurrent: "
+            out[key] = (f"r(performance) = {_perf(r['pearson_r_perf'])}, r(path length) = "
+                        f"{_perf(r['pearson_r_length'])}; multi-path vs recurrent: "
                         f"{comparison_text(r)}")
     for name, fig in (("ablation_rm", "fig6gi"), ("ablation_lege", "lege")):
         ab = tables.get(name)
@@ -292,15 +297,16 @@ def results_headlines(df) -> dict:
             types = types[types[VAL_PERF].notna()]
             if len(types):
                 (mode, T), best = types[VAL_PERF].idxmax(), types.loc[types[VAL_PERF].idxmax()]
-                best_parts.append(f"{int(L)} layer(s): {mode}, T = {int(T)} (test {best[PERF]:.4f})")
+                best_parts.append(f"{int(L)} layer(s): {mode}, T = {int(T)} (test {_perf(best[PERF])})")
             summ = type_summary(sub)
             ex = choose_examples(summ)
             if len(ex):
                 ex_parts.append(f"{int(L)} layer(s): " + ", ".join(
                     f"{r.readout} T={int(r.iterations)} (length {r.avg_path_length:.2f}, "
-                    f"perf {r.perf_mean:.3f})" for r in ex.itertuples()))
+                    f"perf {_perf(r.perf_mean)})" for r in ex.itertuples()))
             r, n = stats.pearson(summ["avg_path_length"], summ["perf_mean"])
-            r_parts.append(f"{int(L)} layer(s): r(length, performance) = {r:.2f} over {n} types")
+            r_text = f"{r:.2f}" if math.isfinite(r) else "n/a"
+            r_parts.append(f"{int(L)} layer(s): r(length, performance) = {r_text} over {n} types")
         if best_parts:
             out[f"fig6ab/{key}"] = "best type on validation: " + "; ".join(best_parts)
         if ex_parts:
