@@ -13,6 +13,14 @@ A model folder (``results/{dataset}/{family}/{config_id}/``, written by ``rcpb t
   ``responses``), ``test_cc_norm2`` (NaN for a neuron without a defined noise ceiling),
   ``test_cc_raw``.
 
+Aliases (:mod:`rcpb.grid`): an ablation name that keeps the same path lengths as another
+training (an rm set, another le/ge name, or every length: the unablated multi-path model) is not
+trained. Given the dataset's aliases (``aliases.json``, written by the workflow), each gets a
+row that copies its training's row (metrics, path statistics: the same allowed lengths give the
+same model) with the alias's own ``config_id``, ``family``, ``ablation``, ``allowed_lengths`` and
+``partner_id``, and the last column ``trained_as`` = the config id of that training (empty for
+trained models); its neuron rows are copied the same way.
+
 Every table and figure is derived from these tables, never from training logs.
 """
 
@@ -32,15 +40,17 @@ CONFIG_COLUMNS = [
     "input_size", "n_neurons",
 ]
 METRIC_COLUMNS = [
-    "test_cc_norm2", "test_cc_raw", "test_cc_raw2", "test_loss", "test_n_excluded",
-    "val_cc_norm2", "val_loss", "n_params", "n_conv_params", "n_train", "wall_time_s",
-    "best_step", "avg_path_length", "path_entropy",
+    "test_cc_norm2", "test_cc_raw", "test_cc_raw2", "test_frac_negative_cc_raw", "test_loss",
+    "test_n_excluded", "val_cc_norm2", "val_cc_raw", "val_cc_raw2", "val_frac_negative_cc_raw",
+    "val_loss", "val_n_excluded", "split_source", "ceiling_stimuli", "n_params",
+    "n_conv_params", "n_train", "wall_time_s", "best_step", "avg_path_length", "path_entropy",
 ]
 NEURON_COLUMNS = ["config_id", "neuron", "test_cc_norm2", "test_cc_raw"]
 # integer columns that are empty for some models (pandas nullable integers, not floats)
 OPTIONAL_INT_COLUMNS = ["split_seed", "channels", "model_seed", "blocks", "recurrent_layers",
                         "iterations", "crop", "downsample", "input_size", "n_neurons",
-                        "test_n_excluded", "n_params", "n_conv_params", "n_train", "best_step"]
+                        "test_n_excluded", "val_n_excluded", "n_params", "n_conv_params",
+                        "n_train", "best_step"]
 
 
 def _number(value) -> float:
@@ -61,11 +71,21 @@ def _read_json(path: Path) -> dict:
 
 
 def read_model(folder: str | Path) -> tuple[dict, list[dict]]:
-    """One model folder -> (results row, per-neuron rows)."""
+    """One model folder -> (results row, per-neuron rows).
+
+    A ``metrics.json`` without ``test.ceiling_stimuli`` was written before the noise ceiling
+    described the target actually used (rcpb.metrics): its cc_norm2 is on another scale, so it
+    is an error naming the folder rather than a row mixed into the tables.
+    """
     folder = Path(folder)
     config = _read_json(folder / "config.json")
     metrics = _read_json(folder / "metrics.json")
     paths = _read_json(folder / "paths.json")
+    if "ceiling_stimuli" not in (metrics.get("test") or {}):
+        raise RcpbError(
+            f"{folder / 'metrics.json'} was written by an earlier rcpb whose noise ceiling took "
+            "the first K trials of all stimuli (cc_norm2 on another scale than today's); delete "
+            f"{folder} (and any other such folder) and rerun the workflow to retrain it.")
 
     row = {key: config.get(key) for key in CONFIG_COLUMNS}
     if not row["config_id"]:
@@ -81,10 +101,18 @@ def read_model(folder: str | Path) -> tuple[dict, list[dict]]:
         "test_cc_norm2": _number(test.get("cc_norm2")),
         "test_cc_raw": _number(test.get("cc_raw")),
         "test_cc_raw2": _number(test.get("cc_raw2")),
+        "test_frac_negative_cc_raw": _number(test.get("frac_negative_cc_raw")),
         "test_loss": _number(test.get("loss")),
         "test_n_excluded": test.get("n_excluded"),
         "val_cc_norm2": _number(val.get("cc_norm2")),
+        "val_cc_raw": _number(val.get("cc_raw")),
+        "val_cc_raw2": _number(val.get("cc_raw2")),
+        "val_frac_negative_cc_raw": _number(val.get("frac_negative_cc_raw")),
         "val_loss": _number(val.get("loss")),
+        "val_n_excluded": val.get("n_excluded"),
+        # empty for models trained before these were recorded
+        "split_source": metrics.get("split_source"),
+        "ceiling_stimuli": test.get("ceiling_stimuli"),
         "n_params": metrics.get("n_params"),
         "n_conv_params": metrics.get("n_conv_params"),
         "n_train": metrics.get("n_train"),
@@ -103,8 +131,12 @@ def read_model(folder: str | Path) -> tuple[dict, list[dict]]:
     return row, neurons
 
 
-def collect(folders) -> tuple:
-    """Model folders -> (results DataFrame, neurons DataFrame); columns as in the module doc."""
+def collect(folders, aliases=None) -> tuple:
+    """Model folders -> (results DataFrame, neurons DataFrame); columns as in the module doc.
+
+    ``aliases``: list of alias dicts (:func:`read_aliases`); each adds rows copied from the model
+    it is trained as (:func:`add_aliases`).
+    """
     import pandas as pd
 
     rows, neuron_rows = [], []
@@ -118,7 +150,71 @@ def collect(folders) -> tuple:
     results = pd.DataFrame(rows, columns=CONFIG_COLUMNS + METRIC_COLUMNS + path_columns)
     results = results.astype({c: "Int64" for c in OPTIONAL_INT_COLUMNS})
     neurons = pd.DataFrame(neuron_rows, columns=NEURON_COLUMNS)
+    return add_aliases(results, neurons, aliases or [])
+
+
+ALIAS_FIELDS = ("config_id", "family", "ablation", "allowed_lengths", "partner_id", "trained_as")
+
+
+def add_aliases(results, neurons, aliases: list[dict]) -> tuple:
+    """Append one results row (and the neuron rows) per alias, copied from its training.
+
+    results, neurons: tables of :func:`collect`; aliases: dicts with at least
+    :data:`ALIAS_FIELDS`. The copy gets the alias's ``config_id``, ``family``, ``ablation``,
+    ``allowed_lengths`` (``"1,2"``) and ``partner_id``, and ``trained_as`` (a column appended to
+    the results table, empty for trained models). An alias whose id is among the models
+    (trained before it became an alias) keeps that model's own row.
+    """
+    import pandas as pd
+
+    results = results.assign(trained_as=None)
+    if not aliases:
+        return results, neurons
+    position = {cid: i for i, cid in enumerate(results["config_id"])}
+    aliases = [a for a in aliases if a["config_id"] not in position]
+    missing = sorted({a["trained_as"] for a in aliases} - set(position))
+    if missing:
+        raise RcpbError(f"{len(missing)} model(s) that aliases are trained as are not among the "
+                        f"model folders, e.g. {missing[0]}; aggregate every training of the "
+                        f"dataset (the workflow's models.txt), or leave out --aliases.")
+    copies = results.iloc[[position[a["trained_as"]] for a in aliases]].copy()
+    copies["config_id"] = [a["config_id"] for a in aliases]
+    copies["family"] = [a["family"] for a in aliases]
+    copies["ablation"] = [a["ablation"] for a in aliases]
+    copies["allowed_lengths"] = [",".join(str(int(d)) for d in a["allowed_lengths"] or [])
+                                 for a in aliases]
+    copies["partner_id"] = [a["partner_id"] for a in aliases]
+    copies["trained_as"] = [a["trained_as"] for a in aliases]
+    results = pd.concat([results, copies], ignore_index=True)
+
+    # neuron rows: each trained model's rows once per alias trained as it
+    pairs = pd.DataFrame({"config_id": [a["trained_as"] for a in aliases],
+                          "_alias": [a["config_id"] for a in aliases]})
+    extra = neurons.merge(pairs, on="config_id")
+    extra["config_id"] = extra.pop("_alias")
+    neurons = pd.concat([neurons, extra[list(neurons.columns)]], ignore_index=True)
     return results, neurons
+
+
+def read_aliases(path: str | Path) -> list[dict]:
+    """The aliases of a dataset from ``path`` (a JSON list of alias dicts, rcpb.grid)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            aliases = json.load(f)
+    except OSError as exc:
+        raise RcpbError(f"cannot read the aliases file {path}: {exc.strerror}.") from None
+    except json.JSONDecodeError as exc:
+        raise RcpbError(f"{path} is not valid JSON ({exc}); rerun the workflow to rewrite "
+                        f"it.") from None
+    if not isinstance(aliases, list) or not all(isinstance(a, dict) for a in aliases):
+        raise RcpbError(f"{path}: expected a JSON list of aliases (objects with "
+                        f"{', '.join(ALIAS_FIELDS)}).")
+    for alias in aliases:
+        lacking = [k for k in ALIAS_FIELDS if k not in alias]
+        if lacking:
+            raise RcpbError(f"{path}: alias {alias.get('config_id', '?')} has no "
+                            f"{', '.join(lacking)}; rerun the workflow to rewrite the file.")
+    return aliases
 
 
 def read_folder_list(path: str | Path) -> list[str]:
@@ -130,9 +226,11 @@ def read_folder_list(path: str | Path) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def write_tables(folders, results_csv: str | Path, neurons_csv: str | Path) -> tuple[int, int]:
-    """Collect ``folders`` and write both CSV files atomically; returns (models, neuron rows)."""
-    results, neurons = collect(folders)
+def write_tables(folders, results_csv: str | Path, neurons_csv: str | Path,
+                 aliases=None) -> tuple[int, int]:
+    """Collect ``folders`` (and ``aliases``, see :func:`collect`) and write both CSV files
+    atomically; returns (results rows, neuron rows)."""
+    results, neurons = collect(folders, aliases)
     for table, path in ((results, results_csv), (neurons, neurons_csv)):
         with atomic_path(path) as tmp:
             table.to_csv(tmp, index=False)

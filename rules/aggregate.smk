@@ -2,22 +2,26 @@
 
 
 rule aggregate:
-    """results.csv (one row per model) and neurons.csv (one row per model and neuron)."""
+    """results.csv (one row per model and per alias) and neurons.csv (one row per model and
+    neuron). An alias is an ablation name that is not trained because another training keeps the
+    same path lengths (rcpb.grid); its rows copy that training's, with trained_as naming it."""
     input:
         metrics_files,
     output:
         results="results/{dataset}/results.csv",
         neurons="results/{dataset}/neurons.csv",
         models="results/{dataset}/models.txt",
+        aliases="results/{dataset}/aliases.json",
+    params:
+        aliases=aliases_digest,
     log:
         "results/logs/aggregate/{dataset}.log",
     wildcard_constraints:
         dataset=_regex(DATASETS),
     run:
-        # the list of model folders goes through a file: it is too long for a command line
-        with open(output.models, "w") as f:
-            f.writelines(os.path.dirname(m) + "\n" for m in input)
+        # the model folders and the aliases go through files: too long for a command line
+        write_aggregation_lists(input, output.models, output.aliases, wildcards.dataset)
         shell(
-            "rcpb aggregate --models {output.models} --results {output.results} "
-            "--neurons {output.neurons} > {log} 2>&1"
+            "rcpb aggregate --models {output.models} --aliases {output.aliases} "
+            "--results {output.results} --neurons {output.neurons} > {log} 2>&1"
         )

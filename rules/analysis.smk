@@ -74,7 +74,10 @@ def figure_log(name, per_fraction=True):
 
 def summary_tables(wildcards):
     """The tables whose headlines go into results/{dataset}/summary.json."""
-    names = report_tables_for(config, wildcards.dataset, CONFIGS.get(wildcards.dataset))
+    configs = CONFIGS.get(wildcards.dataset)
+    if configs is not None:  # trainings and aliases (rules/common.smk)
+        configs = configs + globals().get("ALIASES", {}).get(wildcards.dataset, [])
+    names = report_tables_for(config, wildcards.dataset, configs)
     return [f"results/{wildcards.dataset}/tables/{t}.csv" for t in names]
 
 

@@ -31,10 +31,10 @@ def _validate_config():
         raise
 
 
-def _expand_grids():
-    """Dataset name -> list of training configurations (rcpb.grid)."""
+def _expand_grids(aliases=None):
+    """Dataset name -> list of training configurations (rcpb.grid); fills ``aliases``."""
     try:
-        return rcpb_grid.expand(config)
+        return rcpb_grid.expand(config, aliases=aliases)
     except RcpbError as exc:
         raise WorkflowError(f"config: {exc}") from None
 
@@ -45,7 +45,10 @@ def _expand_grids():
 gc.disable()
 
 _validate_config()
-CONFIGS = _expand_grids()
+# dataset -> ablation names that are not trained because another training keeps the same path
+# lengths (rcpb.grid; each with `trained_as`); the aggregation gives each a row of results.csv
+ALIASES = {}
+CONFIGS = _expand_grids(ALIASES)
 DATASETS = list(CONFIGS)
 
 
@@ -57,7 +60,9 @@ def _grid_summary():
         for cfg in cfgs:
             per_family[cfg["family"]] = per_family.get(cfg["family"], 0) + 1
         parts = ", ".join(f"{family} {n:,}" for family, n in per_family.items())
-        lines.append(f"rcpb grid: {name}: {len(cfgs):,} trainings ({parts})")
+        shared = len(ALIASES.get(name, []))
+        extra = (f"; {shared:,} ablation name(s) share another's training" if shared else "")
+        lines.append(f"rcpb grid: {name}: {len(cfgs):,} trainings ({parts}){extra}")
     return "\n".join(lines)
 
 
@@ -77,7 +82,8 @@ def _check_dataset_files():
     """Validate every provided dataset file that exists; return {name: path} of missing ones.
 
     A bad file stops the workflow here, before any job, with rcpb's message (file, field, fix).
-    The losses of the dataset's grid decide whether negative responses are an error.
+    The losses of the dataset's grid decide whether negative responses are an error; a stored
+    split with more than one split_seed (or split settings that do not fit the file) too.
     """
     missing = {}
     for name, ds in config["datasets"].items():
@@ -89,6 +95,7 @@ def _check_dataset_files():
             continue
         if not workflow.is_main_process:
             continue  # checked once, by the process that schedules the jobs
+        from rcpb.data.prepare import check_split_seeds
         from rcpb.data.preprocess import preprocess_images
         from rcpb.data.validate import load_dataset
 
@@ -97,6 +104,9 @@ def _check_dataset_files():
             data = load_dataset(path, loss=loss)
             pre = config["datasets"][name]["preprocess"]
             size = preprocess_images(data.images[:1], pre["crop"], pre["downsample"]).shape[-1]
+            # a stored split is the same for every split_seed: more than one is an error
+            check_split_seeds(data, pre, (c["split_seed"] for c in CONFIGS[name]),
+                              source=path, name=name)
         except RcpbError as exc:
             raise WorkflowError(f"datasets.{name}: {exc}") from None
         if size < 9:
@@ -141,13 +151,41 @@ def metrics_files(wildcards):
     return [f"{model_dir(cfg)}/metrics.json" for cfg in CONFIGS[wildcards.dataset]]
 
 
+def aliases_digest(wildcards):
+    """Digest of a dataset's aliases, a param of the aggregation: a changed set reruns it also
+    when the trainings stay the same (le/ge names added that keep the lengths of trained
+    models)."""
+    import hashlib
+
+    text = "".join(f"{a['config_id']} {a['trained_as']}\n" for a in ALIASES[wildcards.dataset])
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def write_aggregation_lists(metrics, models_txt, aliases_json, dataset):
+    """Files the aggregation reads, being too long for a command line: the model folders of the
+    ``metrics`` files, one per line, and the dataset's aliases (JSON list)."""
+    import json
+
+    with open(models_txt, "w") as f:
+        f.writelines(os.path.dirname(m) + "\n" for m in metrics)
+    with open(aliases_json, "w") as f:
+        json.dump(ALIASES[dataset], f, sort_keys=True)
+
+
 def all_targets(wildcards):
-    """Default target: per dataset the results tables and every table, figure and summary."""
+    """Default target: per dataset the results tables and every table, figure and summary, and
+    the report's front page (rules/report.smk)."""
     targets = []
     for name in DATASETS:
         targets += [f"results/{name}/{t}" for t in ("results.csv", "neurons.csv", "dataset_summary.txt")]
-        targets += list(analysis_outputs(config, name, CONFIGS.get(name)))
-    return targets
+        targets += list(analysis_outputs(config, name, analysed_configs(name)))
+    return targets + [FRONT_PAGE]
+
+
+def analysed_configs(dataset):
+    """Every configuration the analysis of a dataset reports: the trainings and the aliases (an
+    ablation name whose training is another's still gets its rows, tables and figures)."""
+    return CONFIGS.get(dataset, []) + ALIASES.get(dataset, [])
 
 
 # ----------------------------------------------------------------------------- training

@@ -49,18 +49,32 @@ def small_config(**common):
 # ----------------------------------------------------------------------------- paper counts
 
 
+# SPEC 8 names 6,912 le/ge ablations: 128 variants (4 readouts x 2 channels x 16) x 54 names
+# (le1..leT, ge1..geT for T = 2..7). Per variant 18 names keep the lengths of another training:
+# at T = 7 (lengths 1..7, where the rm grid removes 1, 2 or 3 adjacent lengths) le4, le5, le6 =
+# rm5-7, rm6-7, rm7; ge2, ge3, ge4 = rm1, rm1-2, rm1-3; le7 = ge1 = every length; at T = 2..6
+# only leT = ge1 = every length (the rm grid has T = 7 only). 128 x 36 = 4,608 trained,
+# 128 x 18 = 2,304 aliases.
+PAPER_LEGE = {"trained": 4608, "aliases": 2304}
+
+
 def test_paper_ns2250_counts_match_spec(paper_ns):
     # SPEC 8: 288 FF, 6,912 recurrent, 6,912 multi-path, 2,304 rm and 6,912 le/ge ablations
+    # (of which 2,304 are trained as another configuration)
     assert counts_by_family(paper_ns) == {"ff": 288, "recurrent": 6912, "multipath": 6912,
-                                          "ablation_rm": 2304, "ablation_lege": 6912}
+                                          "ablation_rm": 2304,
+                                          "ablation_lege": PAPER_LEGE["trained"]}
     assert not any(c.get("added_as_partner") for c in paper_ns)
+    aliases = grid.expand_aliases(grid.load_config(ROOT / "configs" / "paper_ns2250.yaml"))
+    assert counts_by_family(aliases["ns2250"]) == {"ablation_lege": PAPER_LEGE["aliases"]}
+    assert PAPER_LEGE["trained"] + PAPER_LEGE["aliases"] == 6912
 
 
 def test_paper_imagenet8k_counts_match_spec(paper_imagenet):
     # SPEC 8 main grid (split 0); appendix H: FF and recurrent, 100 % data, on split 1
     assert counts_by_family(paper_imagenet, split_seed=0) == {
         "ff": 480, "recurrent": 11520, "multipath": 6912, "ablation_rm": 2304,
-        "ablation_lege": 6912}
+        "ablation_lege": PAPER_LEGE["trained"]}
     assert counts_by_family(paper_imagenet, split_seed=1) == {"ff": 160, "recurrent": 3840}
     split1 = [c for c in paper_imagenet if c["split_seed"] == 1]
     assert {c["train_fraction"] for c in split1} == {1.0}
@@ -78,7 +92,9 @@ def test_paper_grid_axes(paper_ns, paper_imagenet):
     assert {"rm1", "rm7", "rm1-2", "rm6-7", "rm1-3", "rm5-7"} <= {c["ablation"] for c in rm}
     lege = [c for c in paper_ns if c["family"] == "ablation_lege"]
     t3 = {c["ablation"] for c in lege if c["iterations"] == 3}
-    assert t3 == {"le1", "le2", "le3", "ge1", "ge2", "ge3"}
+    assert t3 == {"le1", "le2", "ge2", "ge3"}  # le3 and ge1 keep every length: aliases
+    t7 = {c["ablation"] for c in lege if c["iterations"] == 7}
+    assert t7 == {"le1", "le2", "le3", "ge5", "ge6", "ge7"}
     # every configuration carries the paper's training budget
     assert {c["train"]["max_steps"] for c in paper_ns} == {40000}
     assert {c["train"]["eval_every"] for c in paper_ns} == {50}
@@ -204,6 +220,129 @@ def test_ablation_allowed_lengths():
     rm = {c["ablation"]: c["allowed_lengths"] for c in grid.expand(cfg)["d"]
           if c["family"] == "ablation_rm"}
     assert rm == {"rm1-2": [3, 4], "rm2-3": [1, 4], "rm3-4": [1, 2], "rm1,3": [2, 4]}
+
+
+# ----------------------------------------------------------------------------- aliases
+
+
+def t4_config(**families):
+    """small_config with 1 layer, T = 4 (lengths 1..4), 2-avg, and the given ablation entries."""
+    cfg = small_config()
+    cfg["grids"]["g"]["recurrent"] = {"recurrent_layers": [1], "iterations": [4],
+                                      "readout": ["2-avg"]}
+    del cfg["grids"]["g"]["ff"]
+    for family, entry in families.items():
+        cfg["grids"]["g"][family] = dict(entry)
+    grid.validate_config(cfg)
+    return cfg
+
+
+def by_name(configs, family):
+    return {c["ablation"]: c for c in configs if c["family"] == family}
+
+
+def test_t4_aliases_hand_worked():
+    """T = 4, rm of 1 or 2 adjacent lengths plus le/ge: le2 = rm3-4, le3 = rm4, ge2 = rm1,
+    ge3 = rm1-2; le4 = ge1 = every length = the multi-path partner; le1, ge4 are trained."""
+    aliases = {}
+    configs = grid.expand(t4_config(ablation_rm={"remove_adjacent": [1, 2]},
+                                    ablation_lege={}), aliases=aliases)["d"]
+    rm = by_name(configs, "ablation_rm")
+    assert sorted(rm) == sorted(["rm1", "rm2", "rm3", "rm4", "rm1-2", "rm2-3", "rm3-4"])
+    assert sorted(by_name(configs, "ablation_lege")) == ["ge4", "le1"]
+    (mp,) = [c for c in configs if c["family"] == "multipath"]
+    shared = by_name(aliases["d"], "ablation_lege")
+    assert {name: a["trained_as"] for name, a in shared.items()} == {
+        "le2": rm["rm3-4"]["config_id"], "le3": rm["rm4"]["config_id"],
+        "ge2": rm["rm1"]["config_id"], "ge3": rm["rm1-2"]["config_id"],
+        "le4": mp["config_id"], "ge1": mp["config_id"]}
+    assert shared["le2"]["allowed_lengths"] == [1, 2]
+    assert shared["le4"]["allowed_lengths"] == [1, 2, 3, 4]
+    ids = {c["config_id"] for c in configs}
+    for alias in shared.values():
+        # the id it would have had as a training, never one of the trainings
+        assert alias["config_id"] == grid.config_id(
+            {k: v for k, v in alias.items() if k != "trained_as"})
+        assert alias["config_id"] not in ids
+        assert alias["partner_id"] == mp["config_id"]
+        assert alias["family"] == "ablation_lege"
+    assert len(aliases["d"]) == 6
+
+
+def test_le_ge_alone_only_full_sets_are_aliases():
+    """Without rm sets the le/ge names are distinct, except le4 = ge1 = the partner, which is
+    added to the multi-path family when the grid does not list it."""
+    aliases = grid.expand_aliases(t4_config(ablation_lege={}))["d"]
+    configs = grid.expand(t4_config(ablation_lege={}))["d"]
+    assert sorted(by_name(configs, "ablation_lege")) == sorted(
+        ["le1", "le2", "le3", "ge2", "ge3", "ge4"])
+    (mp,) = [c for c in configs if c["family"] == "multipath"]
+    assert mp.get("added_as_partner")
+    assert {a["ablation"]: a["trained_as"] for a in aliases} == {"le4": mp["config_id"],
+                                                                 "ge1": mp["config_id"]}
+
+
+def test_rm_family_keeps_its_trainings_whatever_the_grid_order():
+    """Two grids, le/ge in the first, rm in the second: rm3-4 is still the one trained."""
+    cfg = t4_config()
+    cfg["grids"]["h"] = copy.deepcopy(cfg["grids"]["g"])
+    cfg["grids"]["g"]["ablation_lege"] = {}
+    cfg["grids"]["h"]["ablation_rm"] = {"remove_adjacent": [2]}
+    cfg["datasets"]["d"]["grid"] = ["g", "h"]
+    aliases = {}
+    configs = grid.expand(cfg, aliases=aliases)["d"]
+    rm = by_name(configs, "ablation_rm")
+    assert sorted(rm) == ["rm1-2", "rm2-3", "rm3-4"]
+    shared = {a["ablation"]: a["trained_as"] for a in aliases["d"]}
+    assert shared["le2"] == rm["rm3-4"]["config_id"]
+    assert shared["ge3"] == rm["rm1-2"]["config_id"]
+    assert "le1" in by_name(configs, "ablation_lege")
+
+
+def test_rm_names_of_the_same_set_are_trained_once():
+    """rm1,2 (listed under sets) removes what rm1-2 (remove_adjacent) removes."""
+    aliases = {}
+    configs = grid.expand(t4_config(ablation_rm={"remove_adjacent": [2], "sets": ["rm1,2"]}),
+                          aliases=aliases)["d"]
+    rm = by_name(configs, "ablation_rm")
+    assert sorted(rm) == ["rm1-2", "rm2-3", "rm3-4"]
+    assert [(a["ablation"], a["trained_as"]) for a in aliases["d"]] == [
+        ("rm1,2", rm["rm1-2"]["config_id"])]
+
+
+def test_aliases_need_every_other_field_equal():
+    """le2 of another model seed or readout is not rm3-4 of seed 0: each is trained."""
+    configs = grid.expand(t4_config(ablation_rm={"sets": ["rm3-4"], "model_seed": [0]},
+                                    ablation_lege={"model_seed": [0, 1]}))["d"]
+    le2 = [c for c in configs if c["ablation"] == "le2"]
+    assert [c["model_seed"] for c in le2] == [1]
+
+
+def test_example_config_training_counts_by_hand():
+    """config.yaml, sim_recurrent: 8 FF (2 sizes x 2 fractions x 2 seeds), 64 recurrent
+    (2 layers x 2 T x 4 readouts x 2 fractions x 2 seeds), 8 multi-path (1 layer x 2 T x
+    2 readouts x 2 seeds), 7 rm (T = 4: rm1..rm4 and rm1-2, rm2-3, rm3-4) and of the 8 le/ge
+    names only le1 and ge4 (the other 6 as in test_t4_aliases_hand_worked): 89 trainings,
+    95 before aliases. sim_feedforward: 2 FF + 8 recurrent."""
+    aliases = {}
+    expanded = grid.expand(grid.load_config(ROOT / "config.yaml"), aliases=aliases)
+    assert counts_by_family(expanded["sim_recurrent"]) == {
+        "ff": 8, "recurrent": 64, "multipath": 8, "ablation_rm": 7, "ablation_lege": 2}
+    assert len(expanded["sim_recurrent"]) == 89
+    assert len(expanded["sim_recurrent"]) + len(aliases["sim_recurrent"]) == 95
+    assert counts_by_family(aliases["sim_recurrent"]) == {"ablation_lege": 6}
+    assert len(expanded["sim_feedforward"]) == 10 and aliases["sim_feedforward"] == []
+
+
+def test_grid_command_counts_aliases(capsys):
+    from rcpb.cli import main
+
+    assert main(["grid", str(ROOT / "config.yaml")]) == 0
+    out = capsys.readouterr().out
+    row = next(line.split() for line in out.splitlines()
+               if line.startswith("sim_recurrent") and "ablation_lege" in line)
+    assert row[2:] == ["0", "2", "0", "6"]  # split seed, trainings, added, aliases
+    assert "aliases" in out
 
 
 # ----------------------------------------------------------------------------- errors

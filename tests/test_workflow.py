@@ -1,7 +1,9 @@
 """End to end: Snakemake simulates a tiny dataset, trains every family and aggregates.
 
-A handful of models (1 feed-forward, 2 recurrent, 2 multi-path, 2 rm- and 4 le/ge-ablations)
-on 160 stimuli with a budget of 10 steps. Checks one results row per configuration of the grid
+A handful of models (1 feed-forward, 2 recurrent, 2 multi-path and 2 rm-ablations) on 160
+stimuli with a budget of 10 steps. The 4 le/ge names (T = 2) keep the lengths of rm2 (le1), rm1
+(ge2) or all of them (le2, ge1: the multi-path model), so they are not trained (aliases) but get
+results rows copied from those trainings. Checks one results row per configuration and alias
 with finite metrics and the right partners, that an unchanged rerun does nothing, and that a
 new seed schedules exactly the new trainings.
 """
@@ -54,10 +56,15 @@ def snakemake(workdir, cfg, *args):
     return result.stdout + result.stderr
 
 
-def expected(cfg):
+def expected(cfg, aliases=None):
+    """config_id -> training configuration; ``aliases`` (a dict) gets config_id -> alias."""
     cfg = copy.deepcopy(cfg)
     grid.validate_config(cfg)
-    return {c["config_id"]: c for c in grid.expand(cfg)["tiny"]}
+    shared = {}
+    configs = {c["config_id"]: c for c in grid.expand(cfg, aliases=shared)["tiny"]}
+    if aliases is not None:
+        aliases.update({a["config_id"]: a for a in shared["tiny"]})
+    return configs
 
 
 def planned_trainings(output):
@@ -78,12 +85,15 @@ def finished_run(tmp_path_factory):
 
 
 def test_one_row_per_configuration_with_finite_metrics(finished_run):
-    configs = expected(CONFIG)
-    assert len(configs) == 11
+    aliases = {}
+    configs = expected(CONFIG, aliases)
+    assert len(configs) == 7 and len(aliases) == 4
     results = pd.read_csv(finished_run / "results" / "tiny" / "results.csv")
-    assert sorted(results["config_id"]) == sorted(configs)
+    assert sorted(results["config_id"]) == sorted([*configs, *aliases])
     for row in results.itertuples():
-        cfg = configs[row.config_id]
+        cfg = configs.get(row.config_id) or aliases[row.config_id]
+        assert (row.trained_as if isinstance(row.trained_as, str) else None) == cfg.get(
+            "trained_as")
         assert row.family == cfg["family"]
         assert (row.partner_id if isinstance(row.partner_id, str) else None) == cfg["partner_id"]
         for column in ("test_cc_norm2", "test_cc_raw", "test_loss", "val_loss",
@@ -93,12 +103,19 @@ def test_one_row_per_configuration_with_finite_metrics(finished_run):
     ablated = results[results["family"] == "ablation_rm"].set_index("ablation")
     assert ablated.loc["rm1", "allowed_lengths"] == "2"
     assert ablated.loc["rm1", "avg_path_length"] == pytest.approx(2.0)  # only length-2 paths
+    # ge2 keeps length 2 only, as rm1 does: rm1's row under ge2's name
+    lege = results[results["family"] == "ablation_lege"].set_index("ablation")
+    assert sorted(lege.index) == ["ge1", "ge2", "le1", "le2"]
+    assert lege.loc["ge2", "trained_as"] == ablated.loc["rm1", "config_id"]
+    assert lege.loc["ge2", "test_cc_norm2"] == ablated.loc["rm1", "test_cc_norm2"]
+    assert lege.loc["ge2", "allowed_lengths"] == "2"
+    assert lege.loc["le2", "trained_as"] == lege.loc["le2", "partner_id"]  # the full model
     ff = results[results["family"] == "ff"].iloc[0]
     assert ff["avg_path_length"] == pytest.approx(2.0)  # 3 blocks: 2 convs after CPB1
 
     neurons = pd.read_csv(finished_run / "results" / "tiny" / "neurons.csv")
     assert len(neurons) == 11 * 6
-    assert set(neurons["config_id"]) == set(configs)
+    assert set(neurons["config_id"]) == set(configs) | set(aliases)
 
 
 def test_unchanged_rerun_does_nothing(finished_run):
@@ -113,7 +130,7 @@ def test_new_seed_schedules_exactly_the_new_trainings(finished_run):
     cfg = copy.deepcopy(CONFIG)
     cfg["grids"]["g"]["common"]["model_seed"] = [0, 1]
     new = set(expected(cfg)) - set(expected(CONFIG))
-    assert len(new) == 11
+    assert len(new) == 7
     out = snakemake(finished_run, cfg, "-n")
     assert planned_trainings(out) == len(new)
     for config_id in new:

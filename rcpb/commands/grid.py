@@ -6,12 +6,16 @@
 
 The config is checked against ``schemas/config.schema.yaml`` and expanded by :mod:`rcpb.grid`,
 exactly as the workflow does. Partners that a family needs but its grid does not list are added
-(and counted as ``added``).
+(and counted as ``added``). Ablation names that keep the same path lengths as another training
+(an rm set, another le/ge name, or every length: the unablated multi-path model) are not trained;
+they are counted as ``aliases`` (``--show`` prints one with ``trained_as``, the id that stands
+for it; ``--list`` lists trainings only).
 """
 
 from __future__ import annotations
 
 import json
+import sys
 
 
 def register(subparsers) -> None:
@@ -36,16 +40,19 @@ def run(args) -> int:
     from rcpb.errors import RcpbError
 
     config = grid.load_config(args.config)
-    expanded = grid.expand(config)
+    aliases: dict = {}
+    expanded = grid.expand(config, aliases=aliases)
     if args.dataset is not None:
         if args.dataset not in expanded:
             raise RcpbError(f"--dataset {args.dataset}: not in {args.config} (datasets: "
                             f"{', '.join(expanded)}).")
         expanded = {args.dataset: expanded[args.dataset]}
+        aliases = {args.dataset: aliases[args.dataset]}
     if args.family is not None:
         if args.family not in grid.FAMILIES:
             raise RcpbError(f"--family {args.family}: use one of {', '.join(grid.FAMILIES)}.")
         expanded = {k: [c for c in v if c["family"] == args.family] for k, v in expanded.items()}
+        aliases = {k: [a for a in v if a["family"] == args.family] for k, v in aliases.items()}
 
     if args.show:
         for configs in expanded.values():
@@ -53,12 +60,19 @@ def run(args) -> int:
                 if cfg["config_id"] == args.show:
                     print(json.dumps(grid.training_config(cfg), indent=2, sort_keys=True))
                     return 0
+        for shared in aliases.values():
+            for alias in shared:
+                if alias["config_id"] == args.show:
+                    print(f"{args.show} is not trained: {alias['trained_as']} keeps the same "
+                          f"path lengths and stands for it (trained_as).", file=sys.stderr)
+                    print(json.dumps(alias, indent=2, sort_keys=True))
+                    return 0
         raise RcpbError(f"--show {args.show}: no configuration with this id in {args.config}.")
     if args.list:
         _print("\n".join(f"{name}/{cfg['family']}/{cfg['config_id']}"
                          for name, configs in expanded.items() for cfg in configs))
         return 0
-    _print(format_counts(expanded))
+    _print(format_counts(expanded, aliases))
     return 0
 
 
@@ -74,21 +88,37 @@ def _print(text: str) -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
-def format_counts(expanded: dict) -> str:
-    """Table of trainings per dataset, family and split seed, with totals."""
+def format_counts(expanded: dict, aliases: dict | None = None) -> str:
+    """Table of trainings per dataset, family and split seed, with totals.
+
+    ``aliases`` (dataset -> aliases, :func:`rcpb.grid.expand`): per row, the ablation names that
+    are not trained because another training keeps the same path lengths.
+    """
     from rcpb import grid
 
-    lines = [f"{'dataset':<16} {'family':<14} {'split_seed':>10} {'trainings':>10} {'added':>7}"]
-    total = 0
+    aliases = aliases or {}
+    lines = [f"{'dataset':<16} {'family':<14} {'split_seed':>10} {'trainings':>10} {'added':>7}"
+             f" {'aliases':>8}"]
+    total = total_aliases = 0
+    order = {f: i for i, f in enumerate(grid.FAMILIES)}
     for name, configs in expanded.items():
         counts = grid.count(configs)
-        order = {f: i for i, f in enumerate(grid.FAMILIES)}
+        shared = grid.count_aliases(aliases.get(name) or [])
+        for key in shared:  # a family whose every name is an alias has no training
+            counts.setdefault(key, {"total": 0, "added": 0})
         for (family, split), n in sorted(counts.items(), key=lambda kv: (order[kv[0][0]], kv[0][1])):
             lines.append(f"{name:<16} {family:<14} {split:>10} {n['total']:>10,} "
-                         f"{n['added']:>7,}")
-        lines.append(f"{name:<16} {'all':<14} {'':>10} {len(configs):>10,}")
+                         f"{n['added']:>7,} {shared.get((family, split), 0):>8,}")
+        n_aliases = len(aliases.get(name) or [])
+        lines.append(f"{name:<16} {'all':<14} {'':>10} {len(configs):>10,} {'':>7} "
+                     f"{n_aliases:>8,}")
         total += len(configs)
+        total_aliases += n_aliases
     if len(expanded) > 1:
-        lines.append(f"{'all':<16} {'all':<14} {'':>10} {total:>10,}")
+        lines.append(f"{'all':<16} {'all':<14} {'':>10} {total:>10,} {'':>7} "
+                     f"{total_aliases:>8,}")
     lines.append("(added: partners a family needs that its grid does not list)")
+    lines.append("(aliases: ablation names not trained because they keep the same path lengths "
+                 "as another training:\n an rm set, another le/ge name, or every length = the "
+                 "unablated multi-path model; results.csv copies its row)")
     return "\n".join(lines)
