@@ -41,7 +41,7 @@ MIN_PAIRS = 6
 
 def too_few_note(n: int) -> str:
     """The note printed instead of an interval and a p-value."""
-    return f"n = {n}: too few pairs for a CI (fewer than {MIN_PAIRS})"
+    return f"n = {n}: too few pairs for a CI, at least {MIN_PAIRS} needed"
 
 
 def sem(x) -> float:

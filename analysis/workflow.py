@@ -321,9 +321,11 @@ def dataset_description(config: dict, dataset: str) -> str:
     sim = ds.get("simulate")
     if isinstance(sim, dict):
         circuit = sim.get("circuit", "recurrent")
-        truth = {"recurrent": "ground truth with lateral recurrence: recurrent models should win",
-                 "feedforward": "feed-forward control: recurrent models should hold no advantage"}
-        return f"simulated, {circuit} circuit ({truth.get(circuit, 'known ground truth')})"
+        truth = {"recurrent": "a ground truth with lateral recurrence, where recurrent models "
+                              "should win",
+                 "feedforward": "a feed-forward control, where recurrent models should hold no "
+                                "advantage"}
+        return f"simulated {circuit} circuit: {truth.get(circuit, 'a known ground truth')}"
     return f"recordings from {ds['file']}" if ds.get("file") else ""
 
 

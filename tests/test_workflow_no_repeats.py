@@ -5,6 +5,7 @@ table and figure measuring performance as CC_raw and saying so, and the report o
 answer (generated from the summaries).
 """
 
+import copy
 import json
 import subprocess
 import sys
@@ -16,22 +17,15 @@ import pandas as pd
 import pytest
 import yaml
 
+from test_workflow import CONFIG as TINY
+
 ROOT = Path(__file__).resolve().parents[1]
-CONFIG = {
-    "threads": 1,
-    "training": {"batch_size": 32, "phases": 1, "eval_every": 5, "patience": 2, "max_steps": 10},
-    "datasets": {"means": {
-        "file": "means.h5",
-        "preprocess": {"crop": 36, "downsample": 2},
-        "grid": "g",
-    }},
-    "grids": {"g": {
-        "common": {"train_fraction": [1.0], "channels": [4], "act": ["relu"],
-                   "first_block_order": ["bn_act"], "loss": ["mse"], "model_seed": [0]},
-        "ff": {"blocks": [3]},
-        "recurrent": {"recurrent_layers": [1], "iterations": [2], "readout": ["no-avg", "2-avg"]},
-    }},
-}
+# test_workflow's tiny grid without the multi-path families, on a file of trial means
+CONFIG = copy.deepcopy(TINY)
+CONFIG["datasets"] = {"means": {"file": "means.h5", "preprocess": {"crop": 36, "downsample": 2},
+                                "grid": "g"}}
+CONFIG["grids"]["g"] = {k: v for k, v in CONFIG["grids"]["g"].items()
+                        if k in ("common", "ff", "recurrent")}
 
 
 def _write_trial_means(path: Path, n: int = 160, neurons: int = 5) -> None:
