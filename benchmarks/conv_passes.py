@@ -2,7 +2,7 @@
 
 Records every convolution pass of one training step of each model of ``train_step.py`` (the
 forward convolutions, and in the backward pass the input and weight gradients; PyTorch's or
-rcpb's kernels, see rcpb/models/conv3x3.py), then times each
+rcpb's kernels, see rcpb/accel/conv3x3.py), then times each
 distinct pass on its own (same shapes, strides and options; median over ``--repeats`` runs) and
 prints, per model:
 
@@ -29,7 +29,7 @@ import time
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from rcpb.models import conv3x3  # noqa: F401  (registers the torch.ops.rcpb.conv3x3_* ops)
+from rcpb.accel import conv3x3  # noqa: F401  (registers the torch.ops.rcpb.conv3x3_* ops)
 from train_step import selected_configs, start, step_time, training_step
 
 _CONV = torch.ops.aten.convolution.default

@@ -9,12 +9,15 @@ rate (torch.mm of 2048 x 2048 matrices, same thread count).
 FLOPs are counted analytically for convolutions and the readout FC only: forward = 2 x MACs,
 one training step = 3 x forward (forward, input gradient, weight gradient), except CPB1's conv:
 2 x forward (its input gradient is not needed and not computed, see
-rcpb.models.blocks.input_conv). BN, activations, pooling and the optimizer are not counted
+rcpb.accel.input_bn). BN, activations, pooling and the optimizer are not counted
 (they are memory-bound). These are the FLOPs of the direct convolution: from 16 channels the
-3x3 convs run by Winograd's F(2x2, 3x3) (rcpb/models/conv3x3.py), which does 2.25 times
+3x3 convs run by Winograd's F(2x2, 3x3) (rcpb/accel/conv3x3.py), which does 2.25 times
 fewer multiply-adds, so GFLOP/s can exceed the matmul rate.
 
-Usage: python benchmarks/train_step.py [--threads 2] [--batch 256] [--repeats 7]
+The models are accelerated as training accelerates them (rcpb.accel.accelerate); with
+--reference they run as built (stock PyTorch modules).
+
+Usage: python benchmarks/train_step.py [--threads 2] [--batch 256] [--repeats 7] [--reference]
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import time
 import torch
 
 from rcpb.models import build
-from rcpb.models import kernels
+from rcpb.accel import accelerate, kernels
 from rcpb.optim import Adam
 from rcpb.models.readout import pooled_size
 
@@ -72,10 +75,12 @@ def matmul_gflops(threads: int, size: int = 2048, repeats: int = 5) -> float:
     return 2 * size ** 3 / statistics.median(times) / 1e9
 
 
-def training_step(config: dict, batch: int):
+def training_step(config: dict, batch: int, reference: bool = False):
     """A function running one training step (forward, backward, Adam step) of the model of
-    ``config`` on a fixed random batch of ``batch`` images."""
+    ``config`` on a fixed random batch of ``batch`` images (accelerated unless ``reference``)."""
     model = build(config)
+    if not reference:
+        accelerate(model, "cpu")
     model.train()
     optimizer = Adam(model.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(0)
@@ -91,9 +96,10 @@ def training_step(config: dict, batch: int):
     return step
 
 
-def step_time(config: dict, batch: int, warmup: int, repeats: int) -> tuple[float, float]:
+def step_time(config: dict, batch: int, warmup: int, repeats: int,
+              reference: bool = False) -> tuple[float, float]:
     """Median wall time and median process CPU time of one training step, in seconds."""
-    step = training_step(config, batch)
+    step = training_step(config, batch, reference)
     times, cpu = [], []
     for i in range(warmup + repeats):
         t0, c0 = time.perf_counter(), time.process_time()
@@ -130,6 +136,8 @@ def parse_arguments(doc: str) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--only", default=None, help="run only models whose name contains this")
+    parser.add_argument("--reference", action="store_true",
+                        help="stock PyTorch models (no rcpb.accel.accelerate)")
     return parser.parse_args()
 
 
@@ -153,15 +161,16 @@ def start(doc: str) -> tuple[argparse.Namespace, float]:
 
 def main() -> None:
     args, peak = start(__doc__)
-    print("BN (+ ReLU), pooling, 3x3 convs (>= 16 channels): "
-          + ("C kernels (rcpb/models/kernels.c)" if kernels.available() else
-             "PyTorch ops (no C compiler, or RCPB_NATIVE=0)"))
+    print("models: reference (stock PyTorch)" if args.reference else
+          "models: accelerated; BN, pooling, 3x3 convs (>= 16 channels): "
+          + ("C kernels (rcpb/accel/kernels.c)" if kernels.available() else
+             "PyTorch ops (no C compiler or OpenMP, or RCPB_NATIVE=0)"))
     header = (f"{'model':<28} {'step ms':>9} {'CPU ms':>8} {'GFLOP/step':>11} {'GFLOP/s':>8} "
               f"{'% of mm':>8}")
     print(header)
     print("-" * len(header))
     for name, config in selected_configs(args):
-        t, cpu = step_time(config, args.batch, args.warmup, args.repeats)
+        t, cpu = step_time(config, args.batch, args.warmup, args.repeats, args.reference)
         step_macs = 3 * forward_macs(config) - first_conv_macs(config)   # no CPB1 input grad
         gflop = 2 * step_macs * args.batch / 1e9
         print(f"{name:<28} {t * 1e3:9.1f} {cpu * 1e3:8.1f} {gflop:11.2f} {gflop / t:8.1f} "

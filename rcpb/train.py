@@ -42,6 +42,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rcpb.accel import accelerate
 from rcpb.errors import RcpbError
 from rcpb.optim import Adam
 
@@ -219,6 +220,7 @@ def train(
     device = torch.device(config.get("device") or "cpu")
 
     model.to(device)
+    accelerate(model, device)    # CPU speed-ups, same function (rcpb/accel, docs/performance.md)
     x_train, y_train = _tensor(data.x_train, device), _tensor(data.y_train, device)
     x_val, y_val = _tensor(data.x_val, device), _tensor(data.y_val, device)
     n_train = x_train.shape[0]

@@ -6,9 +6,24 @@ import pytest
 import torch
 from torch import nn
 
-from rcpb.models import build, conv3x3, kernels
-from rcpb.models.conv3x3 import (Conv3x3, conv3x3_forward, conv3x3_input_grad,
-                                 conv3x3_weight_grad)
+from rcpb.accel import accelerate, conv3x3, kernels
+from rcpb.accel.conv3x3 import (Conv3x3, conv3x3_forward, conv3x3_input_grad,
+                                conv3x3_weight_grad)
+from rcpb.accel.input_bn import FoldedInputConv
+from rcpb.models import build
+
+
+@pytest.fixture
+def require_kernels():
+    """Skip without a C compiler; with one, fail if rcpb/accel/kernels.c did not build."""
+    import os
+    import shutil
+
+    from rcpb.accel import kernels
+
+    if shutil.which(os.environ.get("CC", "cc")) is None:
+        pytest.skip("no C compiler: the kernels are not built here")
+    assert kernels.available(), "a C compiler is present but kernels.c did not build"
 
 CL = torch.channels_last
 
@@ -183,9 +198,9 @@ def test_conv3x3_without_grad_and_without_a_compiler(monkeypatch):
                                rtol=0, atol=0)
 
 
-def test_models_build_every_3x3_conv_as_conv3x3():
-    """FF blocks, RCPB convs and multi-path convs; CPB1's 9x9 conv stays nn.Conv2d. Parameter
-    names are those of nn.Conv2d (checkpoints load unchanged)."""
+def test_accelerate_makes_every_3x3_conv_a_conv3x3():
+    """FF blocks, RCPB convs and multi-path convs; CPB1's 9x9 conv is folded with BN_in.
+    Parameter names are those of nn.Conv2d (checkpoints load unchanged)."""
     base = dict(channels=16, act="relu", first_block_order="bn_act", input_size=15,
                 n_neurons=2, model_seed=0)
     for config in (dict(base, arch="ff", blocks=3),
@@ -194,8 +209,13 @@ def test_models_build_every_3x3_conv_as_conv3x3():
                    dict(base, arch="multipath", recurrent_layers=1, iterations=2,
                         readout="no-avg")):
         model = build(config)
+        keys = list(model.state_dict())
         convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
-        assert [type(m) for m in convs] == [nn.Conv2d] + [Conv3x3] * (len(convs) - 1)
+        assert [type(m) for m in convs] == [nn.Conv2d] * len(convs)   # the reference
+        accelerate(model, "cpu")
+        convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+        assert [type(m) for m in convs] == [FoldedInputConv] + [Conv3x3] * (len(convs) - 1)
+        assert list(model.state_dict()) == keys
         if config["arch"] == "recurrent":
             assert {"rcpbs.0.ff.weight", "rcpbs.0.lat.weight",
                     "rcpbs.1.ff.weight"} <= set(model.state_dict())

@@ -256,9 +256,11 @@ def test_bad_config_raises(change, field):
         build(config(**change))
 
 
-def test_pool_gradient_matches_autograd_of_avg_pool():
+def test_accelerated_pool_gradient_matches_autograd_of_avg_pool():
+    from rcpb.accel import accelerate
+
     h = torch.randn(2, 3, 7, 7, dtype=torch.float64, requires_grad=True)
-    model = build(config())
+    model = accelerate(build(config()), "cpu")
     torch.autograd.gradcheck(model.readout.pool, (h,))
     h_last = h.detach().contiguous(memory_format=torch.channels_last).requires_grad_()
     g = torch.randn(2, 3, 3, 3, dtype=torch.float64)

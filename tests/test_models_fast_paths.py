@@ -1,4 +1,5 @@
-"""Faster formulations inside the models against the plain PyTorch modules they replace."""
+"""The pieces of rcpb.accel (fold of BN_in, BN kernels, pooling) against the plain PyTorch
+modules they replace. Whole accelerated models: tests/test_accel.py."""
 
 import copy
 
@@ -6,7 +7,28 @@ import pytest
 import torch
 from torch import nn
 
-from rcpb.models.blocks import CPB, batch_norm, input_conv
+from rcpb.accel import accelerate
+from rcpb.accel.input_bn import fold
+from rcpb.models.blocks import CPB, batch_norm
+
+
+@pytest.fixture
+def require_kernels():
+    """Skip without a C compiler; with one, fail if rcpb/accel/kernels.c did not build."""
+    import os
+    import shutil
+
+    from rcpb.accel import kernels
+
+    if shutil.which(os.environ.get("CC", "cc")) is None:
+        pytest.skip("no C compiler: the kernels are not built here")
+    assert kernels.available(), "a C compiler is present but kernels.c did not build"
+
+
+def input_conv(bn_in, conv, x):
+    """``conv(bn_in(x))`` with the two modules folded (rcpb.accel.input_bn)."""
+    fold(bn_in, conv)
+    return conv(bn_in(x))
 
 
 def _input_modules(channels=5, seed=0):
@@ -70,23 +92,26 @@ def test_input_conv_skips_the_input_gradient():
 
 
 @pytest.mark.parametrize("order", ["bn_act", "act_bn"])
-def test_cpb_from_raw_input_equals_cpb_of_bn_in(order):
+def test_folded_cpb1_equals_cpb_of_bn_in(order):
     torch.manual_seed(0)
     bn = batch_norm(1).double()
     cpb = CPB(1, 3, 9, padding=0, act="softplus", order=order).double()
     bn_ref, cpb_ref = copy.deepcopy(bn), copy.deepcopy(cpb)
     x = torch.randn(4, 1, 11, 11, dtype=torch.float64)
-    torch.testing.assert_close(cpb.from_raw_input(bn, x), cpb_ref(bn_ref(x)),
-                               rtol=0, atol=1e-10)
+    assert fold(bn, cpb.conv)
+    torch.testing.assert_close(cpb(bn(x)), cpb_ref(bn_ref(x)), rtol=0, atol=1e-10)
+    assert list(cpb.state_dict()) == list(cpb_ref.state_dict())
 
 
-def test_keep_freed_memory_is_idempotent_and_on_after_build():
+def test_keep_freed_memory_is_idempotent_and_on_after_accelerate():
     import sys
 
-    from rcpb.models import build, memory
+    from rcpb.accel import memory
+    from rcpb.models import build
 
-    build(dict(arch="ff", blocks=3, channels=2, act="relu", first_block_order="bn_act",
-               input_size=11, n_neurons=2, model_seed=0))
+    accelerate(build(dict(arch="ff", blocks=3, channels=2, act="relu",
+                          first_block_order="bn_act", input_size=11, n_neurons=2,
+                          model_seed=0)), "cpu")
     if sys.platform.startswith("linux"):
         # glibc on the machines we run on; other C libraries report False and change nothing
         assert memory.keep_freed_memory() is memory._done
@@ -95,13 +120,13 @@ def test_keep_freed_memory_is_idempotent_and_on_after_build():
 
 @pytest.mark.parametrize("channels", [3, 8, 16])
 def test_batch_norm_equals_torch_batch_norm_and_restores_threads(channels):
-    from rcpb.models.blocks import BatchNorm2d
+    from rcpb.accel.batch_norm import BatchNorm2d
 
     threads = torch.get_num_threads()
     torch.set_num_threads(2)   # the one-thread backward is used only when several threads run
     try:
         gen = torch.Generator().manual_seed(3)
-        ours = batch_norm(channels).double()
+        ours = BatchNorm2d(channels, eps=1e-3, momentum=0.1).double()
         assert isinstance(ours, BatchNorm2d) and isinstance(ours, nn.BatchNorm2d)
         ref = nn.BatchNorm2d(channels, eps=ours.eps, momentum=ours.momentum).double()
         with torch.no_grad():
@@ -135,7 +160,7 @@ def _bn_relu_case(dtype, batch, channels, side, mode, relu=True):
     """relu(bn(u)) (``relu=False``: bn(u)) with mode "modules" (nn.BatchNorm2d + ReLU), "torch"
     (bn_relu's PyTorch formulation) or "kernels" (its C kernels): outputs, gradients and BN
     state after two training steps, all as float64."""
-    from rcpb.models.bn_relu import bn_relu
+    from rcpb.accel.bn_relu import bn_relu
 
     gen = torch.Generator().manual_seed(channels + side)
     u = 3.0 + 2.0 * torch.randn(batch, channels, side, side, generator=gen, dtype=torch.float64)
@@ -198,7 +223,8 @@ def test_bn_relu_kernels_are_deterministic(threads):
 
 
 def test_models_use_bn_relu_in_training_on_large_maps_only(monkeypatch):
-    from rcpb.models import bn_relu, build
+    from rcpb.accel import bn_relu
+    from rcpb.models import build
 
     calls = []
     original = bn_relu.bn_relu
@@ -206,6 +232,7 @@ def test_models_use_bn_relu_in_training_on_large_maps_only(monkeypatch):
     model = build(dict(arch="recurrent", recurrent_layers=1, iterations=3, readout="2-avg",
                        channels=4, act="relu", first_block_order="bn_act", input_size=13,
                        n_neurons=2, model_seed=0))
+    accelerate(model, "cpu")
     x = torch.randn(5, 1, 13, 13)
     model.train()
     model(x)
@@ -222,7 +249,8 @@ def test_models_use_bn_relu_in_training_on_large_maps_only(monkeypatch):
 @pytest.mark.parametrize("act,order", [("softplus", "bn_act"), ("relu", "act_bn")])
 def test_bn_without_relu_uses_bn_relu_on_large_maps_in_training(monkeypatch, act, order):
     """Softplus blocks and an act_bn CPB1 take BN alone from bn_relu, with relu=False."""
-    from rcpb.models import bn_relu, build
+    from rcpb.accel import bn_relu
+    from rcpb.models import build
 
     calls = []
     original = bn_relu.bn_relu
@@ -232,6 +260,7 @@ def test_bn_without_relu_uses_bn_relu_on_large_maps_in_training(monkeypatch, act
     model = build(dict(arch="recurrent", recurrent_layers=1, iterations=2, readout="no-avg",
                        channels=4, act=act, first_block_order=order, input_size=13,
                        n_neurons=2, model_seed=0))
+    accelerate(model, "cpu")
     model.train()
     model(torch.randn(5, 1, 13, 13)).sum().backward()
     # CPB1, then the RCPB's BN at t = 1, 2 (ReLU fused where the block's act is ReLU)
@@ -247,7 +276,7 @@ def test_avg_pool_kernels_equal_hand_pooling(batch, channels, side):
     each pixel receives its window's gradient divided by the window's (clipped) pixel count."""
     import math
 
-    from rcpb.models.readout import avg_pool
+    from rcpb.accel.pool import avg_pool
 
     gen = torch.Generator().manual_seed(side)
     h = torch.randn(batch, channels, side, side, generator=gen, dtype=torch.float64)

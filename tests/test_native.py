@@ -1,11 +1,11 @@
-"""rcpb.native: building a C file once per machine, the cache, and the fallbacks."""
+"""rcpb.accel.native: building a C file once per machine, the cache, and the fallbacks."""
 
 import shutil
 import warnings
 
 import pytest
 
-from rcpb import native
+from rcpb.accel import native
 
 SOURCE = "int rcpb_test_add(int a, int b) { return a + b; }\n"
 

@@ -8,10 +8,8 @@ multipath: ``allowed_lengths`` (None = all lengths).
 Initialisation (SPEC 3): every conv weight and the readout's ``ws`` and ``wf`` ~ N(0, 0.01),
 drawn from a ``torch.Generator`` seeded with ``model_seed`` in parameter-name order; BN
 gamma = 1, beta = 0; readout bias 0 until ``readout.init_bias``. Building does not change
-torch's global random state. Conv weights are stored channels-last (NHWC), for speed.
-
-Building a model also makes the process keep freed tensor memory for reuse
-(:func:`rcpb.models.memory.keep_freed_memory`; speed only, the numbers do not change).
+torch's global random state. The model is the stock-PyTorch reference; CPU speed-ups are
+applied by the trainer (:func:`rcpb.accel.accelerate`), not here.
 """
 
 from __future__ import annotations
@@ -22,7 +20,6 @@ from torch import nn
 from rcpb.errors import RcpbError
 from rcpb.models.blocks import ACTIVATIONS, FIRST_BLOCK_ORDERS
 from rcpb.models.feedforward import FIRST_KERNEL, FeedForward
-from rcpb.models.memory import keep_freed_memory
 from rcpb.models.multipath import MultiPath
 from rcpb.models.readout import READOUT_MODES
 from rcpb.models.recurrent import Recurrent
@@ -83,10 +80,7 @@ def build(config: dict) -> nn.Module:
                 model = MultiPath(config, allowed_lengths=config.get("allowed_lengths"),
                                   **recurrent, **common)
     initialise(model, seed)
-    keep_freed_memory()  # a training step then reuses the previous step's memory (faster)
-    # Channels-last (NHWC) conv weights make every conv, and so every feature map, NHWC:
-    # oneDNN's NHWC convolutions are about twice as fast on CPU as NCHW ones.
-    return model.to(memory_format=torch.channels_last)
+    return model
 
 
 @torch.no_grad()

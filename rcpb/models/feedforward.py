@@ -41,7 +41,7 @@ class FeedForward(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """y^(M) of eq. 1b-1c: [B, 1, S, S] -> [B, C, S-8, S-8]."""
-        y = self.cpb1.from_raw_input(self.bn_in, x)   # eq. 1c: CPB1(BN_in(x))
+        y = self.cpb1(self.bn_in(x))          # eq. 1c: CPB1(BN_in(x))
         for block in self.blocks:             # eq. 1b, m = 2..M
             y = block(y)
         return y

@@ -18,8 +18,7 @@ import torch
 from torch import nn
 
 from rcpb.errors import RcpbError
-from rcpb.models.blocks import CPB, activation, batch_norm, bn_act
-from rcpb.models.conv3x3 import Conv3x3
+from rcpb.models.blocks import CPB, activation, batch_norm
 from rcpb.models.feedforward import FIRST_KERNEL
 from rcpb.models.readout import FactorizedReadout, combine_iterations
 from rcpb.paths import Chain, enumerate_chains, existing_lengths
@@ -60,7 +59,7 @@ class MultiPath(nn.Module):
         self.cpb1 = CPB(1, channels, FIRST_KERNEL, padding=0, act=act, order=first_block_order)
         names = [f"{kind}{m}" for m in range(2, recurrent_layers + 2) for kind in ("ff", "lat")]
         self.convs = nn.ModuleDict(
-            {name: Conv3x3(channels, channels) for name in names}
+            {name: nn.Conv2d(channels, channels, 3, padding=1, bias=False) for name in names}
         )
         self.chain_bns = nn.ModuleList(
             nn.ModuleList(batch_norm(channels) for _ in chain.convs) for chain in chains
@@ -75,14 +74,15 @@ class MultiPath(nn.Module):
     def chain_output(self, index: int, ff2_x1: torch.Tensor) -> torch.Tensor:
         """Output of chain ``chains[index]``; ``ff2_x1 = convs["ff2"](x1)`` (every chain's first step)."""
         chain, bns = self.chains[index], self.chain_bns[index]
-        h = bn_act(bns[0], self.chain_act, ff2_x1)
+        act = self.chain_act
+        h = act(bns[0](ff2_x1))                               # Act(BN_c,1(conv_1(x1)))
         for name, bn in zip(chain.convs[1:], bns[1:]):
-            h = bn_act(bn, self.chain_act, self.convs[name](h))
+            h = act(bn(self.convs[name](h)))                  # Act(BN_c,k(conv_k(h)))
         return h
 
     def iteration_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
         """y_t for t in ``iterations_kept``: x [B, 1, S, S] -> list of [B, C, S-8, S-8]."""
-        x1 = self.cpb1.from_raw_input(self.bn_in, x)
+        x1 = self.cpb1(self.bn_in(x))        # CPB1(BN_in(x))
         ff2_x1 = self.convs["ff2"](x1)       # the first conv of every chain, computed once
         outputs = []
         for t in self.iterations_kept:

@@ -51,14 +51,15 @@ class Recurrent(nn.Module):
 
     def iteration_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
         """h_t = y[M',t] for t = 1..T: x [B, 1, S, S] -> T tensors [B, C, S-8, S-8]."""
-        y1 = self.cpb1.from_raw_input(self.bn_in, x)  # CPB1(BN_in(x)), the same for all t
-        ff2_y1 = self.rcpbs[0].ff(y1)                  # Wff[2] * y[1,t], also the same for all t
-        y = [None] * len(self.rcpbs)                   # y[m,0] = 0 (None: no lateral term)
+        y1 = self.cpb1(self.bn_in(x))                # CPB1(BN_in(x)), the same for all t
+        wff2_y1 = self.rcpbs[0].ff(y1)               # so is Wff[2] * y1: computed once
+        y = [None] * len(self.rcpbs)                 # y[m,0] = 0 (None: no lateral term)
         outputs = []
         for t in range(1, self.iterations + 1):
-            for i, block in enumerate(self.rcpbs):     # layer m = i + 2
-                bottom_up = ff2_y1 if i == 0 else block.ff(y[i - 1])
-                y[i] = block(bottom_up, y[i], t)       # y[m,t] = Act(BN[m,t](ff + lat))
+            y_below = y1
+            for i, block in enumerate(self.rcpbs):   # layer m = i + 2
+                y[i] = block(y_below, y[i], t, wff2_y1 if i == 0 else None)   # y[m,t]
+                y_below = y[i]
             outputs.append(y[-1])
         return outputs
 

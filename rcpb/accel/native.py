@@ -1,14 +1,16 @@
 """Compile a C file of the package once per machine and load it with ctypes.
 
-rcpb's only C code (``rcpb/models/kernels.c``) is built on first use with the system's C
-compiler (``$CC``, else ``cc``), optimised for the CPU it runs on, and cached in
+rcpb's only C code (``rcpb/accel/kernels.c``) is built on first use with the system's C
+compiler (``$CC``, else ``cc``) with OpenMP, optimised for the CPU it runs on
+(``-march=native``), and cached in
 ``$RCPB_CACHE_DIR`` (default ``$XDG_CACHE_HOME/rcpb`` or ``~/.cache/rcpb``). The cache key
 covers the source, the compiler command and the CPU model and flags, so machines of different
 kinds sharing one home directory (a cluster) each get their own build. Builds go to a temporary
 name and are renamed into place: jobs that start at the same time do not see half a library.
 
-Without a compiler (or with ``RCPB_NATIVE=0``) :func:`load` returns None, and callers use
-their PyTorch formulation instead: same results up to float rounding, slower on CPU.
+Without a compiler, without OpenMP (e.g. Apple's clang) or with ``RCPB_NATIVE=0``,
+:func:`load` returns None (with one warning, except for ``RCPB_NATIVE=0``) and
+:func:`rcpb.accel.accelerate` leaves the models on stock PyTorch.
 """
 
 from __future__ import annotations
@@ -52,8 +54,8 @@ def _cpu_identity() -> str:
 
 
 # Tried in order: -march=native where the compiler knows it (the kernels vectorise without it
-# too); OpenMP where the compiler has it (else the kernels run on one thread).
-_FLAG_SETS = (["-march=native", "-fopenmp"], ["-fopenmp"], ["-march=native"], [])
+# too). OpenMP is required: a single-threaded build would be slower than PyTorch's kernels.
+_FLAG_SETS = (["-march=native", "-fopenmp"], ["-fopenmp"])
 
 
 def _compile(source: Path, target: Path, compiler: list[str]) -> str | None:
@@ -71,7 +73,7 @@ def _compile(source: Path, target: Path, compiler: list[str]) -> str | None:
             return None
         error = result.stderr.strip()
     os.unlink(tmp)
-    return error
+    return f"no OpenMP build possible (-fopenmp): {error}"
 
 
 def load(source: Path) -> ctypes.CDLL | None:
@@ -111,6 +113,6 @@ def load(source: Path) -> ctypes.CDLL | None:
                 reason = f"cannot load {target}: {exc}"
         if reason is not None:
             warnings.warn(f"rcpb: {source.name} not built ({reason}); using the slower "
-                          "PyTorch formulation", RuntimeWarning, stacklevel=2)
+                          "stock PyTorch models", RuntimeWarning, stacklevel=2)
     _loaded[key] = lib
     return lib

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rcpb.models import kernels
+from rcpb.accel import kernels
 
 
 #: Winograd's F(2x2, 3x3) weight transform (Lavin & Gray 2016): u = G w G^T, 4x4 per (o, i).
@@ -150,7 +150,8 @@ class _Conv3x3(torch.autograd.Function):
 
 class Conv3x3(nn.Conv2d):
     """``nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)`` (same parameters,
-    same function) computed by the C kernels where they apply (see the module docstring)."""
+    same function) computed by the C kernels where they apply (see the module docstring).
+    :func:`rcpb.accel.accelerate` turns the models' 3x3 convs into this class."""
 
     def __init__(self, in_channels: int, out_channels: int):
         super().__init__(in_channels, out_channels, 3, padding=1, bias=False)

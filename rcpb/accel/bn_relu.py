@@ -31,7 +31,7 @@ import math
 import torch
 from torch import nn
 
-from rcpb.models import kernels
+from rcpb.accel import kernels
 
 #: Target row width of the 2-D view, in floats (a few cache lines).
 ROW_FLOATS = 64
