@@ -1,9 +1,8 @@
 """Adam for short training processes.
 
 ``torch.optim.Adam`` imports ``torch._dynamo`` the first time a parameter group is added and
-at every ``step`` (torch 2.13: ``Optimizer.add_param_group`` and ``_use_grad``), which costs
-2-3 s of start-up in every process, i.e. in every training job of the workflow (tens of
-thousands on a cluster). :class:`Adam` keeps torch's update rule by calling torch's functional
+at every ``step`` (``Optimizer.add_param_group`` and ``_use_grad``), seconds of start-up in
+every training job (docs/performance.md). :class:`Adam` keeps torch's update rule by calling torch's functional
 Adam (``torch.optim.adam.adam``, the function ``torch.optim.Adam.step`` itself calls) and keeps
 the state layout of ``torch.optim.Adam.state_dict()``; it only supports what rcpb uses: one
 parameter group, no weight decay, no AMSGrad.

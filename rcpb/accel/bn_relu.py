@@ -1,16 +1,14 @@
 """``bn(u)`` and ``relu(bn(u))`` in training mode on CPU, in a few memory passes (SPEC 3.1-3.2).
 
-Every block of the models ends in ``Act(BN(conv output))``. PyTorch (2.13, CPU) runs BN and
-ReLU as separate kernels, and its channels-last BN kernels vectorise over the channels: with
-8-16 channels (half of every paper grid) they reach a fraction of memory speed, and a BN takes
-about as long as the conv before it. The code here computes ``bn(u)``, fused with the ReLU
-when the block has one (softplus blocks apply their activation afterwards).
+Every block of the models ends in ``Act(BN(conv output))``. The code here computes ``bn(u)``,
+fused with the ReLU when the block has one (softplus blocks apply their activation afterwards);
+why it is faster than PyTorch's BN with few channels: docs/performance.md.
 
 Here the same arithmetic runs on a ``[rows, width]`` view of the channels-last tensor whose
 rows hold several pixels' channels side by side (width up to 64 floats), with per-channel
 parameters repeated along the row:
 
-- with the C kernels of ``kernels.c`` (built on first use, :mod:`rcpb.models.kernels`):
+- with the C kernels of ``kernels.c`` (built on first use, :mod:`rcpb.accel.kernels`):
   forward = one pass for the batch statistics (double sums) and one for
   ``u * scale + shift`` (clamped at 0 for ReLU); backward = one pass for the two gradient sums
   and one for the input gradient (both recompute the ReLU's mask from u rather than read the

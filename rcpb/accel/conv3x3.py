@@ -9,9 +9,8 @@ passes with the C kernels of ``kernels.c``:
   flipped, transposed weights) and the weight gradient, all by Winograd's minimal filtering
   F(2x2, 3x3) (Lavin & Gray 2016): 2.25 times fewer multiply-adds than the direct convolution.
 
-Measured on 2 threads, [256, 32, 29, 29] maps, against PyTorch's (oneDNN) passes: forward pass
-and input gradient about 1.3 times faster, weight gradient about 2.2 times. Results agree with
-PyTorch's to float32 rounding (the tests compare both with float64). Elsewhere (GPU, other
+Results agree with PyTorch's to float32 rounding (the tests compare both with float64); what
+it buys: docs/performance.md. Elsewhere (GPU, other
 dtypes, fewer channels, no C compiler) it is PyTorch's convolution.
 
 The kernels are custom ops (``torch.ops.rcpb.conv3x3_forward``, ``conv3x3_input_grad``,

@@ -2,7 +2,7 @@
 built on first use.
 
 :func:`library` returns the loaded library with its function signatures set, or None when it
-cannot be built (no C compiler, or ``RCPB_NATIVE=0``; see :mod:`rcpb.native`), in which case
+cannot be built (no C compiler, or ``RCPB_NATIVE=0``; see :mod:`rcpb.accel.native`), in which case
 the models use their PyTorch formulations. Arrays are passed as ``tensor.data_ptr()``: callers
 pass contiguous float32 CPU tensors and keep them alive during the call.
 """

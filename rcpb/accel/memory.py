@@ -5,8 +5,7 @@ glibc's default settings, blocks above a (dynamic) threshold are mapped fresh fr
 (``mmap``) and the top of the heap is given back (trimmed) when enough of it is free. A
 training step allocates and frees tens of feature maps of several MB (e.g. 7 MB for
 [256, 8, 29, 29] floats), so every step maps fresh pages again, and the kernel zero-fills each
-4 kB page on its first touch. On the machines we measured (virtual machines) those page faults
-cost up to a third of a step of the small models.
+4 kB page on its first touch (what that costs: docs/performance.md).
 
 :func:`keep_freed_memory` sets glibc's ``M_MMAP_THRESHOLD`` to its maximum (32 MiB: blocks
 below it come from the heap) and ``M_TRIM_THRESHOLD`` high (the heap is not trimmed), so that
