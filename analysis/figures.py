@@ -40,7 +40,7 @@ from analysis.load import METRIC_CHOICES, metric_of, read_results
 from analysis.plots.ablation import fig6gi, fig_lege
 from analysis.plots.common import NoData, NoFinite, placeholder, save, write_csv
 from analysis.plots.compare import fig3a, fig3d, fig6ab
-from analysis.plots.paths import fig4cd, fig6cd, fig6ef
+from analysis.plots.path_figures import fig4cd, fig6cd, fig6ef
 from rcpb.errors import RcpbError
 
 # name -> (function, takes a fraction)

@@ -22,10 +22,10 @@ import numpy as np
 import pandas as pd
 
 from analysis.labels import fraction_label
+from rcpb.chains import READOUT_MODES  # noqa: F401  (the analysis takes it from here)
 from rcpb.errors import RcpbError
 from rcpb.grid import FAMILIES
 
-READOUT_MODES = ("no-avg", "early-avg", "late-avg", "2-avg")
 PERF = "perf"          # the dataset's performance measure on the test stimuli
 VAL_PERF = "val_perf"  # the same measure on the validation stimuli (model selection)
 
@@ -230,8 +230,9 @@ def seed_average(df: pd.DataFrame, value_cols: list[str]) -> pd.DataFrame:
 
 
 def removed_lengths(ablation: str, recurrent_layers: int, iterations: int) -> list[int]:
-    """Path lengths an ablation removes (sorted), from rcpb.paths.parse_ablation."""
-    from rcpb.paths import existing_lengths, parse_ablation
+    """Path lengths an ablation removes (sorted), from rcpb.ablation_sets.parse_ablation."""
+    from rcpb.ablation_sets import parse_ablation
+    from rcpb.chains import existing_lengths
 
     allowed = parse_ablation(ablation, int(recurrent_layers), int(iterations))
     return [d for d in existing_lengths(int(recurrent_layers), int(iterations)) if d not in allowed]

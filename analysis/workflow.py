@@ -285,7 +285,7 @@ def results_headlines(df) -> dict:
     from analysis import stats
     from analysis.load import PERF, VAL_PERF, select
     from analysis.plots.compare import type_summary
-    from analysis.plots.paths import choose_examples
+    from analysis.plots.path_figures import choose_examples
 
     out = {}
     rec = select(df, "recurrent")

@@ -3,7 +3,7 @@
 Subpackages: ``rcpb.data`` (dataset files, preprocessing, splits, simulator),
 ``rcpb.models`` (CPB/RCPB blocks, feed-forward, recurrent and multi-path models),
 ``rcpb.train`` (three-phase optimisation), ``rcpb.metrics`` (cc_raw, cc_max,
-cc_norm2), ``rcpb.paths`` (path enumeration and strengths), ``rcpb.grid`` (config
+cc_norm2), ``rcpb.chains``, ``rcpb.ablation_sets`` and ``rcpb.path_stats`` (chains of convolutions, ablation names, path statistics), ``rcpb.grid`` (config
 grids -> named training configurations).
 """
 

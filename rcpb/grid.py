@@ -22,7 +22,7 @@ unablated multi-path model. When a partner is not in its family's grid it is add
 family (and counted as added by :func:`count`), so every comparison can be made.
 
 Each distinct ablation is trained once. An ablation name stands for the set of path lengths it
-keeps (``allowed_lengths``, :func:`rcpb.paths.parse_ablation`), and different names can keep the
+keeps (``allowed_lengths``, :func:`rcpb.ablation_sets.parse_ablation`), and different names can keep the
 same set: with 1 recurrent layer and T = 4 (lengths 1..4) ``le2`` = ``rm3-4``, ``le3`` = ``rm4``,
 ``ge2`` = ``rm1``, ``ge3`` = ``rm1-2``, and ``le4`` = ``ge1`` keep every length (the unablated
 multi-path model). Of the ablated configurations that agree in everything but family and name
@@ -51,7 +51,7 @@ the dataset file's location and the execution settings (``device``, ``threads``)
 configuration always gets the same id, and any change of a value gives a new id, so adding a
 grid value schedules exactly the new trainings.
 
-numpy-free and torch-free apart from :mod:`rcpb.paths` (numpy): the Snakefile imports this module
+numpy-free and torch-free apart from :mod:`rcpb.ablation_sets` (numpy): the Snakefile imports this module
 on every start.
 """
 
@@ -179,13 +179,13 @@ def _product(axes: dict, names: tuple) -> list[dict]:
 
 
 def _ablations(family: str, axes: dict, layers: int, T: int, where: str) -> list[str]:
-    from rcpb import paths
+    from rcpb import ablation_sets
 
     if family == "ablation_lege":
-        return paths.lege_sets(T, layers)
+        return ablation_sets.lege_sets(T, layers)
     names: list[str] = []
     for n in axes.get("remove_adjacent") or []:
-        found = paths.ablation_sets_adjacent(n, layers, T)
+        found = ablation_sets.ablation_sets_adjacent(n, layers, T)
         if not found:
             raise RcpbError(f"{where}.remove_adjacent: removing {n} adjacent path lengths "
                             f"leaves no path with {layers} recurrent layer(s) and T = {T}; "
@@ -193,7 +193,7 @@ def _ablations(family: str, axes: dict, layers: int, T: int, where: str) -> list
         names += found
     for name in axes.get("sets") or []:
         try:
-            paths.parse_ablation(name, layers, T)
+            ablation_sets.parse_ablation(name, layers, T)
         except RcpbError as exc:
             raise RcpbError(f"{where}.sets: {exc}") from None
         if name not in names:
@@ -251,10 +251,10 @@ def _make(family: str, base: dict, values: dict) -> dict:
         cfg["iterations"] = int(values["iterations"])
         cfg["readout"] = values["readout"]
         if values.get("ablation"):
-            from rcpb import paths
+            from rcpb import ablation_sets
 
             cfg["ablation"] = values["ablation"]
-            cfg["allowed_lengths"] = paths.parse_ablation(
+            cfg["allowed_lengths"] = ablation_sets.parse_ablation(
                 values["ablation"], cfg["recurrent_layers"], cfg["iterations"])
     cfg["partner_id"] = None
     cfg["config_id"] = config_id(cfg)
@@ -381,7 +381,7 @@ def _split_aliases(by_id: dict, order: dict) -> list[dict]:
     out = []
     for cfg in ablated:
         allowed = cfg["allowed_lengths"]
-        # allowed lengths are distinct existing lengths (rcpb.paths.parse_ablation), of which
+        # allowed lengths are distinct existing lengths (rcpb.ablation_sets.parse_ablation), of which
         # there are T (L..T+L-1): T of them is every length
         if len(allowed) == cfg["iterations"]:
             target = cfg["partner_id"]

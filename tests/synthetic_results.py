@@ -7,7 +7,7 @@ per "trained model") whose numbers follow a known rule:
 - a recurrent model's performance = its FF partner's * (1 + ``true_gain(mode, T, fraction)``)
   + noise (sd ``noise``); the best type is 2-avg with the largest T;
 - multi-path models = their recurrent twin's * (1 + N(0, ``noise``));
-- path statistics from rcpb.paths chains with per-conv strength 0.6 and the readout weights;
+- path statistics from rcpb.chains with per-conv strength 0.6 and the readout weights;
 - ablated multi-path models lose ``0.03 / d`` (relative) for every removed length d, so removing
   short paths hurts most;
 - measures: ``test_cc_norm2`` is the performance above, ``test_cc_raw = 0.8 * sqrt(perf)``
@@ -28,7 +28,8 @@ import sys
 import numpy as np
 import pandas as pd
 
-from rcpb.paths import enumerate_chains, lege_sets, parse_ablation, readout_weights, ablation_sets_adjacent
+from rcpb.ablation_sets import ablation_sets_adjacent, lege_sets, parse_ablation
+from rcpb.chains import enumerate_chains, readout_weights
 
 MODES = ("no-avg", "early-avg", "late-avg", "2-avg")
 _MODE_SLOPE = {"no-avg": -0.006, "early-avg": 0.002, "late-avg": 0.004, "2-avg": 0.006}

@@ -1,6 +1,6 @@
 """Path enumeration, readout weights, ablation sets and path strengths (SPEC 3.3, 6, 7).
 
-Expected numbers are worked by hand in the comments, not recomputed with rcpb.paths.
+Expected numbers are worked by hand in the comments, not recomputed with rcpb's path code.
 """
 
 from __future__ import annotations
@@ -18,17 +18,9 @@ import torch
 from rcpb.cli import main as cli_main
 from rcpb.errors import RcpbError
 from rcpb.models import build
-from rcpb.paths import (
-    Chain,
-    ablation_sets_adjacent,
-    component_strengths,
-    enumerate_chains,
-    lege_sets,
-    parse_ablation,
-    path_length_distribution,
-    path_stats,
-    readout_weights,
-)
+from rcpb.ablation_sets import ablation_sets_adjacent, lege_sets, parse_ablation
+from rcpb.chains import Chain, enumerate_chains, readout_weights
+from rcpb.path_stats import component_strengths, path_length_distribution, path_stats
 
 MODES = ("no-avg", "early-avg", "late-avg", "2-avg")
 BN_EPS = 1e-3
@@ -46,7 +38,7 @@ def make_config(arch, **over):
 
 
 def test_import_is_torch_free():
-    code = "import sys, rcpb.paths; assert 'torch' not in sys.modules"
+    code = "import sys, rcpb.chains, rcpb.ablation_sets, rcpb.path_stats; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

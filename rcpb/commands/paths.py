@@ -3,7 +3,7 @@
 Reads ``MODEL_DIR/config.json`` (the resolved config written by ``rcpb train``) and
 ``MODEL_DIR/best.pt`` (its state dict), rebuilds the model with
 :func:`rcpb.models.build`, loads the weights and writes ``MODEL_DIR/paths.json``
-atomically: :func:`rcpb.paths.path_stats` of the model (average path length in convs,
+atomically: :func:`rcpb.path_stats.path_stats` of the model (average path length in convs,
 entropy in nats, normalised and unnormalised strength per length). No data needed.
 ``--components`` also prints every component's strength.
 """
@@ -74,17 +74,17 @@ def load_model(model_dir: str | Path):
 
 
 def run(args) -> int:
-    from rcpb import paths
+    from rcpb import path_stats
     from rcpb.checkpoint import write_json_atomic
 
     model_dir = Path(args.model_dir)
     if not model_dir.is_dir():
         raise RcpbError(f"{model_dir}: no such folder; pass a folder written by `rcpb train`.")
     model = load_model(model_dir)
-    stats = paths.path_stats(model)
+    stats = path_stats.path_stats(model)
     write_json_atomic(model_dir / "paths.json", stats)
     if args.components:
-        for name, value in paths.component_strengths(model).items():
+        for name, value in path_stats.component_strengths(model).items():
             print(f"{name}\t{value:.6g}")
     dist = ", ".join(f"{d}: {p:.3f}" for d, p in stats["path_p"].items())
     print(f"{model_dir / 'paths.json'}: average path length {stats['avg_path_length']:.3f}, "

@@ -11,7 +11,7 @@ the output folder is the one named. The command resolves the configuration
 - ``config.json``  the full resolved configuration (written before training starts);
 - ``log.csv``      one row per validation evaluation: step, phase, train_loss, val_loss, lr;
 - ``best.pt``      state dict of the best validation checkpoint;
-- ``paths.json``   :func:`rcpb.paths.path_stats` of that model;
+- ``paths.json``   :func:`rcpb.path_stats.path_stats` of that model;
 - ``metrics.json`` written last: val/test metrics (:func:`rcpb.train.evaluate`, with the
   noise ceiling's stimuli), parameter counts, steps per phase, ``split_source`` ("stored": the
   file's split, "generated": drawn from split_seed), ...
@@ -258,7 +258,7 @@ def run(args) -> int:
 def _train_into(out: Path, cfg: dict) -> None:
     import torch
 
-    from rcpb import models, paths
+    from rcpb import models, path_stats
     from rcpb.checkpoint import save_atomic, write_csv_atomic, write_json_atomic
     from rcpb.data.prepare import prepare
     from rcpb.train import LOG_COLUMNS, evaluate, train
@@ -284,7 +284,7 @@ def _train_into(out: Path, cfg: dict) -> None:
     save_atomic(result.best_state, out / "best.pt")
     metrics = evaluate(model, data, cfg)
     model.cpu()
-    write_json_atomic(out / "paths.json", paths.path_stats(model))
+    write_json_atomic(out / "paths.json", path_stats.path_stats(model))
     metrics.update({
         "n_params": int(models.count_parameters(model)),
         "n_conv_params": int(models.count_conv_parameters(model)),

@@ -5,7 +5,7 @@ The explicit ensemble of feed-forward chains that a recurrent model approximates
     y_t = sum over allowed chains c ending at t of
           Act(BN_c,k(conv_k( ... Act(BN_c,1(conv_1(x1))) ... )))
 
-x1 is CPB1's output. A chain (see :func:`rcpb.paths.enumerate_chains`) is a sequence of the
+x1 is CPB1's output. A chain (see :func:`rcpb.chains.enumerate_chains`) is a sequence of the
 recurrent model's conv names (``ff2``, ``lat2``, ``ff3``, ``lat3``); the convs are shared
 between chains (``convs``), every BN occurrence in every chain is its own BatchNorm
 (``chain_bns[i][k]`` follows conv k of ``chains[i]``). Iterations without an allowed chain are
@@ -21,7 +21,7 @@ from rcpb.errors import RcpbError
 from rcpb.models.blocks import CPB, activation, batch_norm
 from rcpb.models.feedforward import FIRST_KERNEL
 from rcpb.models.readout import FactorizedReadout, combine_iterations
-from rcpb.paths import Chain, enumerate_chains, existing_lengths
+from rcpb.chains import Chain, enumerate_chains, existing_lengths
 
 
 class MultiPath(nn.Module):

@@ -20,10 +20,10 @@ import math
 import torch
 from torch import nn
 
+from rcpb.chains import READOUT_MODES
 from rcpb.errors import RcpbError
 from rcpb.models.blocks import activation, inverse_activation
 
-READOUT_MODES = ("no-avg", "early-avg", "late-avg", "2-avg")
 
 POOL_KERNEL = 3  # AvgPool(3, stride 3, ceil_mode=True)
 
