@@ -10,7 +10,7 @@ import pytest
 
 from analysis import figures
 from analysis.load import normalise
-from analysis.plots.paths import choose_examples
+from analysis.plots.path_figures import choose_examples
 from synthetic_results import MODES, make_results
 
 TS = (2, 3, 4)
