@@ -21,7 +21,7 @@ if not workflow.config_settings.configfiles:
 
 
 include: "rules/common.smk"
-include: "rules/analysis.smk"
+include: "rules/analysis_functions.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/aggregate.smk"

@@ -1,5 +1,12 @@
 """Folders of trained models -> the results table and the per-neuron table of a dataset.
 
+    python -m analysis.aggregate FOLDER ... --results results.csv --neurons neurons.csv
+    python -m analysis.aggregate --models models.txt [--aliases aliases.json] --results ... --neurons ...
+
+``--models`` names a file listing the folders one per line (the workflow writes
+``results/{dataset}/models.txt``: the list is too long for a command line); ``--aliases`` names
+the JSON list of the dataset's aliases (``results/{dataset}/aliases.json``, see below).
+
 A model folder (``results/{dataset}/{family}/{config_id}/``, written by ``rcpb train``) holds
 ``config.json`` (the resolved training configuration), ``metrics.json`` and ``paths.json``.
 :func:`collect` reads them into two pandas tables:
@@ -26,8 +33,10 @@ Every table and figure is derived from these tables, never from training logs.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
+import sys
 from pathlib import Path
 
 from rcpb.checkpoint import atomic_path
@@ -235,3 +244,36 @@ def write_tables(folders, results_csv: str | Path, neurons_csv: str | Path,
         with atomic_path(path) as tmp:
             table.to_csv(tmp, index=False)
     return len(results), len(neurons)
+
+
+def main(argv=None) -> int:
+    """``python -m analysis.aggregate``: model folders -> results.csv and neurons.csv."""
+    ap = argparse.ArgumentParser(prog="python -m analysis.aggregate",
+                                 description=__doc__.split("\n")[0])
+    ap.add_argument("folders", nargs="*", metavar="FOLDER", help="model folders")
+    ap.add_argument("--models", metavar="FILE", help="file listing model folders, one per line")
+    ap.add_argument("--aliases", metavar="JSON",
+                    help="aliases of the dataset (ablation names trained as another model); "
+                         "each gets a row copied from that model")
+    ap.add_argument("--results", required=True, metavar="CSV", help="output: one row per model")
+    ap.add_argument("--neurons", required=True, metavar="CSV",
+                    help="output: one row per model and neuron")
+    args = ap.parse_args(argv)
+    try:
+        folders = list(args.folders)
+        if args.models:
+            folders += read_folder_list(args.models)
+        if not folders:
+            raise RcpbError("no model folders given; pass FOLDER arguments or --models FILE.")
+        aliases = read_aliases(args.aliases) if args.aliases else []
+        n_rows, n_neuron_rows = write_tables(folders, args.results, args.neurons, aliases)
+    except RcpbError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"aggregate: {len(folders)} models + {n_rows - len(folders)} aliases -> "
+          f"{args.results}; {n_neuron_rows} neuron rows -> {args.neurons}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -20,7 +20,6 @@ COMMANDS = {
     "train": "rcpb.commands.train",
     "paths": "rcpb.commands.paths",
     "grid": "rcpb.commands.grid",
-    "aggregate": "rcpb.commands.aggregate",
 }
 
 

@@ -18,3 +18,20 @@ def put_interpreter_first_on_path() -> None:
     path = os.environ.get("PATH", "")
     if path.split(os.pathsep)[0] != bindir:
         os.environ["PATH"] = bindir + os.pathsep + path
+
+
+def put_workflow_on_pythonpath(root: str | os.PathLike) -> None:
+    """Make the workflow's own modules (``analysis``) importable, here and in every job.
+
+    ``root`` is the repository (the folder holding ``analysis/``). It goes first on
+    ``sys.path`` (for the Snakefile, which imports ``analysis.workflow``) and on ``PYTHONPATH``
+    (inherited by jobs, which run ``python -m analysis...`` with the working directory of
+    ``snakemake -d``, not the repository). ``analysis`` is not installed by ``pip install``: it
+    belongs to the workflow, and rcpb never imports it.
+    """
+    root = os.path.abspath(root)
+    if sys.path[:1] != [root]:
+        sys.path.insert(0, root)
+    entries = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if entries[:1] != [root]:
+        os.environ["PYTHONPATH"] = os.pathsep.join([root, *entries])

@@ -1,4 +1,5 @@
-# One table per dataset from the folders of its trained models (CONTRACTS "Results table").
+# One table per dataset from the folders of its trained models (CONTRACTS "Results table"),
+# by analysis/aggregate.py; the list of folders and the aliases come from rules/common.smk.
 
 
 rule aggregate:
@@ -16,12 +17,10 @@ rule aggregate:
         aliases=aliases_digest,
     log:
         "results/logs/aggregate/{dataset}.log",
-    wildcard_constraints:
-        dataset=_regex(DATASETS),
     run:
         # the model folders and the aliases go through files: too long for a command line
         write_aggregation_lists(input, output.models, output.aliases, wildcards.dataset)
         shell(
-            "rcpb aggregate --models {output.models} --aliases {output.aliases} "
+            "python -m analysis.aggregate --models {output.models} --aliases {output.aliases} "
             "--results {output.results} --neurons {output.neurons} > {log} 2>&1"
         )

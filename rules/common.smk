@@ -1,4 +1,5 @@
-# Config validation, grid expansion, dataset checks and the input functions of every rule.
+# Config validation, grid expansion, dataset checks, the wildcard constraints and the input
+# and param functions of every rule.
 #
 # Runs on every start of the workflow (and, on a cluster, of every job), so it stays light:
 # rcpb.grid and rcpb.data.validate import numpy, h5py and PyYAML, never torch.
@@ -11,10 +12,16 @@ import tempfile
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from analysis.workflow import targets as analysis_outputs
 from rcpb import grid as rcpb_grid
 from rcpb.errors import RcpbError
-from rcpb.jobenv import put_interpreter_first_on_path
+from rcpb.jobenv import put_interpreter_first_on_path, put_workflow_on_pythonpath
+
+# analysis/ (tables, figures, aggregation) belongs to the workflow, not to the installed rcpb
+# package: the repository goes on sys.path here and on PYTHONPATH for every job, which runs in
+# the working directory (-d), not necessarily the repository.
+put_workflow_on_pythonpath(os.path.join(workflow.current_basedir, ".."))
+
+from analysis.workflow import targets as analysis_outputs
 
 
 def _validate_config():
@@ -73,6 +80,25 @@ SIMULATED = {
 }
 DATASET_FILES = {name: rcpb_grid.dataset_file(name, ds) for name, ds in config["datasets"].items()}
 DEVICE = config["device"]
+
+
+def _regex(names):
+    import re
+
+    return "|".join(re.escape(n) for n in sorted(names)) or "(?!)"
+
+
+# For every rule. A rule that must tell simulated from provided datasets apart narrows
+# `dataset` itself (train / train_simulated in rules/train.smk, simulate_dataset in
+# rules/data.smk): there both would otherwise match the same file.
+wildcard_constraints:
+    dataset=_regex(DATASETS),
+    family=_regex(rcpb_grid.FAMILIES),
+    config_id="[^/]+",
+    split="[0-9]+",
+    fraction="[0-9.]+",
+
+
 # Jobs call `rcpb` and `python` from the environment that runs Snakemake, also when it is not
 # activated (`.venv/bin/snakemake -c2`).
 put_interpreter_first_on_path()
@@ -133,12 +159,30 @@ onstart:
             + "\nProvide them (convert your recordings with 'rcpb data import', SPEC 2.1) "
             "or remove these datasets from the config. Nothing was run."
         )
-    # each training job reads its configuration from its dataset's grid file
+    # A grid file that exists is brought up to date with the config here (rewritten only when
+    # its content changes); a missing one is made by rule grid_file (rules/train.smk). Not by
+    # rerunning grid_file on a changed config: training jobs take the file as an ancient()
+    # input, and Snakemake 9 then leaves the new trainings of a changed grid out of the run in
+    # which grid_file reruns (they would come only in the next run).
     for name, cfgs in CONFIGS.items():
-        rcpb_grid.write_grid_file(f"results/{name}/{rcpb_grid.GRID_FILE}", cfgs, DEVICE)
+        if os.path.exists(grid_path(name)):
+            rcpb_grid.write_grid_file(grid_path(name), cfgs, DEVICE)
 
 
 # ----------------------------------------------------------------------------- targets
+
+
+def grid_path(dataset):
+    """results/{dataset}/grid.jsonl: every training configuration of a dataset, one per line;
+    a training job reads its own line (rcpb train --from-grid)."""
+    return f"results/{dataset}/{rcpb_grid.GRID_FILE}"
+
+
+def write_grid(dataset, path, log):
+    """Rule grid_file: write the grid file of ``dataset`` and a one-line log."""
+    rcpb_grid.write_grid_file(path, CONFIGS[dataset], DEVICE)
+    with open(log, "w") as f:
+        print(f"{len(CONFIGS[dataset])} configurations -> {path}", file=f)
 
 
 def model_dir(cfg):
@@ -189,12 +233,6 @@ def analysed_configs(dataset):
 
 
 # ----------------------------------------------------------------------------- training
-
-
-def _regex(names):
-    import re
-
-    return "|".join(re.escape(n) for n in sorted(names)) or "(?!)"
 
 
 # Resources of a training job; a GPU is requested only when training on CUDA. The device itself

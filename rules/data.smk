@@ -22,6 +22,7 @@ rule simulate_dataset:
         "results/logs/simulate_dataset/{dataset}.log",
     conda:
         "../envs/rcpb.yaml"
+    # only simulated datasets: a provided file may also lie in data/
     wildcard_constraints:
         dataset=_regex(SIMULATED),
     shell:
@@ -40,8 +41,6 @@ rule dataset_summary:
         "results/logs/dataset_summary/{dataset}.log",
     conda:
         "../envs/rcpb.yaml"
-    wildcard_constraints:
-        dataset=_regex(DATASETS),
     shell:
         "rcpb data summary {input} > {output} 2> {log}"
 

@@ -28,8 +28,6 @@ rule analysis_summary:
     params:
         metric=dataset_metric,
         description=dataset_description,
-    wildcard_constraints:
-        dataset="[^/]+",
     shell:
         "python -m analysis.workflow summary {output:q} {input.tables:q}"
         " --results {input.results:q} --metric {params.metric} --dataset {wildcards.dataset:q}"

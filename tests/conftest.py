@@ -1,5 +1,6 @@
-"""Shared fixtures: tiny dataset files built in a temporary directory."""
+"""Shared fixtures: tiny dataset files built in a temporary directory, the tiny workflow config."""
 
+import copy
 import os
 import shutil
 
@@ -44,3 +45,34 @@ def require_kernels():
     if shutil.which(os.environ.get("CC", "cc")) is None:
         pytest.skip("no C compiler: the kernels are not built here")
     assert kernels.available(), "a C compiler is present but kernels.c did not build"
+
+
+# The tiny workflow of the end-to-end tests: 1 feed-forward, 2 recurrent, 2 multi-path and 2
+# rm-ablation trainings (plus 4 le/ge aliases) on 160 simulated stimuli, 10 steps each.
+_TINY_WORKFLOW = {
+    "threads": 1,
+    "training": {"batch_size": 32, "phases": 1, "eval_every": 5, "patience": 2,
+                 "max_steps": 10},
+    "datasets": {"tiny": {
+        "simulate": {"circuit": "recurrent", "images": "images.h5", "neurons": 6, "trials": 4,
+                     "seed": 0, "input_size": 37},
+        "preprocess": {"crop": 36, "downsample": 2},
+        "grid": "g",
+    }},
+    "grids": {"g": {
+        "common": {"train_fraction": [1.0], "channels": [4], "act": ["relu"],
+                   "first_block_order": ["bn_act"], "loss": ["mse"], "model_seed": [0]},
+        "ff": {"blocks": [3]},
+        "recurrent": {"recurrent_layers": [1], "iterations": [2],
+                      "readout": ["no-avg", "2-avg"]},
+        "multipath": {},
+        "ablation_rm": {"readout": ["2-avg"], "remove_adjacent": [1]},
+        "ablation_lege": {"readout": ["2-avg"]},
+    }},
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_workflow_config():
+    """A fresh copy of the tiny workflow config (tests/test_workflow*.py)."""
+    return copy.deepcopy(_TINY_WORKFLOW)

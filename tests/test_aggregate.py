@@ -1,13 +1,13 @@
-"""Aggregation (analysis.aggregate, rcpb aggregate): model folders + aliases -> results tables."""
+"""Aggregation (analysis.aggregate, python -m analysis.aggregate): model folders + aliases ->
+results tables."""
 
 import json
 
 import pandas as pd
 import pytest
 
-from analysis.aggregate import collect, read_aliases, write_tables
+from analysis.aggregate import collect, main, read_aliases, write_tables
 from rcpb import grid
-from rcpb.cli import main
 from rcpb.errors import RcpbError
 
 
@@ -127,13 +127,13 @@ def test_cli_aliases_option(trained, tmp_path):
     configs, aliases, folders = trained
     (tmp_path / "aliases.json").write_text(json.dumps(aliases))
     (tmp_path / "models.txt").write_text("".join(f"{f}\n" for f in folders))
-    assert main(["aggregate", "--models", str(tmp_path / "models.txt"),
+    assert main(["--models", str(tmp_path / "models.txt"),
                  "--aliases", str(tmp_path / "aliases.json"),
                  "--results", str(tmp_path / "r.csv"), "--neurons", str(tmp_path / "n.csv")]) == 0
     results = pd.read_csv(tmp_path / "r.csv")
     assert results["trained_as"].notna().sum() == len(aliases) == 3
     (tmp_path / "bad.json").write_text(json.dumps([{"config_id": "x"}]))
-    assert main(["aggregate", *map(str, folders), "--aliases", str(tmp_path / "bad.json"),
+    assert main([*map(str, folders), "--aliases", str(tmp_path / "bad.json"),
                  "--results", str(tmp_path / "r2.csv"), "--neurons", str(tmp_path / "n2.csv")]) != 0
 
 
@@ -144,3 +144,14 @@ def test_metrics_from_before_the_ceiling_of_the_target_are_refused(trained):
     (folders[0] / "metrics.json").write_text(json.dumps(metrics))
     with pytest.raises(RcpbError, match=f"delete {folders[0]}"):
         collect(folders)
+
+
+def test_rcpb_does_not_import_analysis():
+    """analysis/ is the workflow's, not part of the installed rcpb (no package cycle)."""
+    import pathlib
+    import re
+
+    root = pathlib.Path(__file__).resolve().parents[1] / "rcpb"
+    pattern = re.compile(r"^\s*(import analysis|from analysis)\b", re.MULTILINE)
+    offenders = [str(p) for p in root.rglob("*.py") if pattern.search(p.read_text())]
+    assert offenders == []

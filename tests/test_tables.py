@@ -246,6 +246,7 @@ def test_targets_from_expanded_grid_match_config_lookup():
     assert not any("fig4cd" in t or "fig6gi" in t for t in ctrl)
 
 
+@pytest.mark.slow
 def test_rules_build_tables_figure_summary_and_report(tmp_path):
     """rules/{tables,figures,report}.smk on a synthetic results table, then `snakemake --report`."""
     import json
@@ -265,17 +266,22 @@ def test_rules_build_tables_figure_summary_and_report(tmp_path):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     (tmp_path / "Snakefile").write_text(
         'configfile: "config.yaml"\n'
-        # what rules/common.smk provides to the analysis rules
-        + "from rcpb.jobenv import put_interpreter_first_on_path\n"
-        + "put_interpreter_first_on_path()\nCONFIGS = {}\n"
+        # what rules/common.smk provides to the analysis rules: jobs that find python and the
+        # analysis package (not installed: on PYTHONPATH), the wildcard constraints, the grids
+        + "from rcpb.jobenv import put_interpreter_first_on_path, put_workflow_on_pythonpath\n"
+        + f"put_interpreter_first_on_path()\nput_workflow_on_pythonpath({str(root)!r})\n"
+        + "wildcard_constraints:\n    dataset='[^/]+',\n    split='[0-9]+',\n"
+        + "    fraction='[0-9.]+',\n"
+        + "CONFIGS = {}\n"
         + "".join(f'include: "{root}/rules/{s}.smk"\n'
-                  for s in ("analysis", "tables", "figures", "report"))
+                  for s in ("analysis_functions", "tables", "figures", "report"))
         + "rule all:\n    input: ANALYSIS_FEW\n")
 
     def run(*args):
         out = subprocess.run([sys.executable, "-m", "snakemake", *args, "-d", str(tmp_path),
                               "-s", str(tmp_path / "Snakefile")],
-                             capture_output=True, text=True, timeout=600)
+                             # not from the repository: analysis must come from PYTHONPATH
+                             cwd=tmp_path, capture_output=True, text=True, timeout=600)
         assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
 
     targets = workflow.targets(config, "syn")

@@ -5,7 +5,8 @@ stimuli with a budget of 10 steps. The 4 le/ge names (T = 2) keep the lengths of
 (ge2) or all of them (le2, ge1: the multi-path model), so they are not trained (aliases) but get
 results rows copied from those trainings. Checks one results row per configuration and alias
 with finite metrics and the right partners, that an unchanged rerun does nothing, and that a
-new seed schedules exactly the new trainings.
+new seed schedules exactly the new trainings. The config is tests/conftest.py's
+tiny_workflow_config.
 """
 
 import copy
@@ -24,29 +25,6 @@ from rcpb import grid
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = ["results/tiny/results.csv", "results/tiny/neurons.csv"]
-CONFIG = {
-    "threads": 1,
-    "training": {"batch_size": 32, "phases": 1, "eval_every": 5, "patience": 2,
-                 "max_steps": 10},
-    "datasets": {"tiny": {
-        "simulate": {"circuit": "recurrent", "images": "images.h5", "neurons": 6, "trials": 4,
-                     "seed": 0, "input_size": 37},
-        "preprocess": {"crop": 36, "downsample": 2},
-        "grid": "g",
-    }},
-    "grids": {"g": {
-        "common": {"train_fraction": [1.0], "channels": [4], "act": ["relu"],
-                   "first_block_order": ["bn_act"], "loss": ["mse"], "model_seed": [0]},
-        "ff": {"blocks": [3]},
-        "recurrent": {"recurrent_layers": [1], "iterations": [2],
-                      "readout": ["no-avg", "2-avg"]},
-        "multipath": {},
-        "ablation_rm": {"readout": ["2-avg"], "remove_adjacent": [1]},
-        "ablation_lege": {"readout": ["2-avg"]},
-    }},
-}
-
-
 def snakemake(workdir, cfg, *args):
     (workdir / "config.yaml").write_text(yaml.safe_dump(cfg))
     cmd = [sys.executable, "-m", "snakemake", *TARGETS, *args, "-s", str(ROOT / "Snakefile"),
@@ -75,18 +53,20 @@ def planned_trainings(output):
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
+def finished_run(tmp_path_factory, tiny_workflow_config):
+    """The tiny workflow (tests/conftest.py) run to its results tables, in its own folder."""
     workdir = tmp_path_factory.mktemp("workflow")
     with h5py.File(ROOT / "data" / "ns2250_stimuli_74px.h5") as src, \
             h5py.File(workdir / "images.h5", "w") as dst:
         dst.create_dataset("images", data=src["images"][:160])
-    snakemake(workdir, CONFIG, "-c2")
+    snakemake(workdir, tiny_workflow_config, "-c2")
     return workdir
 
 
-def test_one_row_per_configuration_with_finite_metrics(finished_run):
+@pytest.mark.slow
+def test_one_row_per_configuration_with_finite_metrics(finished_run, tiny_workflow_config):
     aliases = {}
-    configs = expected(CONFIG, aliases)
+    configs = expected(tiny_workflow_config, aliases)
     assert len(configs) == 7 and len(aliases) == 4
     results = pd.read_csv(finished_run / "results" / "tiny" / "results.csv")
     assert sorted(results["config_id"]) == sorted([*configs, *aliases])
@@ -118,23 +98,35 @@ def test_one_row_per_configuration_with_finite_metrics(finished_run):
     assert set(neurons["config_id"]) == set(configs) | set(aliases)
 
 
-def test_unchanged_rerun_does_nothing(finished_run):
-    out = snakemake(finished_run, CONFIG, "-n")
+@pytest.mark.slow
+def test_unchanged_rerun_does_nothing(finished_run, tiny_workflow_config):
+    out = snakemake(finished_run, tiny_workflow_config, "-n")
     assert "Nothing to be done" in out
     # the start-up summary counts every training of the grid, done or not
     summary = [line for line in out.splitlines() if line.startswith("rcpb grid: ")]
-    assert len(summary) == 1 and f"{len(expected(CONFIG))} trainings" in summary[0]
+    assert len(summary) == 1 and f"{len(expected(tiny_workflow_config))} trainings" in summary[0]
 
 
-def test_new_seed_schedules_exactly_the_new_trainings(finished_run):
-    cfg = copy.deepcopy(CONFIG)
+@pytest.mark.slow
+def test_new_seed_schedules_exactly_the_new_trainings(finished_run, tiny_workflow_config):
+    cfg = copy.deepcopy(tiny_workflow_config)
     cfg["grids"]["g"]["common"]["model_seed"] = [0, 1]
-    new = set(expected(cfg)) - set(expected(CONFIG))
+    new = set(expected(cfg)) - set(expected(tiny_workflow_config))
     assert len(new) == 7
     out = snakemake(finished_run, cfg, "-n")
     assert planned_trainings(out) == len(new)
     for config_id in new:
         assert config_id in out
+    assert "grid_file" not in out  # the grid file is refreshed when the run starts
+
+
+@pytest.mark.slow
+def test_training_jobs_leave_a_benchmark(finished_run, tiny_workflow_config):
+    """Each training folder gets Snakemake's benchmark.tsv (wall time, memory) for sizing."""
+    for cfg in expected(tiny_workflow_config).values():
+        tsv = finished_run / "results" / "tiny" / cfg["family"] / cfg["config_id"] / "benchmark.tsv"
+        header = tsv.read_text().splitlines()[0].split("\t")
+        assert "s" in header and "max_rss" in header, tsv
 
 
 @pytest.mark.parametrize("configfile", [None, "configs/paper_ns2250.yaml"])

@@ -17,15 +17,18 @@ import pandas as pd
 import pytest
 import yaml
 
-from test_workflow import CONFIG as TINY
-
 ROOT = Path(__file__).resolve().parents[1]
-# test_workflow's tiny grid without the multi-path families, on a file of trial means
-CONFIG = copy.deepcopy(TINY)
-CONFIG["datasets"] = {"means": {"file": "means.h5", "preprocess": {"crop": 36, "downsample": 2},
-                                "grid": "g"}}
-CONFIG["grids"]["g"] = {k: v for k, v in CONFIG["grids"]["g"].items()
-                        if k in ("common", "ff", "recurrent")}
+
+
+def means_config(tiny):
+    """The tiny workflow's grid (tests/conftest.py) without the multi-path families, on a file
+    of trial means."""
+    cfg = copy.deepcopy(tiny)
+    cfg["datasets"] = {"means": {"file": "means.h5", "preprocess": {"crop": 36, "downsample": 2},
+                                 "grid": "g"}}
+    cfg["grids"]["g"] = {k: v for k, v in cfg["grids"]["g"].items()
+                         if k in ("common", "ff", "recurrent")}
+    return cfg
 
 
 def _write_trial_means(path: Path, n: int = 160, neurons: int = 5) -> None:
@@ -42,9 +45,9 @@ def _write_trial_means(path: Path, n: int = 160, neurons: int = 5) -> None:
 
 
 @pytest.mark.slow
-def test_dataset_without_repeats_runs_to_the_report_in_cc_raw(tmp_path):
+def test_dataset_without_repeats_runs_to_the_report_in_cc_raw(tmp_path, tiny_workflow_config):
     _write_trial_means(tmp_path / "means.h5")
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(CONFIG))
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(means_config(tiny_workflow_config)))
 
     def snakemake(*args):
         cmd = [sys.executable, "-m", "snakemake", *args, "-s", str(ROOT / "Snakefile"),
