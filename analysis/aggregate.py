@@ -39,7 +39,7 @@ import math
 import sys
 from pathlib import Path
 
-from rcpb.checkpoint import atomic_path
+from rcpb.atomic_files import atomic_path
 from rcpb.errors import RcpbError
 
 CONFIG_COLUMNS = [

@@ -48,7 +48,7 @@ from analysis.load import (
     metric_of, n_train_of, pairs, perf_text, read_results, removed_lengths, seed_average, select,
     set_text,
 )
-from rcpb.checkpoint import write_text_atomic
+from rcpb.atomic_files import write_text_atomic
 from rcpb.errors import RcpbError
 
 SELECTIONS = ("validation", "seed_halves")

@@ -21,7 +21,7 @@ import os
 
 from analysis.labels import fraction_label
 from rcpb.grid import FAMILIES
-from rcpb.checkpoint import write_json_atomic, write_text_atomic
+from rcpb.atomic_files import write_json_atomic, write_text_atomic
 
 # figure name -> (needs these families, per training fraction?, output stem)
 FIGURE_FAMILIES = {

@@ -18,7 +18,7 @@ from rcpb.errors import RcpbError
 COMMANDS = {
     "data": "rcpb.commands.data",
     "train": "rcpb.commands.train",
-    "paths": "rcpb.commands.paths",
+    "paths": "rcpb.commands.path_stats",
     "grid": "rcpb.commands.grid",
 }
 

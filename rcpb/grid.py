@@ -466,7 +466,8 @@ def training_config(cfg: dict) -> dict:
 # ----------------------------------------------------------------------------- grid files
 
 #: Name of a dataset's grid file, ``results/{dataset}/grid.jsonl``: one training configuration
-#: (:func:`training_config`) per line. The workflow writes it when a run starts; a training job
+#: (:func:`training_config`) per line. The workflow's rule ``grid_file`` writes it (and a run
+#: refreshes it when the config changed); a training job
 #: ``rcpb train --from-grid results/{dataset}/{family}/{config_id}`` reads its line from it.
 GRID_FILE = "grid.jsonl"
 
@@ -486,7 +487,7 @@ def write_grid_file(path: str | Path, configs: list[dict], device: str = "cpu") 
     The file is replaced atomically and only when its content changes, so a rerun with the same
     config leaves it (and its modification time) untouched.
     """
-    from rcpb.checkpoint import write_text_atomic
+    from rcpb.atomic_files import write_text_atomic
 
     path = Path(path)
     text = grid_lines(configs, device)
@@ -515,69 +516,7 @@ def read_grid_entry(path: str | Path, config_id: str) -> dict:
                         return cfg
     except OSError as exc:
         raise RcpbError(f"cannot read the grid file {path}: {exc.strerror}. The workflow writes "
-                        "it when a run starts (snakemake); 'rcpb grid CONFIG --show ID' prints "
+                        "it (snakemake results/<dataset>/grid.jsonl); 'rcpb grid CONFIG --show ID' prints "
                         "one configuration for 'rcpb train'.") from None
     raise RcpbError(f"{path} holds no configuration with id {config_id!r}: it is not a training "
                     "of the current config ('rcpb grid CONFIG --list' prints the ids).")
-
-
-# ----------------------------------------------------------------------------- loading
-
-
-def schema_path() -> Path:
-    """``schemas/config.schema.yaml`` of the repository this package lives in."""
-    path = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
-    if not path.exists():
-        raise RcpbError(f"cannot find the config schema at {path}; run rcpb from a checkout of "
-                        f"the repository installed with 'pip install -e .'.")
-    return path
-
-
-def load_config(path: str | Path) -> dict:
-    """Read a workflow config (YAML), validate it against the schema and fill its defaults."""
-    import yaml
-
-    path = Path(path)
-    try:
-        config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise RcpbError(f"cannot read config {path}: {exc.strerror}.") from None
-    except yaml.YAMLError as exc:
-        raise RcpbError(f"{path} is not valid YAML: {exc}") from None
-    validate_config(config, source=str(path))
-    return config
-
-
-def validate_config(config: dict, source: str = "config") -> None:
-    """Check ``config`` against the schema (filling defaults in place); RcpbError if invalid."""
-    import jsonschema
-    import yaml
-
-    schema = yaml.safe_load(schema_path().read_text(encoding="utf-8"))
-    validator_cls = jsonschema.validators.validator_for(schema)
-    validator = _with_defaults(validator_cls)(schema)
-    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
-    if errors:
-        raise RcpbError(f"{source}: " + describe_schema_error(errors[0]))
-
-
-def describe_schema_error(error) -> str:
-    """'field.path: message' for a jsonschema ValidationError."""
-    where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
-    return f"{where}: {error.message}"
-
-
-def _with_defaults(validator_cls):
-    """A validator class that fills in the schema's ``default`` values while validating."""
-    import jsonschema
-
-    validate_properties = validator_cls.VALIDATORS["properties"]
-
-    def set_defaults(validator, properties, instance, schema):
-        if isinstance(instance, dict):
-            for prop, sub in properties.items():
-                if "default" in sub and prop not in instance:
-                    instance[prop] = json.loads(json.dumps(sub["default"]))
-        yield from validate_properties(validator, properties, instance, schema)
-
-    return jsonschema.validators.extend(validator_cls, {"properties": set_defaults})

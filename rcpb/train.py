@@ -333,7 +333,7 @@ def evaluate(model: torch.nn.Module, data, config: dict) -> dict:
     valid trial of each stimulus (the prepared targets).
     """
     from rcpb import metrics
-    from rcpb.checkpoint import jsonable
+    from rcpb.atomic_files import jsonable
 
     device = next(model.parameters()).device
     k = config.get("cc_max_trials")

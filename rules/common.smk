@@ -13,8 +13,9 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from rcpb import grid as rcpb_grid
+from rcpb.config import describe_schema_error
 from rcpb.errors import RcpbError
-from rcpb.jobenv import put_interpreter_first_on_path, put_workflow_on_pythonpath
+from rcpb.process.jobenv import put_interpreter_first_on_path, put_workflow_on_pythonpath
 
 # analysis/ (tables, figures, aggregation) belongs to the workflow, not to the installed rcpb
 # package: the repository goes on sys.path here and on PYTHONPATH for every job, which runs in
@@ -32,7 +33,7 @@ def _validate_config():
         cause = exc.__context__
         if cause is not None and hasattr(cause, "absolute_path"):
             raise WorkflowError(
-                f"config: {rcpb_grid.describe_schema_error(cause)}. Fix this value in your "
+                f"config: {describe_schema_error(cause)}. Fix this value in your "
                 "config file; schemas/config.schema.yaml lists every key and allowed value."
             ) from None
         raise

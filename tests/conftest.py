@@ -39,8 +39,8 @@ def write_tiny(tmp_path):
 
 @pytest.fixture
 def require_kernels():
-    """Skip without a C compiler; with one, fail if rcpb/models/kernels.c did not build."""
-    from rcpb.models import kernels
+    """Skip without a C compiler; with one, fail if rcpb/accel/kernels.c did not build."""
+    from rcpb.accel import kernels
 
     if shutil.which(os.environ.get("CC", "cc")) is None:
         pytest.skip("no C compiler: the kernels are not built here")

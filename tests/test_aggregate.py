@@ -9,6 +9,7 @@ import pytest
 from analysis.aggregate import collect, main, read_aliases, write_tables
 from rcpb import grid
 from rcpb.errors import RcpbError
+from rcpb.config import validate_config
 
 
 def t4_grid():
@@ -23,7 +24,7 @@ def t4_grid():
             "ablation_lege": {},
         }},
     }
-    grid.validate_config(config)
+    validate_config(config)
     aliases = {}
     configs = grid.expand(config, aliases=aliases)["d"]
     return configs, aliases["d"]

@@ -1,10 +1,10 @@
-"""GPU slots of a workstation run (rcpb.gpu_slot): one free GPU per training."""
+"""GPU slots of a workstation run (rcpb.process.gpu_slot): one free GPU per training."""
 
 import os
 
 import pytest
 
-from rcpb import gpu_slot
+from rcpb.process import gpu_slot
 
 
 @pytest.fixture(autouse=True)

@@ -8,6 +8,7 @@ import pytest
 
 from rcpb import grid
 from rcpb.errors import RcpbError
+from rcpb.config import load_config, validate_config
 
 ROOT = Path(__file__).resolve().parents[1]
 ID_RE = re.compile(r"^[A-Za-z0-9_.-]+-[0-9a-f]{8}$")
@@ -23,12 +24,12 @@ def counts_by_family(configs, split_seed=None):
 
 @pytest.fixture(scope="module")
 def paper_ns():
-    return grid.expand(grid.load_config(ROOT / "configs" / "paper_ns2250.yaml"))["ns2250"]
+    return grid.expand(load_config(ROOT / "configs" / "paper_ns2250.yaml"))["ns2250"]
 
 
 @pytest.fixture(scope="module")
 def paper_imagenet():
-    return grid.expand(grid.load_config(ROOT / "configs" / "paper_imagenet8k.yaml"))["imagenet8k"]
+    return grid.expand(load_config(ROOT / "configs" / "paper_imagenet8k.yaml"))["imagenet8k"]
 
 
 def small_config(**common):
@@ -42,7 +43,7 @@ def small_config(**common):
                         "recurrent": {"recurrent_layers": [1, 2], "iterations": [2, 4],
                                       "readout": ["no-avg", "2-avg"]}}},
     }
-    grid.validate_config(config)
+    validate_config(config)
     return config
 
 
@@ -65,7 +66,7 @@ def test_paper_ns2250_counts_match_spec(paper_ns):
                                           "ablation_rm": 2304,
                                           "ablation_lege": PAPER_LEGE["trained"]}
     assert not any(c.get("added_as_partner") for c in paper_ns)
-    aliases = grid.expand_aliases(grid.load_config(ROOT / "configs" / "paper_ns2250.yaml"))
+    aliases = grid.expand_aliases(load_config(ROOT / "configs" / "paper_ns2250.yaml"))
     assert counts_by_family(aliases["ns2250"]) == {"ablation_lege": PAPER_LEGE["aliases"]}
     assert PAPER_LEGE["trained"] + PAPER_LEGE["aliases"] == 6912
 
@@ -233,7 +234,7 @@ def t4_config(**families):
     del cfg["grids"]["g"]["ff"]
     for family, entry in families.items():
         cfg["grids"]["g"][family] = dict(entry)
-    grid.validate_config(cfg)
+    validate_config(cfg)
     return cfg
 
 
@@ -325,7 +326,7 @@ def test_example_config_training_counts_by_hand():
     names only le1 and ge4 (the other 6 as in test_t4_aliases_hand_worked): 89 trainings,
     95 before aliases. sim_feedforward: 2 FF + 8 recurrent."""
     aliases = {}
-    expanded = grid.expand(grid.load_config(ROOT / "config.yaml"), aliases=aliases)
+    expanded = grid.expand(load_config(ROOT / "config.yaml"), aliases=aliases)
     assert counts_by_family(expanded["sim_recurrent"]) == {
         "ff": 8, "recurrent": 64, "multipath": 8, "ablation_rm": 7, "ablation_lege": 2}
     assert len(expanded["sim_recurrent"]) == 89
@@ -358,7 +359,7 @@ def test_schema_errors_name_the_field(edit, words):
     cfg = copy.deepcopy(small_config())
     edit(cfg)
     with pytest.raises(RcpbError) as info:
-        grid.validate_config(cfg)
+        validate_config(cfg)
     assert all(w in str(info.value) for w in words)
 
 
@@ -385,7 +386,7 @@ def test_semantic_errors_name_the_problem():
 
 
 def test_example_config_expands_with_every_family():
-    expanded = grid.expand(grid.load_config(ROOT / "config.yaml"))
+    expanded = grid.expand(load_config(ROOT / "config.yaml"))
     families = {c["family"] for c in expanded["sim_recurrent"]}
     assert families == set(grid.FAMILIES)
     assert not any(c.get("added_as_partner") for cfgs in expanded.values() for c in cfgs)

@@ -12,19 +12,6 @@ from rcpb.accel.input_bn import fold
 from rcpb.models.blocks import CPB, batch_norm
 
 
-@pytest.fixture
-def require_kernels():
-    """Skip without a C compiler; with one, fail if rcpb/accel/kernels.c did not build."""
-    import os
-    import shutil
-
-    from rcpb.accel import kernels
-
-    if shutil.which(os.environ.get("CC", "cc")) is None:
-        pytest.skip("no C compiler: the kernels are not built here")
-    assert kernels.available(), "a C compiler is present but kernels.c did not build"
-
-
 def input_conv(bn_in, conv, x):
     """``conv(bn_in(x))`` with the two modules folded (rcpb.accel.input_bn)."""
     fold(bn_in, conv)

@@ -9,6 +9,7 @@ import pytest
 from analysis import tables, workflow
 from analysis.load import normalise, read_results, seed_average
 from rcpb.errors import RcpbError
+from rcpb.config import load_config
 from synthetic_results import make_results, true_gain
 
 
@@ -231,7 +232,7 @@ def test_headlines_from_tables(synthetic):
 def test_targets_from_expanded_grid_match_config_lookup():
     from rcpb import grid
 
-    config = grid.load_config("config.yaml")
+    config = load_config("config.yaml")
     configs = grid.expand(config)
     for ds in config["datasets"]:
         exact = workflow.targets(config, ds, configs[ds])
@@ -268,7 +269,7 @@ def test_rules_build_tables_figure_summary_and_report(tmp_path):
         'configfile: "config.yaml"\n'
         # what rules/common.smk provides to the analysis rules: jobs that find python and the
         # analysis package (not installed: on PYTHONPATH), the wildcard constraints, the grids
-        + "from rcpb.jobenv import put_interpreter_first_on_path, put_workflow_on_pythonpath\n"
+        + "from rcpb.process.jobenv import put_interpreter_first_on_path, put_workflow_on_pythonpath\n"
         + f"put_interpreter_first_on_path()\nput_workflow_on_pythonpath({str(root)!r})\n"
         + "wildcard_constraints:\n    dataset='[^/]+',\n    split='[0-9]+',\n"
         + "    fraction='[0-9.]+',\n"
@@ -327,6 +328,6 @@ def test_summary_answer_and_front_page(tmp_path, synthetic):
 def test_dataset_description_names_the_ground_truth():
     from rcpb import grid
 
-    config = grid.load_config("config.yaml")
+    config = load_config("config.yaml")
     assert "recurrent models should win" in workflow.dataset_description(config, "sim_recurrent")
     assert "control" in workflow.dataset_description(config, "sim_feedforward")

@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from rcpb.checkpoint import read_json, save_atomic, write_json_atomic
+from rcpb.atomic_files import read_json, save_atomic, write_json_atomic
 from rcpb.cli import main
 from rcpb.commands.train import load_config, resolve_config
 from rcpb.errors import RcpbError

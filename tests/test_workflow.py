@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from rcpb import grid
+from rcpb.config import validate_config
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = ["results/tiny/results.csv", "results/tiny/neurons.csv"]
@@ -37,7 +38,7 @@ def snakemake(workdir, cfg, *args):
 def expected(cfg, aliases=None):
     """config_id -> training configuration; ``aliases`` (a dict) gets config_id -> alias."""
     cfg = copy.deepcopy(cfg)
-    grid.validate_config(cfg)
+    validate_config(cfg)
     shared = {}
     configs = {c["config_id"]: c for c in grid.expand(cfg, aliases=shared)["tiny"]}
     if aliases is not None:

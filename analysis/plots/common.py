@@ -15,7 +15,7 @@ import pandas as pd  # noqa: E402
 from analysis.load import (  # noqa: E402
     READOUT_MODES, fraction_label, metric_of, perf_axis, perf_text,
 )
-from rcpb.checkpoint import atomic_path  # noqa: E402
+from rcpb.atomic_files import atomic_path  # noqa: E402
 
 LENGTH_AXIS = "average path length (convs)"
 

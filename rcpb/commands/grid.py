@@ -37,9 +37,10 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from rcpb import grid
+    from rcpb.config import load_config
     from rcpb.errors import RcpbError
 
-    config = grid.load_config(args.config)
+    config = load_config(args.config)
     aliases: dict = {}
     expanded = grid.expand(config, aliases=aliases)
     if args.dataset is not None:

@@ -180,7 +180,7 @@ def _check_existing(out: Path, cfg: dict) -> bool:
     """True if ``out`` already holds a finished run of ``cfg``; raise if of another config."""
     if not (out / "metrics.json").exists():
         return False  # nothing finished there: (re)train from scratch
-    from rcpb.checkpoint import read_json
+    from rcpb.atomic_files import read_json
 
     try:
         old = read_json(out / "config.json")
@@ -243,7 +243,7 @@ def run(args) -> int:
         return 0
 
     if cfg["device"] == "cuda":
-        from rcpb.gpu_slot import claim_gpu
+        from rcpb.process.gpu_slot import claim_gpu
 
         claim_gpu()  # before torch initialises CUDA
     import torch
@@ -259,7 +259,7 @@ def _train_into(out: Path, cfg: dict) -> None:
     import torch
 
     from rcpb import models, path_stats
-    from rcpb.checkpoint import save_atomic, write_csv_atomic, write_json_atomic
+    from rcpb.atomic_files import save_atomic, write_csv_atomic, write_json_atomic
     from rcpb.data.prepare import prepare
     from rcpb.train import LOG_COLUMNS, evaluate, train
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rcpb.checkpoint import atomic_path
+from rcpb.atomic_files import atomic_path
 
 
 @dataclass

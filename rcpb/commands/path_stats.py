@@ -75,7 +75,7 @@ def load_model(model_dir: str | Path):
 
 def run(args) -> int:
     from rcpb import path_stats
-    from rcpb.checkpoint import write_json_atomic
+    from rcpb.atomic_files import write_json_atomic
 
     model_dir = Path(args.model_dir)
     if not model_dir.is_dir():
