@@ -105,10 +105,12 @@ def choose_examples(summ: pd.DataFrame) -> pd.DataFrame:
     return summ.loc[list(best)]
 
 
-def _layer_parts(part: pd.DataFrame):
+def _layer_parts(part: pd.DataFrame, split: int, fraction: float):
+    """(recurrent rows, FF rows, sorted layer counts) of ``part`` (the rows of a split and
+    fraction); NoData if no recurrent model is there."""
     rec, ff = select(part, "recurrent"), select(part, "ff")
     if rec.empty:
-        raise NoData("no recurrent models")
+        raise NoData(f"no recurrent models in {where(split, fraction)}")
     layers = sorted(int(x) for x in rec["recurrent_layers"].dropna().unique())
     return rec, ff, layers
 
@@ -122,10 +124,7 @@ def fig6cd(df: pd.DataFrame, split: int, fraction: float):
     without a finite performance or path length are not drawn; the panel says so.
     """
     part = select(df, None, split, fraction)
-    try:
-        rec, ff, layers = _layer_parts(part)
-    except NoData:
-        raise NoData(f"no recurrent models in {where(split, fraction)}") from None
+    rec, ff, layers = _layer_parts(part, split, fraction)
     measure = measure_name(df)
     style()
     fig, axes = plt.subplots(1, len(layers), figsize=(4.4 * len(layers) + 1.2, 3.8), squeeze=False)
@@ -205,10 +204,7 @@ def fig6ef(df: pd.DataFrame, split: int, fraction: float):
     readout, T, length).
     """
     part = select(df, None, split, fraction)
-    try:
-        rec, _, layers = _layer_parts(part)
-    except NoData:
-        raise NoData(f"no recurrent models in {where(split, fraction)}") from None
+    rec, _, layers = _layer_parts(part, split, fraction)
     pcols = path_columns(rec)
     if not pcols or rec[pcols].isna().all().all():
         raise NoData(f"no path-length distributions (path_p columns) in {where(split, fraction)}")
