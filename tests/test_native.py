@@ -84,3 +84,33 @@ def test_compile_error_is_reported(fresh, monkeypatch):
     with pytest.warns(RuntimeWarning, match="cc failed"):
         assert native.load(fresh) is None
     assert not list((fresh.parent / "cache").glob("*"))   # nothing half-built is kept
+
+
+def test_another_cpu_model_gets_its_own_build(fresh, monkeypatch):
+    """A cache shared by machines of different kinds never hands one a -march=native build
+    made for another."""
+    if shutil.which("cc") is None:
+        pytest.skip("no C compiler")
+    monkeypatch.delenv("CC", raising=False)
+    monkeypatch.setattr(native, "_cpu_identity", lambda: "model name : CPU A\nflags : sse2")
+    assert native.load(fresh).rcpb_test_add(2, 3) == 5
+    monkeypatch.setattr(native, "_loaded", {})
+    monkeypatch.setattr(native, "_cpu_identity", lambda: "model name : CPU B\nflags : avx512f")
+    assert native.load(fresh).rcpb_test_add(2, 3) == 5
+    assert len(list((fresh.parent / "cache").glob("add-*.so"))) == 2
+
+
+def test_compiler_without_openmp_falls_back(fresh, monkeypatch, tmp_path):
+    """A compiler that rejects -fopenmp (Apple's clang) gives no library, with one warning:
+    a single-threaded build would be slower than PyTorch's own kernels."""
+    if shutil.which("cc") is None:
+        pytest.skip("no C compiler")
+    wrapper = tmp_path / "cc-without-openmp"
+    wrapper.write_text('#!/bin/sh\nfor a in "$@"; do [ "$a" = -fopenmp ] && '
+                       '{ echo "unsupported option -fopenmp" >&2; exit 1; }; done\n'
+                       'exec cc "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("CC", str(wrapper))
+    with pytest.warns(RuntimeWarning, match="no OpenMP build possible"):
+        assert native.load(fresh) is None
+    assert not list((fresh.parent / "cache").glob("*.so"))
