@@ -218,14 +218,14 @@ def seed_average(df: pd.DataFrame, value_cols: list[str]) -> pd.DataFrame:
     """Average ``value_cols`` over rows that differ only in ``model_seed``.
 
     Returns one row per configuration: the configuration columns, the averaged values and
-    ``n_seeds`` (number of models averaged).
+    ``n_seeds`` (number of models averaged: those with a finite first value).
     """
     if df.empty:
         return pd.DataFrame(columns=[*config_columns(df), *value_cols, "n_seeds"])
     keys = [c for c in config_columns(df) if not c.startswith("ref_")]
     g = df.groupby(keys, dropna=False, sort=True)
     out = g[value_cols].mean()
-    out["n_seeds"] = g.size()
+    out["n_seeds"] = g[value_cols[0]].count()  # seeds with a finite first value (the mean's n)
     return out.reset_index()
 
 

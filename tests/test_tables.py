@@ -77,6 +77,14 @@ def test_seed_average_groups_only_over_model_seed(hand_table):
     assert set(sa["n_seeds"]) == {2}
 
 
+def test_seed_average_counts_the_seeds_it_averages(hand_table):
+    df = hand_table.copy()
+    df.loc[df["config_id"] == "ff81", "perf"] = np.nan     # seed 1 of the 8-channel FF failed
+    sa = seed_average(df[df["family"] == "ff"], ["perf"]).set_index("channels")
+    assert sa.loc[8, "perf"] == pytest.approx(0.40) and sa.loc[8, "n_seeds"] == 1
+    assert sa.loc[16, "n_seeds"] == 2
+
+
 def test_single_pair_gives_nan_statistics_with_note():
     df = normalise(pd.DataFrame([
         _row("ff", "f", 0.4, blocks=3),
