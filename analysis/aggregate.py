@@ -119,7 +119,6 @@ def read_model(folder: str | Path) -> tuple[dict, list[dict]]:
         "val_frac_negative_cc_raw": _number(val.get("frac_negative_cc_raw")),
         "val_loss": _number(val.get("loss")),
         "val_n_excluded": val.get("n_excluded"),
-        # empty for models trained before these were recorded
         "split_source": metrics.get("split_source"),
         "ceiling_stimuli": test.get("ceiling_stimuli"),
         "n_params": metrics.get("n_params"),

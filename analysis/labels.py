@@ -1,9 +1,38 @@
-"""Training-fraction labels used in file names (light: no pandas, imported when the
-workflow starts)."""
+"""Training-fraction labels used in file names, and the number formats of tables and
+headlines (light: no pandas, imported when the workflow starts)."""
 
 from __future__ import annotations
 
+import math
+
 from rcpb.errors import RcpbError
+
+
+def fmt(value, kind: str) -> str:
+    """A number as tables and headlines print it; "n/a" when missing or not finite.
+
+    kind: "perf" (0.1234), "diff" (+0.0123), "pct" (+3.41, no % sign), "p" (0.004, 1.2e-05),
+    "int" (12), "frac" (a training fraction: "25 %"); anything else: ``str(value)``.
+    """
+    if kind not in ("perf", "diff", "pct", "p", "int", "frac"):
+        return str(value)
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return "n/a"
+    if not math.isfinite(v):
+        return "n/a"
+    if kind == "perf":
+        return f"{v:.4f}"
+    if kind == "diff":
+        return f"{v:+.4f}"
+    if kind == "pct":
+        return f"{v:+.2f}"
+    if kind == "p":
+        return f"{v:.2g}" if v >= 1e-4 else f"{v:.1e}"
+    if kind == "int":
+        return str(int(v))
+    return f"{fraction_label(v)} %"
 
 
 def fraction_label(fraction: float) -> str:

@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import stats
+from analysis.labels import fmt
 from analysis.load import (
     METRIC_CHOICES, PERF, READOUT_MODES, VAL_PERF, config_columns, fraction_label, fraction_text,
     metric_of, n_train_of, pairs, perf_text, read_results, removed_lengths, seed_average, select,
@@ -401,24 +402,6 @@ def ablation_table(df: pd.DataFrame, family: str) -> pd.DataFrame:
 # --------------------------------------------------------------------------- rendering
 
 
-def _fmt(v, kind: str) -> str:
-    if v is None or (isinstance(v, float) and not np.isfinite(v)):
-        return "n/a"
-    if kind == "perf":
-        return f"{v:.4f}"
-    if kind == "diff":
-        return f"{v:+.4f}"
-    if kind == "pct":
-        return f"{v:+.2f}"
-    if kind == "p":
-        return f"{v:.2g}" if v >= 1e-4 else f"{v:.1e}"
-    if kind == "int":
-        return str(int(v))
-    if kind == "frac":
-        return f"{fraction_label(v)} %"
-    return str(v)
-
-
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     """A GitHub-flavoured Markdown table from header and string cells."""
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
@@ -430,7 +413,7 @@ def _interval(row, low: str, high: str, kind: str, prefix: str = "") -> str:
     """'[lo, hi]', or why there is none ("n = 2: too few pairs for a CI")."""
     lo, hi = row[prefix + low], row[prefix + high]
     if isinstance(lo, float) and np.isfinite(lo) and np.isfinite(hi):
-        return f"[{_fmt(lo, kind)}, {_fmt(hi, kind)}]"
+        return f"[{fmt(lo, kind)}, {fmt(hi, kind)}]"
     n = row[prefix + "n_pairs"]
     if isinstance(n, (int, float, np.integer)) and np.isfinite(n) and n < stats.MIN_PAIRS:
         return f"({stats.too_few_note(int(n))})"
@@ -439,14 +422,14 @@ def _interval(row, low: str, high: str, kind: str, prefix: str = "") -> str:
 
 def effect_text(row, prefix: str = "") -> str:
     """'+0.0123 [+0.0040, +0.0206]': mean paired difference and its 95 % CI."""
-    return (f"{_fmt(row[prefix + 'diff_mean'], 'diff')} "
+    return (f"{fmt(row[prefix + 'diff_mean'], 'diff')} "
             f"{_interval(row, 'diff_ci_low', 'diff_ci_high', 'diff', prefix)}")
 
 
 def gain_text(row, prefix: str = "") -> str:
     """'+3.41 % [+1.02, +5.90]': paired relative gain (ratio of means) and its 95 % CI."""
     ci = _interval(row, "paired_gain_ci_low_pct", "paired_gain_ci_high_pct", "pct", prefix)
-    return f"{_fmt(row[prefix + 'paired_gain_pct'], 'pct')} % {ci if ci.startswith('[') else ''}".strip()
+    return f"{fmt(row[prefix + 'paired_gain_pct'], 'pct')} % {ci if ci.startswith('[') else ''}".strip()
 
 
 def measure_text(metric: str) -> str:
@@ -479,17 +462,17 @@ def table1_markdown(t1: pd.DataFrame, dataset: str = "", metric: str = "cc_norm2
     rows, all_rows = [], []
     for _, r in t1.iterrows():
         best = "n/a" if not r["best_readout"] else f"{r['best_readout']}, T = {int(r['best_iterations'])}"
-        ff = f"{_fmt(r['ff_mean'], 'perf')} ± {_fmt(r['ff_sem'], 'perf')} ({r['ff_n_models']})"
+        ff = f"{fmt(r['ff_mean'], 'perf')} ± {fmt(r['ff_sem'], 'perf')} ({r['ff_n_models']})"
         rows.append([
             str(r["split_seed"]), r["training_data"], ff, best,
-            _fmt(r["best_perf_mean"], "perf"), _fmt(r["gain_pct"], "pct"), effect_text(r),
-            gain_text(r), _fmt(r["p"], "p"), _fmt(r["n_pairs"], "int"),
+            fmt(r["best_perf_mean"], "perf"), fmt(r["gain_pct"], "pct"), effect_text(r),
+            gain_text(r), fmt(r["p"], "p"), fmt(r["n_pairs"], "int"),
         ])
         all_rows.append([
             str(r["split_seed"]), r["training_data"], ff, str(r["n_cells"]),
-            _fmt(r["cells_mean"], "perf"), _fmt(r["cells_gain_pct"], "pct"),
-            effect_text(r, "all_"), gain_text(r, "all_"), _fmt(r["all_p"], "p"),
-            _fmt(r["all_n_pairs"], "int"),
+            fmt(r["cells_mean"], "perf"), fmt(r["cells_gain_pct"], "pct"),
+            effect_text(r, "all_"), gain_text(r, "all_"), fmt(r["all_p"], "p"),
+            fmt(r["all_n_pairs"], "int"),
         ])
     title = f"# Table 1: recurrent vs feed-forward models{' on ' + dataset if dataset else ''}\n\n"
     text = (title + measure_text(metric) + "\n\n## The best (readout mode, T), chosen on validation data\n\n"
@@ -522,7 +505,7 @@ def cells_markdown(cells: pd.DataFrame, dataset: str = "", metric: str = "cc_nor
         Ts = sorted(part["iterations"].unique())
         ff = part.iloc[0]
         text += (f"## split {split}, {fraction_label(frac)} % training data: FF average "
-                 f"{_fmt(ff['ff_mean'], 'perf')} ± {_fmt(ff['ff_sem'], 'perf')} "
+                 f"{fmt(ff['ff_mean'], 'perf')} ± {fmt(ff['ff_sem'], 'perf')} "
                  f"({ff['ff_n_models']} models)\n\n")
         rows = []
         for mode in _mode_order(part["readout"].unique()):
@@ -534,9 +517,9 @@ def cells_markdown(cells: pd.DataFrame, dataset: str = "", metric: str = "cc_nor
                     continue
                 r = c.iloc[0]
                 line.append(
-                    f"{_fmt(r['perf_mean'], 'perf')} ± {_fmt(r['perf_sem'], 'perf')}; "
-                    f"{_fmt(r['gain_pct'], 'pct')} %; {effect_text(r)}; "
-                    f"p {_fmt(r['p_holm'], 'p')}"
+                    f"{fmt(r['perf_mean'], 'perf')} ± {fmt(r['perf_sem'], 'perf')}; "
+                    f"{fmt(r['gain_pct'], 'pct')} %; {effect_text(r)}; "
+                    f"p {fmt(r['p_holm'], 'p')}"
                 )
             rows.append(line)
         text += markdown_table(["readout \\ T", *[f"T = {int(T)}" for T in Ts]], rows) + "\n"
@@ -563,7 +546,7 @@ def generic_markdown(table: pd.DataFrame, title: str, columns: list[str],
             return "perf"
         return "str"
     cols = [c for c in columns if c in table.columns]
-    rows = [[_fmt(r[c], kind(c)) if not (isinstance(r[c], str)) else r[c] for c in cols]
+    rows = [[fmt(r[c], kind(c)) if not (isinstance(r[c], str)) else r[c] for c in cols]
             for _, r in table.iterrows()]
     body = markdown_table(cols, rows) if len(rows) else "No models of this family in the results table.\n"
     return (f"# {title}\n\n{measure_text(metric)} Paired statistics as in Table 1 (below "

@@ -19,7 +19,7 @@ import json
 import math
 import os
 
-from analysis.labels import fraction_label
+from analysis.labels import fmt, fraction_label
 from rcpb.grid import FAMILIES
 from rcpb.atomic_files import write_json_atomic, write_text_atomic
 
@@ -160,45 +160,32 @@ def summary_path(dataset: str) -> str:
 
 def _num(v) -> float:
     try:
-        v = float(v)
+        return float(v)
     except (TypeError, ValueError):
         return math.nan
-    return v
 
 
 def _pct(v) -> str:
-    v = _num(v)
-    return "n/a" if not math.isfinite(v) else f"{v:+.2f} %"
-
-
-def _p(v) -> str:
-    v = _num(v)
-    return "n/a" if not math.isfinite(v) else (f"{v:.2g}" if v >= 1e-4 else f"{v:.1e}")
-
-
-def _perf(v) -> str:
-    v = _num(v)
-    return "n/a" if not math.isfinite(v) else f"{v:.4f}"
-
-
-def _diff(v) -> str:
-    v = _num(v)
-    return "n/a" if not math.isfinite(v) else f"{v:+.4f}"
+    text = fmt(v, "pct")
+    return text if text == "n/a" else f"{text} %"
 
 
 def comparison_text(r: dict, prefix: str = "") -> str:
-    """'effect +0.0123 [+0.0040, +0.0206], gain +3.41 % [+1.02, +5.90], p = 0.004, n = 12
-    pairs' (or '... n = 2 pairs: too few for a CI') from a table row with paired columns."""
-    n = int(_num(r.get(prefix + "n_pairs")) or 0) if math.isfinite(_num(r.get(prefix + "n_pairs"))) else 0
-    effect = f"effect {_diff(r.get(prefix + 'diff_mean'))}"
-    gain = f"gain {_pct(r.get(prefix + 'paired_gain_pct'))}"
-    lo, hi = _num(r.get(prefix + "diff_ci_low")), _num(r.get(prefix + "diff_ci_high"))
+    """'effect +0.0123 [+0.0040, +0.0206], gain +3.41 % [+1.02 %, +5.90 %], p = 0.004, n = 12
+    pairs' (or '... n = 2 pair(s): too few for a CI or p-value') from a table row with paired
+    columns (analysis.tables.PAIRED_COLUMNS, optionally under ``prefix``)."""
+    def col(name):
+        return r.get(prefix + name)
+
+    n = fmt(col("n_pairs"), "int").replace("n/a", "0")
+    effect, gain = f"effect {fmt(col('diff_mean'), 'diff')}", f"gain {_pct(col('paired_gain_pct'))}"
+    lo, hi = _num(col("diff_ci_low")), _num(col("diff_ci_high"))
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return f"{effect}, {gain}, n = {n} pair(s): too few for a CI or p-value"
-    glo, ghi = _num(r.get(prefix + "paired_gain_ci_low_pct")), _num(r.get(prefix + "paired_gain_ci_high_pct"))
+    glo, ghi = _num(col("paired_gain_ci_low_pct")), _num(col("paired_gain_ci_high_pct"))
     gci = f" [{_pct(glo)}, {_pct(ghi)}]" if math.isfinite(glo) and math.isfinite(ghi) else ""
-    return (f"{effect} [{_diff(lo)}, {_diff(hi)}], {gain}{gci}, p = {_p(r.get(prefix + 'p'))}, "
-            f"n = {n} pairs")
+    return (f"{effect} [{fmt(lo, 'diff')}, {fmt(hi, 'diff')}], {gain}{gci}, "
+            f"p = {fmt(col('p'), 'p')}, n = {n} pairs")
 
 
 def answer_lines(t1_records: list[dict], measure: str = "CC_norm^2") -> list[str]:
@@ -214,9 +201,9 @@ def answer_lines(t1_records: list[dict], measure: str = "CC_norm^2") -> list[str
         lines.append(
             f"{where}: recurrent vs size-matched feed-forward ({measure}), best cell "
             f"{r['best_readout']}, T = {int(_num(r['best_iterations']))} ({chosen}, of "
-            f"{int(_num(r['n_cells']))} cells): test {_perf(r['best_perf_mean'])} vs FF "
-            f"{_perf(r['ff_mean'])}; {comparison_text(r)}. Mean over all "
-            f"{int(_num(r['n_cells']))} cells: {_perf(r['cells_mean'])}; {comparison_text(r, 'all_')}."
+            f"{int(_num(r['n_cells']))} cells): test {fmt(r['best_perf_mean'], 'perf')} vs FF "
+            f"{fmt(r['ff_mean'], 'perf')}; {comparison_text(r)}. Mean over all "
+            f"{int(_num(r['n_cells']))} cells: {fmt(r['cells_mean'], 'perf')}; {comparison_text(r, 'all_')}."
         )
     return lines
 
@@ -247,14 +234,14 @@ def headlines(tables: dict) -> dict:
             best = g.loc[g["val_mean"].idxmax()]
             out[f"fig3d/split{int(s)}/frac{fraction_label(f)}"] = (
                 f"best on validation: {best['readout']}, T = {int(best['iterations'])}: test "
-                f"{_perf(best['perf_mean'])} vs FF {_perf(best['ff_mean'])}; "
+                f"{fmt(best['perf_mean'], 'perf')} vs FF {fmt(best['ff_mean'], 'perf')}; "
                 f"{comparison_text(best.to_dict())}")
     mp = tables.get("multipath_vs_recurrent")
     if mp is not None and len(mp):
         for r in mp[mp["readout"] == "all"].to_dict("records"):
             key = f"fig4cd/split{int(r['split_seed'])}/frac{fraction_label(r['train_fraction'])}"
-            out[key] = (f"r(performance) = {_perf(r['pearson_r_perf'])}, r(path length) = "
-                        f"{_perf(r['pearson_r_length'])}; multi-path vs recurrent: "
+            out[key] = (f"r(performance) = {fmt(r['pearson_r_perf'], 'perf')}, r(path length) = "
+                        f"{fmt(r['pearson_r_length'], 'perf')}; multi-path vs recurrent: "
                         f"{comparison_text(r)}")
     for name, fig in (("ablation_rm", "fig6gi"), ("ablation_lege", "lege")):
         ab = tables.get(name)
@@ -297,13 +284,13 @@ def results_headlines(df) -> dict:
             types = types[types[VAL_PERF].notna()]
             if len(types):
                 (mode, T), best = types[VAL_PERF].idxmax(), types.loc[types[VAL_PERF].idxmax()]
-                best_parts.append(f"{int(L)} layer(s): {mode}, T = {int(T)} (test {_perf(best[PERF])})")
+                best_parts.append(f"{int(L)} layer(s): {mode}, T = {int(T)} (test {fmt(best[PERF], 'perf')})")
             summ = type_summary(sub)
             ex = choose_examples(summ)
             if len(ex):
                 ex_parts.append(f"{int(L)} layer(s): " + ", ".join(
                     f"{r.readout} T={int(r.iterations)} (length {r.avg_path_length:.2f}, "
-                    f"perf {_perf(r.perf_mean)})" for r in ex.itertuples()))
+                    f"perf {fmt(r.perf_mean, 'perf')})" for r in ex.itertuples()))
             r, n = stats.pearson(summ["avg_path_length"], summ["perf_mean"])
             r_text = f"{r:.2f}" if math.isfinite(r) else "n/a"
             r_parts.append(f"{int(L)} layer(s): r(length, performance) = {r_text} over {n} types")
