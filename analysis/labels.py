@@ -1,11 +1,20 @@
-"""Training-fraction labels used in file names, and the number formats of tables and
-headlines (light: no pandas, imported when the workflow starts)."""
+"""Training-fraction labels used in file names, the number formats of tables and headlines,
+and the joining of their notes (light: no pandas, imported when the workflow starts)."""
 
 from __future__ import annotations
 
 import math
 
 from rcpb.errors import RcpbError
+
+
+def join_notes(*notes) -> str:
+    """Non-empty notes, deduplicated in order, joined with '; '."""
+    out = []
+    for n in notes:
+        if isinstance(n, str) and n and n not in out:
+            out.append(n)
+    return "; ".join(out)
 
 
 def fmt(value, kind: str) -> str:

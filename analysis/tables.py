@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import stats
-from analysis.labels import fmt
+from analysis.labels import fmt, join_notes
 from analysis.load import (
     METRIC_CHOICES, PERF, READOUT_MODES, VAL_PERF, config_columns, fraction_label, fraction_text,
     metric_of, n_train_of, pairs, perf_text, read_results, removed_lengths, seed_average, select,
@@ -98,10 +98,6 @@ def seed_averaged_pairs(df: pd.DataFrame, family: str, partner_family: str) -> p
                             "ref_avg_path_length"])
 
 
-def _join_notes(*notes) -> str:
-    return "; ".join(n for n in notes if isinstance(n, str) and n)
-
-
 # --------------------------------------------------------------------------- recurrent vs FF
 
 
@@ -136,7 +132,7 @@ def recurrent_vs_ff(df: pd.DataFrame) -> pd.DataFrame:
             }
             row.update(_paired_columns(cp[PERF] if len(cp) else [], cp[f"ref_{PERF}"] if len(cp) else []))
             if not len(ff):
-                row["note"] = _join_notes("no feed-forward models", row["note"])
+                row["note"] = join_notes("no feed-forward models", row["note"])
             rows.append(row)
     cols = ["split_seed", "train_fraction", "n_train", "readout", "iterations", "n_models",
             "perf_mean", "perf_sem", "val_mean", "ff_n_models", "ff_mean", "ff_sem", "gain_pct",
@@ -247,7 +243,7 @@ def table1(df: pd.DataFrame, cells: pd.DataFrame | None = None,
                 "best_readout": mode, "best_iterations": T, "best_val_mean": best["val_mean"],
                 "best_perf_mean": rep["perf_mean"], "best_perf_sem": rep["perf_sem"],
                 "gain_pct": rep["gain_pct"], **{k: rep[k] for k in PAIRED_COLUMNS},
-                "note": _join_notes(note, rep["note"] if isinstance(rep["note"], str) else ""),
+                "note": join_notes(note, rep["note"] if isinstance(rep["note"], str) else ""),
             })
         else:
             row.update({"best_readout": "", "best_iterations": np.nan, "best_val_mean": np.nan,
@@ -256,7 +252,7 @@ def table1(df: pd.DataFrame, cells: pd.DataFrame | None = None,
                         "note": "no recurrent models with validation performance"
                         if len(c) else "no recurrent models"})
         if not len(ff):
-            row["note"] = _join_notes("no feed-forward models", row["note"])
+            row["note"] = join_notes("no feed-forward models", row["note"])
         rows.append(row)
     return pd.DataFrame(rows, columns=TABLE1_COLUMNS)
 

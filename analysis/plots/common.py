@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from analysis.labels import join_notes  # noqa: E402  (the figures take it from here)
 from analysis.load import (  # noqa: E402
     READOUT_MODES, fraction_label, metric_of, perf_axis, perf_text,
 )
@@ -115,15 +116,6 @@ def merged_legend(axes, order=READOUT_MODES, **kw) -> None:
     if handles:
         axes[-1].legend([handles[i] for i in idx], [labels[i] for i in idx], loc="center left",
                         bbox_to_anchor=(1.01, 0.5), frameon=False, **kw)
-
-
-def join_notes(*notes) -> str:
-    """Non-empty notes, deduplicated in order, joined with '; '."""
-    out = []
-    for n in notes:
-        if isinstance(n, str) and n and n not in out:
-            out.append(n)
-    return "; ".join(out)
 
 
 def finish_data(data: pd.DataFrame, df: pd.DataFrame, notes=()) -> pd.DataFrame:
