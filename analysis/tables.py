@@ -156,13 +156,15 @@ def _sort_modes(out: pd.DataFrame, by: list[str]) -> pd.DataFrame:
             .drop(columns="_k").reset_index(drop=True))
 
 
-def best_cell(cells: pd.DataFrame) -> pd.Series | None:
-    """The row of ``cells`` (one (split, fraction)) with the highest ``val_mean``; None if no
-    cell has a validation value. Ties: the first in table order (readout mode order, then T)."""
-    c = cells[cells["val_mean"].notna()]
+def best_cell(cells: pd.DataFrame, column: str = "val_mean") -> pd.Series | None:
+    """The row of ``cells`` (the (readout mode, T) cells or types of one split and fraction)
+    with the highest mean validation performance ``column``; None if no cell has one. Ties: the
+    first in table order (readout mode order, then T). The one place a best cell is chosen:
+    Table 1, the figures and the headlines, never on test data."""
+    c = cells[cells[column].notna()]
     if not len(c):
         return None
-    return c.loc[c["val_mean"].idxmax()]
+    return c.loc[c[column].idxmax()]
 
 
 def all_cells_pairs(df: pd.DataFrame, split: int, frac: float) -> pd.DataFrame:

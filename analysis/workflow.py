@@ -226,12 +226,13 @@ def headlines(tables: dict) -> dict:
         for split, items in per_split.items():
             out[f"fig3a/split{split}"] = "all cells vs FF: " + "; ".join(items)
     cells = tables.get("recurrent_vs_ff")
-    if cells is not None and len(cells):
+    if cells is not None and "val_mean" in cells.columns:
+        from analysis.tables import best_cell
+
         for (s, f), g in cells.groupby(["split_seed", "train_fraction"]):
-            g = g[g["val_mean"].notna()] if "val_mean" in g.columns else g.iloc[:0]
-            if not len(g):
+            best = best_cell(g)
+            if best is None:
                 continue
-            best = g.loc[g["val_mean"].idxmax()]
             out[f"fig3d/split{int(s)}/frac{fraction_label(f)}"] = (
                 f"best on validation: {best['readout']}, T = {int(best['iterations'])}: test "
                 f"{fmt(best['perf_mean'], 'perf')} vs FF {fmt(best['ff_mean'], 'perf')}; "
@@ -270,9 +271,10 @@ def results_headlines(df) -> dict:
     """Headlines of fig. 6a-b, 6c-d and 6e-f from the results table: per layer count the type
     best on validation (6a-b), r(average path length, performance) (6c-d), example types (6e-f)."""
     from analysis import stats
-    from analysis.load import PERF, VAL_PERF, select
+    from analysis.load import select
     from analysis.plots.compare import type_summary
     from analysis.plots.path_figures import choose_examples
+    from analysis.tables import best_cell
 
     out = {}
     rec = select(df, "recurrent")
@@ -280,12 +282,11 @@ def results_headlines(df) -> dict:
         key = f"split{int(split)}/frac{fraction_label(frac)}"
         ex_parts, r_parts, best_parts = [], [], []
         for L, sub in part.groupby("recurrent_layers"):
-            types = sub.groupby(["readout", "iterations"])[[PERF, VAL_PERF]].mean()
-            types = types[types[VAL_PERF].notna()]
-            if len(types):
-                (mode, T), best = types[VAL_PERF].idxmax(), types.loc[types[VAL_PERF].idxmax()]
-                best_parts.append(f"{int(L)} layer(s): {mode}, T = {int(T)} (test {fmt(best[PERF], 'perf')})")
             summ = type_summary(sub)
+            best = best_cell(summ, "val_perf_mean")
+            if best is not None:
+                best_parts.append(f"{int(L)} layer(s): {best['readout']}, T = "
+                                  f"{int(best['iterations'])} (test {fmt(best['perf_mean'], 'perf')})")
             ex = choose_examples(summ)
             if len(ex):
                 ex_parts.append(f"{int(L)} layer(s): " + ", ".join(

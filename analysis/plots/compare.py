@@ -23,6 +23,7 @@ import pandas as pd
 
 from analysis import stats
 from analysis.load import PERF, VAL_PERF, fraction_text, select
+from analysis.tables import best_cell
 from analysis.plots.common import (
     FF_COLOR, NoData, NoFinite, dataset_name, finish_data, fraction_colors, identity_line,
     join_notes, measure_name, merged_legend, missing_perf, mode_color, modes_in, n_finite,
@@ -134,13 +135,6 @@ def _ff_summary(ff: pd.DataFrame) -> dict:
             "avg_path_length": ff["avg_path_length"].mean() if len(ff) else math.nan}
 
 
-def best_type(summ: pd.DataFrame) -> pd.Series | None:
-    """The type (row of type_summary) with the highest mean validation performance; None when
-    no type has one. Ties: the first in readout-mode order, then T. Never chosen on test data."""
-    c = summ[summ["val_perf_mean"].notna()]
-    return None if c.empty else c.loc[c["val_perf_mean"].idxmax()]
-
-
 def perf_vs_T_panel(ax, rec: pd.DataFrame, ff: pd.DataFrame, df: pd.DataFrame,
                     ff_name: str = "FF", ff_label: str | None = None,
                     ) -> tuple[pd.DataFrame, str, list[str], bool]:
@@ -150,7 +144,7 @@ def perf_vs_T_panel(ax, rec: pd.DataFrame, ff: pd.DataFrame, df: pd.DataFrame,
     and ``ff_label`` is the legend label of the FF line (default: name, ± s.e.m. and n). NaN
     performances are left out; types
     or an FF line with nothing finite are not drawn, and the panel says so. The best type is
-    chosen on validation performance (best_type) and circled.
+    chosen on validation performance (analysis.tables.best_cell) and circled.
 
     Returns the drawn numbers (one row per type, in mode order, with ``best`` marking the type
     chosen on validation, plus one "ff" row), the headline (the best type's test performance and
@@ -192,7 +186,7 @@ def perf_vs_T_panel(ax, rec: pd.DataFrame, ff: pd.DataFrame, df: pd.DataFrame,
     ax.set_xlabel("number of iterations T")
     ax.set_ylabel(label)
     summ["best"] = False
-    best = best_type(summ)
+    best = best_cell(summ, "val_perf_mean")
     if not len(summ):
         headline = "no recurrent models"
     elif best is None:
