@@ -22,10 +22,10 @@ unablated multi-path model. When a partner is not in its family's grid it is add
 family (and counted as added by :func:`count`), so every comparison can be made.
 
 Each distinct ablation is trained once. An ablation name stands for the set of path lengths it
-keeps (``allowed_lengths``, :func:`rcpb.ablation_sets.parse_ablation`), and different names can keep the
-same set: with 1 recurrent layer and T = 4 (lengths 1..4) ``le2`` = ``rm3-4``, ``le3`` = ``rm4``,
-``ge2`` = ``rm1``, ``ge3`` = ``rm1-2``, and ``le4`` = ``ge1`` keep every length (the unablated
-multi-path model). Of the ablated configurations that agree in everything but family and name
+keeps (``allowed_lengths``, :func:`rcpb.ablation_sets.parse_ablation`), and different names
+can keep the same set: with 1 recurrent layer and T = 4 (lengths 1..4) ``le2`` = ``rm3-4``,
+``le3`` = ``rm4``, ``ge2`` = ``rm1``, ``ge3`` = ``rm1-2``, and ``le4`` = ``ge1`` keep every
+length (the unablated multi-path model). Of the ablated configurations that agree in everything but family and name
 and keep the same set, one is trained and the others become *aliases*, which are not trained:
 
 - a name that keeps every length is an alias of its partner, the unablated multi-path model
@@ -51,8 +51,8 @@ the dataset file's location and the execution settings (``device``, ``threads``)
 configuration always gets the same id, and any change of a value gives a new id, so adding a
 grid value schedules exactly the new trainings.
 
-numpy-free and torch-free apart from :mod:`rcpb.ablation_sets` (numpy): the Snakefile imports this module
-on every start.
+numpy-free and torch-free apart from :mod:`rcpb.ablation_sets` (numpy): the Snakefile imports
+this module on every start.
 """
 
 from __future__ import annotations
@@ -381,8 +381,8 @@ def _split_aliases(by_id: dict, order: dict) -> list[dict]:
     out = []
     for cfg in ablated:
         allowed = cfg["allowed_lengths"]
-        # allowed lengths are distinct existing lengths (rcpb.ablation_sets.parse_ablation), of which
-        # there are T (L..T+L-1): T of them is every length
+        # allowed lengths are distinct existing lengths (rcpb.ablation_sets.parse_ablation),
+        # of which there are T (L..T+L-1): T of them is every length
         if len(allowed) == cfg["iterations"]:
             target = cfg["partner_id"]
         else:
@@ -441,11 +441,7 @@ def expand_aliases(config: dict) -> dict[str, list[dict]]:
 
 def count_aliases(aliases: list[dict]) -> dict:
     """(family, split_seed) -> number of aliases (names trained as another configuration)."""
-    out: dict = {}
-    for alias in aliases:
-        key = (alias["family"], alias["split_seed"])
-        out[key] = out.get(key, 0) + 1
-    return out
+    return dict(Counter((alias["family"], alias["split_seed"]) for alias in aliases))
 
 
 def count(configs: list[dict]) -> dict:
@@ -516,7 +512,8 @@ def read_grid_entry(path: str | Path, config_id: str) -> dict:
                         return cfg
     except OSError as exc:
         raise RcpbError(f"cannot read the grid file {path}: {exc.strerror}. The workflow writes "
-                        "it (snakemake results/<dataset>/grid.jsonl); 'rcpb grid CONFIG --show ID' prints "
+                        "it (snakemake results/<dataset>/grid.jsonl); 'rcpb grid CONFIG --show ID' "
+                        "prints "
                         "one configuration for 'rcpb train'.") from None
     raise RcpbError(f"{path} holds no configuration with id {config_id!r}: it is not a training "
                     "of the current config ('rcpb grid CONFIG --list' prints the ids).")
