@@ -13,12 +13,17 @@ from analysis.workflow import tables_for as report_tables_for
 FRONT_PAGE = "results/report_front.rst"
 
 
+def analysed_configs(dataset):
+    """Every configuration the analysis of a dataset reports: the trainings and the aliases of
+    rules/common.smk (an ablation name whose training is another's still gets its rows, tables
+    and figures); None for a dataset without expanded grids (then the config is read)."""
+    configs = CONFIGS.get(dataset)
+    return None if configs is None else configs + ALIASES.get(dataset, [])
+
+
 def summary_tables(wildcards):
     """The tables whose headlines go into results/{dataset}/summary.json."""
-    configs = CONFIGS.get(wildcards.dataset)
-    if configs is not None:  # trainings and aliases (rules/common.smk)
-        configs = configs + globals().get("ALIASES", {}).get(wildcards.dataset, [])
-    names = report_tables_for(config, wildcards.dataset, configs)
+    names = report_tables_for(config, wildcards.dataset, analysed_configs(wildcards.dataset))
     return [f"results/{wildcards.dataset}/tables/{t}.csv" for t in names]
 
 

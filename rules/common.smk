@@ -227,12 +227,6 @@ def all_targets(wildcards):
     return targets + [FRONT_PAGE]
 
 
-def analysed_configs(dataset):
-    """Every configuration the analysis of a dataset reports: the trainings and the aliases (an
-    ablation name whose training is another's still gets its rows, tables and figures)."""
-    return CONFIGS.get(dataset, []) + ALIASES.get(dataset, [])
-
-
 # ----------------------------------------------------------------------------- training
 
 

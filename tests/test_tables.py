@@ -281,7 +281,7 @@ def test_rules_build_tables_figure_summary_and_report(tmp_path):
         + f"put_interpreter_first_on_path()\nput_workflow_on_pythonpath({str(root)!r})\n"
         + "wildcard_constraints:\n    dataset='[^/]+',\n    split='[0-9]+',\n"
         + "    fraction='[0-9.]+',\n"
-        + "CONFIGS = {}\n"
+        + "CONFIGS, ALIASES = {}, {}\n"
         + "".join(f'include: "{root}/rules/{s}.smk"\n'
                   for s in ("analysis_functions", "tables", "figures", "report"))
         + "rule all:\n    input: ANALYSIS_FEW\n")
