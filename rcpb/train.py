@@ -32,8 +32,6 @@ same thread count -> same numbers.
 
 from __future__ import annotations
 
-import copy
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -42,9 +40,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rcpb.accel import accelerate
 from rcpb.errors import RcpbError
-from rcpb.optim import Adam
 
 #: Paper values (Klindt et al. 2017 code, SPEC 4); a config's ``train`` dict overrides them.
 TRAIN_DEFAULTS = {
@@ -77,21 +73,24 @@ LOG_COLUMNS = ["step", "phase", "train_loss", "val_loss", "lr"]
 class TrainResult:
     """What :func:`train` returns.
 
-    best_state: model state dict (CPU tensors) of the best validation checkpoint.
+    best_state: model state dict (CPU tensors) of the best validation checkpoint (None if the
+        training failed).
     best_val_loss: its validation loss (unregularised, averaged prediction).
     best_step: global step (counted over all phases) at which it was reached; 0 = initial model.
     steps_per_phase: optimisation steps run in each phase.
     log: one dict per evaluation with keys LOG_COLUMNS; ``train_loss`` is the mean unregularised
         training loss over the steps since the previous evaluation (NaN for the step-0 row).
     wall_time_s: seconds spent in :func:`train`.
+    failed: None, or why the training stopped early (a NaN or infinite loss: diverged).
     """
 
-    best_state: dict
+    best_state: dict | None
     best_val_loss: float
     best_step: int
     steps_per_phase: list[int]
     log: list[dict] = field(default_factory=list)
     wall_time_s: float = 0.0
+    failed: str | None = None
 
 
 # ----------------------------------------------------------------------------- losses
@@ -103,13 +102,16 @@ def prediction_loss(pred: torch.Tensor, y: torch.Tensor, loss: str,
 
     pred: ``[..., batch, neurons]`` (a leading iteration axis is averaged over too, which
     equals the mean of per-iteration losses); y: ``[batch, neurons]``, broadcast against pred.
-    loss: ``"mse"`` or ``"poisson"``. has_nan: whether y may hold NaN (None: check; passing
-    False skips the check, which costs a device sync per call). Returns a scalar tensor.
+    loss: ``"mse"`` or ``"poisson"``. has_nan: whether y may hold NaN (None: check, which costs
+    a device sync per call; False: y has none; True: mask NaN without checking). Returns a
+    scalar tensor.
     """
     if loss not in LOSSES:
         raise RcpbError(f"config field 'loss': unknown loss {loss!r}; use one of {LOSSES}")
-    mask = ~torch.isnan(y) if has_nan is not False else None
-    if mask is None or bool(mask.all()):
+    if has_nan is False:
+        return _elementwise(pred, y, loss).mean()
+    mask = ~torch.isnan(y)
+    if has_nan is None and bool(mask.all()):
         return _elementwise(pred, y, loss).mean()
     y0 = torch.where(mask, y, torch.zeros_like(y))
     per = torch.where(mask, _elementwise(pred, y0, loss), torch.zeros((), device=pred.device))
@@ -157,6 +159,14 @@ def regularisation(model: torch.nn.Module, tc: dict) -> torch.Tensor:
     )
 
 
+def objective(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, tc: dict, loss: str,
+              has_nan: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(data loss, data loss + regularisation)`` of one minibatch: x ``[batch, 1, S, S]``,
+    y ``[batch, neurons]``; the data loss is averaged over the model's iterations."""
+    data_loss = prediction_loss(model(x), y, loss, has_nan=has_nan)
+    return data_loss, data_loss + regularisation(model, tc)
+
+
 # ----------------------------------------------------------------------------- prediction
 
 
@@ -180,19 +190,18 @@ def _tensor(a, device) -> torch.Tensor:
     return torch.as_tensor(np.ascontiguousarray(a, dtype=np.float32), device=device)
 
 
-def _batches(n: int, batch_size: int, gen: torch.Generator, device):
-    """Endless minibatch index tensors: a new permutation per epoch, last partial batch dropped."""
-    bs = min(batch_size, n)
-    per_epoch = n // bs
-    while True:
-        perm = torch.randperm(n, generator=gen).to(device)
-        for i in range(per_epoch):
-            yield perm[i * bs : (i + 1) * bs]
+def slot_data(data, device):
+    """The training and validation tensors of ``data`` (a :class:`rcpb.data.prepare.Prepared`)
+    on ``device``, as :class:`rcpb.pack.engines.SlotData`."""
+    from rcpb.pack.engines import SlotData
 
-
-def _snapshot(model, opt) -> tuple[dict, dict]:
-    model_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    return model_state, copy.deepcopy(opt.state_dict())
+    x_train, y_train = _tensor(data.x_train, device), _tensor(data.y_train, device)
+    x_val, y_val = _tensor(data.x_val, device), _tensor(data.y_val, device)
+    if x_train.shape[0] == 0 or x_val.shape[0] == 0:
+        raise RcpbError("training and validation sets must not be empty; "
+                        "check the dataset's split and train_fraction")
+    return SlotData(x_train, y_train, x_val, y_val, train_nan=bool(torch.isnan(y_train).any()),
+                    val_nan=bool(torch.isnan(y_val).any()))
 
 
 # ----------------------------------------------------------------------------- training
@@ -205,106 +214,53 @@ def train(
     progress: Callable[[str], None] | None = None,
     on_phase_end: Callable[[list[dict]], None] | None = None,
 ) -> TrainResult:
-    """Train ``model`` on ``data`` (a :class:`rcpb.data.prepare.Prepared`) per ``config``.
+    """Train ``model`` alone on ``data`` (a :class:`rcpb.data.prepare.Prepared`) per ``config``.
 
     Uses ``config["loss"]``, ``config["train"]`` (defaults :data:`TRAIN_DEFAULTS`) and the
     execution setting ``config["device"]`` (default cpu); the thread count and deterministic
     algorithms are process settings made by the caller (``rcpb train`` does). Training and
-    validation tensors are moved to the device once. Before training, the readout bias is initialised from the mean training response.
-    On return the model holds the best state (in eval mode). ``progress`` receives one line per
-    phase; ``on_phase_end`` receives the log rows so far after each phase.
+    validation tensors are moved to the device once. Before training, the readout bias is
+    initialised from the mean training response. On return the model holds the best state (in
+    eval mode). ``progress`` receives one line per phase; ``on_phase_end`` receives the log
+    rows so far after each phase.
+
+    The schedule is :class:`rcpb.pack.schedule.Schedule`, run by the pack trainer with one slot
+    (:func:`rcpb.pack.trainer.train_pack`, engine "loop"): training alone is a pack of one.
     """
+    from rcpb.pack.engines import Job
+    from rcpb.pack.trainer import train_pack
+
     start = time.perf_counter()
     tc = train_config(config)
-    loss_name = config["loss"]
     device = torch.device(config.get("device") or "cpu")
+    job = Job(model, slot_data(data, device), tc, config["loss"])
+    done = {}
 
-    model.to(device)
-    accelerate(model, device)    # CPU speed-ups, same function (rcpb/accel, docs/performance.md)
-    x_train, y_train = _tensor(data.x_train, device), _tensor(data.y_train, device)
-    x_val, y_val = _tensor(data.x_val, device), _tensor(data.y_val, device)
-    n_train = x_train.shape[0]
-    if n_train == 0 or x_val.shape[0] == 0:
-        raise RcpbError("training and validation sets must not be empty; "
-                        "check the dataset's split and train_fraction")
-
-    with torch.no_grad():
-        model.readout.init_bias(torch.nanmean(y_train, 0))
-
-    train_nan = bool(torch.isnan(y_train).any())
-    gen = torch.Generator().manual_seed(int(tc["data_seed"]))
-    batches = _batches(n_train, int(tc["batch_size"]), gen, device)
-    opt = Adam(model.parameters(), lr=tc["lr"])  # torch's update, without its start-up cost
-
-    def val_loss() -> float:
-        value = float(prediction_loss(predict(model, x_val), y_val, loss_name))
-        model.train()
-        return value
-
-    log: list[dict] = []
-    best_val = val_loss()
-    best_step = 0
-    best_model, best_opt = _snapshot(model, opt)
-    log.append({"step": 0, "phase": 1, "train_loss": math.nan, "val_loss": best_val, "lr": tc["lr"]})
-    step = 0
-    steps_per_phase: list[int] = []
-
-    for phase in range(int(tc["phases"])):
-        lr = tc["lr"] / tc["lr_decay"] ** phase
-        for group in opt.param_groups:
-            group["lr"] = lr
-        model.train()
-        phase_steps = 0
-        bad_evals = 0
-        running = torch.zeros((), device=device)
-        running_n = 0
-        while phase_steps < tc["max_steps"]:
-            idx = next(batches)
-            preds = model(x_train[idx])
-            data_loss = prediction_loss(preds, y_train[idx], loss_name, has_nan=train_nan)
-            objective = data_loss + regularisation(model, tc)
-            opt.zero_grad(set_to_none=True)
-            objective.backward()
-            opt.step()
-            phase_steps += 1
-            step += 1
-            running += data_loss.detach()
-            running_n += 1
-            at_end = phase_steps == tc["max_steps"]
-            if phase_steps % tc["eval_every"] == 0 or at_end:
-                value = val_loss()
-                log.append({"step": step, "phase": phase + 1,
-                            "train_loss": float(running) / running_n, "val_loss": value, "lr": lr})
-                running.zero_()
-                running_n = 0
-                if value < best_val:
-                    best_val, best_step = value, step
-                    best_model, best_opt = _snapshot(model, opt)
-                    bad_evals = 0
-                else:
-                    bad_evals += 1
-                    if bad_evals >= tc["patience"]:
-                        break
-        model.load_state_dict(best_model)
-        # load a copy: Adam may keep the loaded tensors and update them in place, which would
-        # silently change the saved best state
-        opt.load_state_dict(copy.deepcopy(best_opt))
-        steps_per_phase.append(phase_steps)
+    def phase_end(job, schedule):
         if on_phase_end is not None:
-            on_phase_end(log)
+            on_phase_end(schedule.log)
         if progress is not None:
-            progress(f"phase {phase + 1}/{tc['phases']}: {phase_steps} steps (lr {lr:.3g}), "
-                     f"best val loss {best_val:.6g} at step {best_step}, "
+            phase = len(schedule.steps_per_phase)
+            progress(f"phase {phase}/{tc['phases']}: {schedule.steps_per_phase[-1]} steps "
+                     f"(lr {tc['lr'] / tc['lr_decay'] ** (phase - 1):.3g}), best val loss "
+                     f"{schedule.best_val:.6g} at step {schedule.best_step}, "
                      f"{time.perf_counter() - start:.1f} s")
 
+    def finished(job, schedule, trained, wall_s):
+        done["schedule"] = schedule
+
+    train_pack([job], finished, slots=1, engine="loop", device=device, on_phase_end=phase_end)
+    schedule = done["schedule"]
     model.eval()
     return TrainResult(
-        best_state={k: v.detach().cpu().clone() for k, v in best_model.items()},
-        best_val_loss=best_val,
-        best_step=best_step,
-        steps_per_phase=steps_per_phase,
-        log=log,
+        best_state=None if schedule.failed else
+        {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        best_val_loss=schedule.best_val,
+        best_step=schedule.best_step,
+        steps_per_phase=schedule.steps_per_phase,
+        log=schedule.log,
         wall_time_s=time.perf_counter() - start,
+        failed=schedule.failed,
     )
 
 

@@ -18,9 +18,9 @@ from rcpb.atomic_files import read_json, save_atomic, write_json_atomic
 from rcpb.cli import main
 from rcpb.commands.train import load_config, resolve_config
 from rcpb.errors import RcpbError
+from rcpb.pack.trainer import minibatches
 from rcpb.train import (
     LOG_COLUMNS,
-    _batches,
     prediction_loss,
     readout_l1,
     smoothness,
@@ -209,14 +209,15 @@ def test_optimizer_state_is_restored_at_phase_end(monkeypatch):
     data = _toy_data(neurons=1)
     data.y_val = np.zeros_like(data.y_val)
     saved = {}
-    real_snapshot = __import__("rcpb.train", fromlist=["_snapshot"])._snapshot
+    from rcpb.pack.engines import LoopEngine
 
-    def spy(m, opt):
-        state = real_snapshot(m, opt)
-        saved[len(m.at_eval)] = state
-        return state
+    real_snapshot = LoopEngine.snapshot
 
-    monkeypatch.setattr("rcpb.train._snapshot", spy)
+    def spy(engine, k):
+        real_snapshot(engine, k)
+        saved[len(model.at_eval)] = engine.best[k]
+
+    monkeypatch.setattr(LoopEngine, "snapshot", spy)
     train(model, data, _config(eval_every=1, patience=2, max_steps=100, phases=2, lr=1e-2))
     best_opt = saved[3][1]  # snapshot taken after the 3rd evaluation (step 2)
     step_counts = {int(s["step"]) for s in best_opt["state"].values()}
@@ -269,11 +270,11 @@ def test_same_seeds_same_result_other_data_seed_differs():
 
 def test_batches_drop_last_and_small_training_set():
     gen = torch.Generator().manual_seed(0)
-    it = _batches(10, 4, gen, "cpu")
+    it = minibatches(10, 4, gen)
     epoch = [next(it) for _ in range(2)]            # 10 // 4 = 2 batches per epoch
     assert all(len(b) == 4 for b in epoch)
     assert len(set(torch.cat(epoch).tolist())) == 8  # distinct stimuli within an epoch
-    it = _batches(5, 256, torch.Generator().manual_seed(0), "cpu")  # smaller than one batch
+    it = minibatches(5, 256, torch.Generator().manual_seed(0))  # smaller than one batch
     assert sorted(next(it).tolist()) == [0, 1, 2, 3, 4]
 
 

@@ -1,0 +1,60 @@
+"""Which training configurations may share a pack: the one place that decides it.
+
+A pack trains K configurations at once from one model definition (``rcpb.pack.engines``): every
+slot must run the same sequence of operations on tensors of the same shapes. So configurations
+share a pack only when they agree in every field that changes the model's structure, the loss
+or the minibatch shape:
+
+- :data:`STRUCTURE_FIELDS`, read from the configuration (:func:`pack_key`, used by the grid to
+  put configurations into the same Snakemake pack job);
+- the data-derived ``input_size``, ``n_neurons`` and the minibatch size actually used,
+  ``min(batch_size, n_train)`` (:func:`slot_kind`, used by the trainer within a job: a job's
+  members that differ here are trained in separate groups of slots).
+
+Everything else may differ between the slots of a pack and is handled per slot: ``model_seed``,
+``split_seed``, ``train_fraction``, ``train.data_seed``, ``train.lr``, ``train.lr_decay``,
+``train.phases``, ``train.eval_every``, ``train.patience``, ``train.max_steps``,
+``train.readout_l1``, ``train.smoothness``, the dataset file and its preprocessing (as long as
+the shapes agree), and the family (a multi-path model and its ablations with the same kept
+lengths have the same structure).
+
+torch-free: the workflow imports it through :mod:`rcpb.grid` on every start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+#: Configuration fields that every slot of a pack shares (absent fields count as None).
+STRUCTURE_FIELDS = ("arch", "channels", "blocks", "recurrent_layers", "iterations", "readout",
+                    "act", "first_block_order", "allowed_lengths", "loss", "device")
+
+#: Fields of ``train`` that every slot shares: the minibatch shape.
+TRAIN_STRUCTURE_FIELDS = ("batch_size",)
+
+
+def _structure(cfg: dict) -> dict:
+    train = cfg.get("train") or {}
+    out = {k: cfg.get(k) for k in STRUCTURE_FIELDS}
+    out.update({f"train.{k}": train.get(k) for k in TRAIN_STRUCTURE_FIELDS})
+    return out
+
+
+def pack_key(cfg: dict) -> str:
+    """Short text naming the structure of ``cfg``: configurations with the same key may be
+    packed together (before their data are prepared). E.g. ``rec-L1-T4-2-avg-c8-1a2b3c4d``."""
+    structure = _structure(cfg)
+    digest = hashlib.sha256(json.dumps(structure, sort_keys=True).encode("utf-8")).hexdigest()[:8]
+    if cfg.get("arch") == "ff":
+        head = f"ff{cfg.get('blocks')}"
+    else:
+        head = f"{cfg.get('arch', '?')[:3]}-L{cfg.get('recurrent_layers')}-T{cfg.get('iterations')}"
+    return f"{head}-c{cfg.get('channels')}-{digest}"
+
+
+def slot_kind(cfg: dict, n_train: int) -> tuple:
+    """Everything two resolved configurations (``input_size`` and ``n_neurons`` filled from
+    their data; ``n_train`` training stimuli) must share to be trained in the same slots."""
+    batch = min(int(cfg["train"]["batch_size"]), int(n_train))
+    return (pack_key(cfg), cfg.get("input_size"), cfg.get("n_neurons"), batch)
