@@ -51,6 +51,11 @@ the dataset file's location and the execution settings (``device``, ``threads``)
 configuration always gets the same id, and any change of a value gives a new id, so adding a
 grid value schedules exactly the new trainings.
 
+Packs (:func:`packs`): the workflow trains a dataset's configurations in Snakemake jobs of up to
+``pack_size`` configurations of the same structure (:func:`rcpb.pack.kinds.pack_key`), each job
+training ``pack_slots`` of them at once (:func:`pack_settings`). A pack's id is derived from its
+members' ids, so an unchanged grid keeps its pack ids.
+
 numpy-free and torch-free apart from :mod:`rcpb.ablation_sets` (numpy): the Snakefile imports
 this module on every start.
 """
@@ -61,6 +66,7 @@ import hashlib
 import itertools
 import json
 import operator
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -517,3 +523,92 @@ def read_grid_entry(path: str | Path, config_id: str) -> dict:
                         "one configuration for 'rcpb train'.") from None
     raise RcpbError(f"{path} holds no configuration with id {config_id!r}: it is not a training "
                     "of the current config ('rcpb grid CONFIG --list' prints the ids).")
+
+
+_ID_FIELD = re.compile(r'"config_id":"([^"]*)"')
+
+
+def read_grid_entries(path: str | Path, config_ids: list[str]) -> dict[str, dict]:
+    """``{config_id: configuration}`` for every id in ``config_ids``, reading the grid file
+    ``path`` once (a pack's members); an id it lacks is an error as in :func:`read_grid_entry`."""
+    wanted = set(config_ids)
+    found: dict[str, dict] = {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                match = _ID_FIELD.search(line)   # grid lines are compact JSON (grid_lines)
+                if match is None or match.group(1) in wanted:
+                    cfg = json.loads(line)
+                    if cfg.get("config_id") in wanted:
+                        found[cfg["config_id"]] = cfg
+    except OSError:
+        return {i: read_grid_entry(path, i) for i in config_ids}   # raises its clear error
+    for config_id in config_ids:
+        if config_id not in found:
+            read_grid_entry(path, config_id)                           # raises its clear error
+    return found
+
+
+# ----------------------------------------------------------------------------- packs
+
+#: Per device, the ``pack_size`` and ``pack_slots`` used when the config leaves them null
+#: (provisional: to be set from ``benchmarks/pack_throughput.py`` on each device).
+PACK_DEFAULTS = {"cpu": {"pack_size": 8, "pack_slots": 8},
+                 "cuda": {"pack_size": 64, "pack_slots": 64}}
+
+
+def pack_settings(config: dict) -> tuple[int, int]:
+    """``(pack_size, pack_slots)`` of a (schema-validated) workflow config: the config's values,
+    or where one is null or absent, :data:`PACK_DEFAULTS` of its ``device``.
+
+    ``pack_size``: configurations per Snakemake training job; ``pack_slots``: models a job
+    trains at once (a finished slot takes the job's next configuration of its kind).
+    """
+    defaults = PACK_DEFAULTS[config.get("device") or "cpu"]
+    out = []
+    for key in ("pack_size", "pack_slots"):
+        value = config.get(key)
+        if value is None:
+            value = defaults[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            what = {"pack_size": "configurations per training job",
+                    "pack_slots": "models a training job trains at once"}[key]
+            raise RcpbError(f"{key}: {value!r} is not a positive integer; set it to the number "
+                            f"of {what} (e.g. {defaults[key]}), or null for the device's "
+                            "default.")
+        out.append(value)
+    return out[0], out[1]
+
+
+def packs(configs: list[dict], size: int) -> dict[str, list[dict]]:
+    """Training configurations of one dataset -> packs: pack id -> its configurations.
+
+    Configurations are grouped by :func:`rcpb.pack.kinds.pack_key` (the same structure: they
+    can be trained at once), each group ordered by ``config_id`` and cut into packs of at most
+    ``size`` (the last one of a group may be smaller). Packs are in the order of their keys.
+
+    A pack's id is the readable part of its key (e.g. ``rec-L1-T4-c8``) + ``-`` + the first 8
+    hex digits of the SHA-256 of its members' ids joined by newlines: the same grid gives the
+    same packs and ids, and a grid with new values changes only the packs of the structures
+    that got new configurations (whose rerun skips the members already finished).
+    """
+    from rcpb.pack.kinds import pack_key
+
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise RcpbError(f"pack_size: {size!r} is not a positive integer.")
+    groups: dict[str, list[dict]] = {}
+    for cfg in configs:
+        groups.setdefault(pack_key(cfg), []).append(cfg)
+    out: dict[str, list[dict]] = {}
+    for key in sorted(groups):
+        members = sorted(groups[key], key=operator.itemgetter("config_id"))
+        head = key.rsplit("-", 1)[0]
+        for start in range(0, len(members), size):
+            chunk = members[start:start + size]
+            text = "\n".join(cfg["config_id"] for cfg in chunk)
+            pack_id = f"{head}-{hashlib.sha256(text.encode('utf-8')).hexdigest()[:8]}"
+            if pack_id in out:  # two packs whose member lists hash alike (never seen)
+                raise RcpbError(f"two packs of {len(configs)} configurations got the same id "
+                                f"{pack_id}; change pack_size by one to regroup them.")
+            out[pack_id] = chunk
+    return out

@@ -240,11 +240,7 @@ def train(
         if on_phase_end is not None:
             on_phase_end(schedule.log)
         if progress is not None:
-            phase = len(schedule.steps_per_phase)
-            progress(f"phase {phase}/{tc['phases']}: {schedule.steps_per_phase[-1]} steps "
-                     f"(lr {tc['lr'] / tc['lr_decay'] ** (phase - 1):.3g}), best val loss "
-                     f"{schedule.best_val:.6g} at step {schedule.best_step}, "
-                     f"{time.perf_counter() - start:.1f} s")
+            progress(f"{schedule.phase_summary()}, {time.perf_counter() - start:.1f} s")
 
     def finished(job, schedule, trained, wall_s):
         done["schedule"] = schedule

@@ -3,6 +3,8 @@
     rcpb grid config.yaml                 number of trainings per dataset, family and split seed
     rcpb grid config.yaml --list          one config id per line (results/{dataset}/{family}/{id})
     rcpb grid config.yaml --show ID       the full training configuration of one id (JSON)
+    rcpb grid config.yaml --cost [--benchmark FILE.json]
+                                          estimated compute per dataset and family (rcpb.cost)
 
 The config is checked against ``schemas/config.schema.yaml`` and expanded by :mod:`rcpb.grid`,
 exactly as the workflow does. Partners that a family needs but its grid does not list are added
@@ -30,6 +32,18 @@ def register(subparsers) -> None:
                       help="trainings per dataset, family and split seed (the default)")
     mode.add_argument("--list", action="store_true", help="print dataset/family/config_id lines")
     mode.add_argument("--show", metavar="ID", help="print the configuration of this config id")
+    mode.add_argument("--cost", action="store_true",
+                      help="estimated CPU- or GPU-hours per dataset and family (an upper bound: "
+                           "every phase at max_steps), from --benchmark or a quick measurement")
+    p.add_argument("--benchmark", metavar="FILE",
+                   help="with --cost: figures measured by benchmarks/pack_throughput.py --json "
+                        "FILE (on the target device); default: measure a few steps here")
+    p.add_argument("--input-size", type=int, metavar="N",
+                   help="with --cost: model input size (px) for datasets whose file does not "
+                        "exist yet")
+    p.add_argument("--neurons", type=int, metavar="N",
+                   help="with --cost: number of neurons for datasets whose file does not "
+                        "exist yet")
     p.add_argument("--dataset", metavar="NAME", help="only this dataset")
     p.add_argument("--family", metavar="FAMILY", help="only this family")
     p.set_defaults(run=run)
@@ -40,6 +54,8 @@ def run(args) -> int:
     from rcpb.config import load_config
     from rcpb.errors import RcpbError
 
+    if not args.cost and (args.benchmark or args.input_size or args.neurons):
+        raise RcpbError("--benchmark, --input-size and --neurons go with --cost.")
     config = load_config(args.config)
     aliases: dict = {}
     expanded = grid.expand(config, aliases=aliases)
@@ -69,12 +85,38 @@ def run(args) -> int:
                     print(json.dumps(alias, indent=2, sort_keys=True))
                     return 0
         raise RcpbError(f"--show {args.show}: no configuration with this id in {args.config}.")
+    if args.cost:
+        _print(cost_report(config, expanded, args))
+        return 0
     if args.list:
         _print("\n".join(f"{name}/{cfg['family']}/{cfg['config_id']}"
                          for name, configs in expanded.items() for cfg in configs))
         return 0
     _print(format_counts(expanded, aliases))
     return 0
+
+
+def cost_report(config: dict, expanded: dict, args) -> str:
+    """The text of ``--cost`` (see :mod:`rcpb.cost` for the model and its units)."""
+    from rcpb import cost
+
+    datasets = config.get("datasets") or {}
+    shapes = {name: cost.dataset_shape(name, datasets[name], args.input_size, args.neurons)
+              for name in expanded}
+    device = config.get("device") or "cpu"
+    if args.benchmark:
+        bench = cost.load_benchmark(args.benchmark)
+    else:
+        bench = cost.measure_here(cost.quick_structures(expanded, shapes), device,
+                                  int(config.get("threads") or 1))
+    size, slots, source = cost.pack_settings(config)
+    engine = cost.DEFAULT_ENGINE.get(device, "loop")
+    lines = cost.estimate(expanded, shapes, bench, size, slots, engine)
+    data = "".join(f"\n  {name}: {s.input_size} px, {s.n_neurons} neurons"
+                   + (f", {s.n_train_full} training stimuli (100 %)" if s.n_train_full else "")
+                   + f" ({s.source})" for name, s in shapes.items())
+    return (f"Estimated compute of {args.config} (device {device}). Data:{data}\n\n"
+            + cost.format_estimate(lines, bench, device, size, slots, source, engine))
 
 
 def _print(text: str) -> None:

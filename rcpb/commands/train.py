@@ -1,25 +1,26 @@
-"""``rcpb train CONFIG --out DIR [--device cpu|cuda] [--threads N]``: train one model.
+"""``rcpb train``: train one model, or a pack of models in one process.
+
+    rcpb train CONFIG --out DIR                    one configuration (a pack of one)
+    rcpb train --from-grid DIR [DIR ...]           the workflow's packs
+        [--slots K] [--engine loop|stacked] [--done FILE]
 
 CONFIG is a JSON file or a JSON string starting with ``{`` (one training configuration, see
-``rcpb grid CONFIG --show ID``). The workflow's training jobs use the second form,
-``rcpb train --from-grid results/{dataset}/{family}/{config_id}``: the configuration is the
-line of ``results/{dataset}/grid.jsonl`` (written when the workflow starts) with that id, and
-the output folder is the one named. The command resolves the configuration
-(validates the fields, fills ``train`` defaults and the data-derived ``input_size`` and
-``n_neurons``), trains (:func:`rcpb.train.train`), evaluates, and writes into DIR:
+``rcpb grid CONFIG --show ID``). With ``--from-grid`` each DIR is
+``results/{dataset}/{family}/{config_id}``: its configuration is the line of
+``results/{dataset}/grid.jsonl`` (written when the workflow starts) with that id. The command
+resolves every configuration (validates the fields, fills ``train`` defaults and the
+data-derived ``input_size`` and ``n_neurons``) and trains them with
+:func:`rcpb.pack.run.run_pack`, K = ``--slots`` at a time (default: all), which writes
+``config.json``, ``log.csv``, ``best.pt``, ``paths.json`` and, last, ``metrics.json`` into
+each folder (see that module; a training that diverges is written as failed and does not stop
+the others). ``--done FILE``: once every member is finished, write FILE listing each member's
+status (the workflow's pack marker).
 
-- ``config.json``  the full resolved configuration (written before training starts);
-- ``log.csv``      one row per validation evaluation: step, phase, train_loss, val_loss, lr;
-- ``best.pt``      state dict of the best validation checkpoint;
-- ``paths.json``   :func:`rcpb.path_stats.path_stats` of that model;
-- ``metrics.json`` written last: val/test metrics (:func:`rcpb.train.evaluate`, with the
-  noise ceiling's stimuli), parameter counts, steps per phase, ``split_source`` ("stored": the
-  file's split, "generated": drawn from split_seed), ...
-
-All files are written atomically, so DIR holds a complete ``metrics.json`` or none. A DIR that
-already has ``metrics.json`` for the same configuration is left alone (exit 0); for a different
-configuration the command refuses. An interrupted run keeps no partial state: rerunning
-simply trains from scratch and gives the same numbers as an uninterrupted run.
+All files are written atomically, so a folder holds a complete ``metrics.json`` or none. A
+folder that already has ``metrics.json`` for the same configuration is left alone; for a
+different configuration the command refuses before training anything. An interrupted run keeps
+no partial state: rerunning trains the unfinished members from scratch and gives the same
+numbers as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -57,10 +58,18 @@ def register(subparsers) -> None:
     p.add_argument("config", metavar="CONFIG", nargs="?",
                    help="JSON file, or a JSON string starting with '{'")
     p.add_argument("--out", metavar="DIR", help="output folder (with CONFIG)")
-    p.add_argument("--from-grid", metavar="DIR",
-                   help="train the model of folder DIR = results/{dataset}/{family}/{config_id}, "
-                        "configured by the line of results/{dataset}/grid.jsonl with that id "
+    p.add_argument("--from-grid", metavar="DIR", nargs="+",
+                   help="train the models of folders DIR = results/{dataset}/{family}/{config_id}, "
+                        "each configured by the line of results/{dataset}/grid.jsonl with its id "
                         "(instead of CONFIG and --out)")
+    p.add_argument("--slots", type=int, default=None,
+                   help="models trained at once (default: all); a finished one's slot takes "
+                        "the next configuration of its kind")
+    p.add_argument("--engine", choices=("loop", "stacked"), default=None,
+                   help="how a pack's step is computed (default: loop on cpu, stacked on cuda; "
+                        "docs/performance.md)")
+    p.add_argument("--done", metavar="FILE",
+                   help="when every member is finished, write FILE (JSON) with their status")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None,
                    help="overrides the config's 'device' (default cpu)")
     p.add_argument("--threads", type=int, default=None,
@@ -220,82 +229,54 @@ def _torch_settings(torch, threads: int, device: str):
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = saved[3], saved[4]
 
 
-def _config_and_out(args) -> tuple[dict, Path]:
-    """(configuration, output folder) from CONFIG and --out, or from --from-grid."""
+def _members(args) -> list[tuple[dict, Path]]:
+    """(configuration, output folder) pairs from CONFIG and --out, or from --from-grid."""
     if args.from_grid is not None:
         if args.config is not None or args.out is not None:
-            raise RcpbError("rcpb train: give either CONFIG and --out, or --from-grid DIR")
-        from rcpb.grid import GRID_FILE, read_grid_entry
+            raise RcpbError("rcpb train: give either CONFIG and --out, or --from-grid DIR ...")
+        from rcpb.grid import GRID_FILE, read_grid_entries
 
-        out = Path(args.from_grid)
-        return read_grid_entry(out.parent.parent / GRID_FILE, out.name), out
+        by_grid: dict[Path, list[Path]] = {}
+        for folder in map(Path, args.from_grid):
+            by_grid.setdefault(folder.parent.parent / GRID_FILE, []).append(folder)
+        members = []
+        for grid_file, folders in by_grid.items():
+            entries = read_grid_entries(grid_file, [f.name for f in folders])
+            members += [(entries[f.name], f) for f in folders]
+        return members
     if args.config is None or args.out is None:
-        raise RcpbError("rcpb train: give CONFIG and --out DIR (or --from-grid DIR)")
-    return load_config(args.config), Path(args.out)
+        raise RcpbError("rcpb train: give CONFIG and --out DIR (or --from-grid DIR ...)")
+    return [(load_config(args.config), Path(args.out))]
 
 
 def run(args) -> int:
-    config, out = _config_and_out(args)
-    cfg = resolve_config(config, device=args.device, threads=args.threads)
-    if _check_existing(out, cfg):
-        print(f"rcpb train: {out} already holds this configuration's results; nothing to do",
-              file=sys.stderr)
-        return 0
-
-    if cfg["device"] == "cuda":
+    if args.slots is not None and args.slots < 1:
+        raise RcpbError(f"--slots {args.slots}: must be >= 1")
+    members = [(resolve_config(config, device=args.device, threads=args.threads), out)
+               for config, out in _members(args)]
+    for cfg, out in members:    # refuse a folder of another configuration before any work
+        _check_existing(out, cfg)
+    device = members[0][0]["device"]
+    threads = members[0][0]["threads"]
+    if device == "cuda":
         from rcpb.process.gpu_slot import claim_gpu
 
         claim_gpu()  # before torch initialises CUDA
     import torch
 
-    if cfg["device"] == "cuda" and not torch.cuda.is_available():
+    if device == "cuda" and not torch.cuda.is_available():
         raise RcpbError("--device cuda: no CUDA device is available; use --device cpu")
-    with _torch_settings(torch, cfg["threads"], cfg["device"]):
-        _train_into(out, cfg)
-    return 0
+    from rcpb.pack.run import run_pack, write_done
 
-
-def _train_into(out: Path, cfg: dict) -> None:
-    import torch
-
-    from rcpb import models, path_stats
-    from rcpb.atomic_files import save_atomic, write_csv_atomic, write_json_atomic
-    from rcpb.data.prepare import prepare
-    from rcpb.train import LOG_COLUMNS, evaluate, train
-
-    data = prepare(cfg["dataset_file"], cfg["preprocess"], split_seed=cfg["split_seed"],
-                   train_fraction=cfg["train_fraction"], loss=cfg["loss"])
-    _fill_data_fields(cfg, data)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "config.json", cfg)
-
-    torch.manual_seed(int(cfg["model_seed"]))
-    model = models.build(cfg)
-    name = cfg.get("config_id") or out.name
-    print(f"rcpb train {name}: {len(data.x_train)} training stimuli, "
-          f"{models.count_parameters(model)} parameters, device {cfg['device']}", file=sys.stderr)
-
-    def write_log(rows):
-        write_csv_atomic(out / "log.csv", rows, LOG_COLUMNS)
-
-    result = train(model, data, cfg, progress=lambda line: print(line, file=sys.stderr),
-                   on_phase_end=write_log)
-    write_log(result.log)
-    save_atomic(result.best_state, out / "best.pt")
-    metrics = evaluate(model, data, cfg)
-    model.cpu()
-    write_json_atomic(out / "paths.json", path_stats.path_stats(model))
-    metrics.update({
-        "n_params": int(models.count_parameters(model)),
-        "n_conv_params": int(models.count_conv_parameters(model)),
-        "steps_per_phase": result.steps_per_phase,
-        "best_step": result.best_step,
-        "best_val_loss": result.best_val_loss,
-        "wall_time_s": result.wall_time_s,
-        "n_train": int(len(data.x_train)),
-        "split_source": data.split_source,
-    })
-    write_json_atomic(out / "metrics.json", metrics)
-    print(f"rcpb train {name}: test cc_norm2 {metrics['test']['cc_norm2']:.4f}, "
-          f"{result.wall_time_s:.1f} s", file=sys.stderr)
-
+    with _torch_settings(torch, threads, device):
+        status = run_pack(members, slots=args.slots, engine=args.engine)
+    if args.done is not None:
+        write_done(Path(args.done), status)
+    counts = {s: sum(1 for v in status.values() if v == s) for s in sorted(set(status.values()))}
+    if set(counts) == {"done-before"}:
+        print("rcpb train: every folder already holds its configuration's results; nothing to do",
+              file=sys.stderr)
+    else:
+        print("rcpb train: " + ", ".join(f"{n} {s}" for s, n in counts.items()), file=sys.stderr)
+    # one configuration that failed is an error; in a pack a failure is one member's result
+    return 1 if args.from_grid is None and "failed" in status.values() else 0

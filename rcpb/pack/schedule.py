@@ -98,6 +98,14 @@ class Schedule:
             self.finished = decision.finished = self.phase == self.tc["phases"]
         return decision
 
+    def phase_summary(self) -> str:
+        """One line on the phase that just ended, e.g. ``phase 2/3: 75 steps (lr 0.00333),
+        best val loss 1.19 at step 150``."""
+        phase = len(self.steps_per_phase)
+        lr = self.tc["lr"] / self.tc["lr_decay"] ** (phase - 1)
+        return (f"phase {phase}/{self.tc['phases']}: {self.steps_per_phase[-1]} steps "
+                f"(lr {lr:.3g}), best val loss {self.best_val:.6g} at step {self.best_step}")
+
     def _fail(self, reason: str) -> Decision:
         self.failed = reason
         return Decision(failed=True)
