@@ -4,9 +4,9 @@
 #   snakemake -n --configfile configs/paper_ns2250.yaml
 #   snakemake --profile profiles/slurm --configfile configs/paper_imagenet8k.yaml
 #
-# The config is checked against schemas/config.schema.yaml, the grids are expanded into one
-# training job per configuration (rcpb.grid) and every dataset file that exists is validated
-# before any job runs. Everything below is light (no torch): it runs on every start.
+# The config is checked against schemas/config.schema.yaml, the grids are expanded into training
+# configurations, grouped into training jobs of up to pack_size configurations each (packs,
+# rcpb.grid), and every dataset file that exists is validated before any job runs. Everything below is light (no torch): it runs on every start.
 
 from snakemake.utils import min_version
 

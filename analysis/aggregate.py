@@ -2,6 +2,7 @@
 
     python -m analysis.aggregate FOLDER ... --results results.csv --neurons neurons.csv
     python -m analysis.aggregate --models models.txt [--aliases aliases.json] --results ... --neurons ...
+        [--failed failed.csv]
 
 ``--models`` names a file listing the folders one per line (the workflow writes
 ``results/{dataset}/models.txt``: the list is too long for a command line); ``--aliases`` names
@@ -27,6 +28,14 @@ row that copies its training's row (metrics, path statistics: the same allowed l
 same model) with the alias's own ``config_id``, ``family``, ``ablation``, ``allowed_lengths`` and
 ``partner_id``, and the last column ``trained_as`` = the config id of that training (empty for
 trained models); its neuron rows are copied the same way.
+
+Failed trainings: a training that diverged (its loss or parameters became NaN or infinite) is
+finished without a model; its ``metrics.json`` holds the key ``"failed"`` (the reason,
+:data:`FAILED_KEY`) and no metrics. It gets no row in either table: :func:`collect` lists it in
+a third table (``failed``: ``config_id``, ``family``, ``reason``), with every alias trained as
+it, and ``--failed CSV`` writes that table (a header alone when no training failed). Each
+failed training is also reported on stderr, one warning line each. Tables and figures pair
+models by ``partner_id``: a model whose partner failed is left out of the paired statistics.
 
 Every table and figure is derived from these tables, never from training logs.
 """
@@ -55,6 +64,9 @@ METRIC_COLUMNS = [
     "n_conv_params", "n_train", "wall_time_s", "best_step", "avg_path_length", "path_entropy",
 ]
 NEURON_COLUMNS = ["config_id", "neuron", "test_cc_norm2", "test_cc_raw"]
+FAILED_COLUMNS = ["config_id", "family", "reason"]
+#: the key of a failed training's metrics.json (rcpb.pack.run.FAILED_KEY): the reason
+FAILED_KEY = "failed"
 # integer columns that are empty for some models (pandas nullable integers, not floats)
 OPTIONAL_INT_COLUMNS = ["split_seed", "channels", "model_seed", "blocks", "recurrent_layers",
                         "iterations", "crop", "downsample", "input_size", "n_neurons",
@@ -79,8 +91,29 @@ def _read_json(path: Path) -> dict:
                         f"that model.") from None
 
 
-def read_model(folder: str | Path) -> tuple[dict, list[dict]]:
-    """One model folder -> (results row, per-neuron rows).
+def read_failure(folder: str | Path, metrics: dict | None = None) -> dict | None:
+    """For a failed training (``metrics.json`` with :data:`FAILED_KEY`): its row of the failed
+    table (``config_id``, ``family``, ``reason``); None for any other folder. ``metrics``: the
+    folder's metrics.json when read already."""
+    folder = Path(folder)
+    if metrics is None:
+        metrics = _read_json(folder / "metrics.json")
+    if FAILED_KEY not in metrics:
+        return None
+    try:
+        config = _read_json(folder / "config.json")
+    except RcpbError:
+        config = {}
+    reason = str(metrics[FAILED_KEY])
+    if metrics.get("failed_at_step") is not None:
+        reason += f" (step {metrics['failed_at_step']})"
+    return {"config_id": config.get("config_id") or folder.name,
+            "family": config.get("family") or folder.parent.name, "reason": reason}
+
+
+def read_model(folder: str | Path, metrics: dict | None = None) -> tuple[dict, list[dict]]:
+    """One model folder -> (results row, per-neuron rows); ``metrics``: its metrics.json when
+    read already.
 
     A ``metrics.json`` without ``test.ceiling_stimuli`` was written before the noise ceiling
     described the target actually used (rcpb.metrics): its cc_norm2 is on another scale, so it
@@ -88,7 +121,11 @@ def read_model(folder: str | Path) -> tuple[dict, list[dict]]:
     """
     folder = Path(folder)
     config = _read_json(folder / "config.json")
-    metrics = _read_json(folder / "metrics.json")
+    if metrics is None:
+        metrics = _read_json(folder / "metrics.json")
+    if FAILED_KEY in metrics:
+        raise RcpbError(f"{folder} holds a failed training ({metrics[FAILED_KEY]}): it has no "
+                        "results row (collect lists it in its failed table).")
     paths = _read_json(folder / "paths.json")
     if "ceiling_stimuli" not in (metrics.get("test") or {}):
         raise RcpbError(
@@ -139,26 +176,43 @@ def read_model(folder: str | Path) -> tuple[dict, list[dict]]:
     return row, neurons
 
 
-def collect(folders, aliases=None) -> tuple:
-    """Model folders -> (results DataFrame, neurons DataFrame); columns as in the module doc.
+def collect(folders, aliases=None, warn=None) -> tuple:
+    """Model folders -> (results, neurons, failed) DataFrames; columns as in the module doc.
 
     ``aliases``: list of alias dicts (:func:`read_aliases`); each adds rows copied from the model
-    it is trained as (:func:`add_aliases`).
+    it is trained as (:func:`add_aliases`). A failed training (:func:`read_failure`) and the
+    aliases trained as it have no rows there; they are the rows of ``failed``, and ``warn``
+    (a function of one line, e.g. print to stderr) is called once per failed training.
     """
     import pandas as pd
 
-    rows, neuron_rows = [], []
+    rows, neuron_rows, failed = [], [], []
     for folder in folders:
-        row, neurons = read_model(folder)
+        metrics = _read_json(Path(folder) / "metrics.json")
+        failure = read_failure(folder, metrics)
+        if failure is not None:
+            failed.append(failure)
+            if warn is not None:
+                warn(f"warning: training {failure['config_id']} ({failure['family']}) failed: "
+                     f"{failure['reason']}; it has no row in the results ({folder})")
+            continue
+        row, neurons = read_model(folder, metrics)
         rows.append(row)
         neuron_rows.extend(neurons)
+    reasons = {f["config_id"]: f["reason"] for f in failed}
+    lost = [a for a in aliases or [] if a["trained_as"] in reasons]
+    failed += [{"config_id": a["config_id"], "family": a["family"],
+                "reason": f"trained as {a['trained_as']}, which failed: {reasons[a['trained_as']]}"}
+               for a in lost]
+    aliases = [a for a in aliases or [] if a["trained_as"] not in reasons]
     lengths = sorted({int(k[len("path_p"):]) for row in rows for k in row
                       if k.startswith("path_p")})
     path_columns = [f"path_p{d}" for d in range(1, max(lengths) + 1)] if lengths else []
     results = pd.DataFrame(rows, columns=CONFIG_COLUMNS + METRIC_COLUMNS + path_columns)
     results = results.astype({c: "Int64" for c in OPTIONAL_INT_COLUMNS})
     neurons = pd.DataFrame(neuron_rows, columns=NEURON_COLUMNS)
-    return add_aliases(results, neurons, aliases or [])
+    results, neurons = add_aliases(results, neurons, aliases)
+    return results, neurons, pd.DataFrame(failed, columns=FAILED_COLUMNS)
 
 
 ALIAS_FIELDS = ("config_id", "family", "ablation", "allowed_lengths", "partner_id", "trained_as")
@@ -235,14 +289,19 @@ def read_folder_list(path: str | Path) -> list[str]:
 
 
 def write_tables(folders, results_csv: str | Path, neurons_csv: str | Path,
-                 aliases=None) -> tuple[int, int]:
-    """Collect ``folders`` (and ``aliases``, see :func:`collect`) and write both CSV files
-    atomically; returns (results rows, neuron rows)."""
-    results, neurons = collect(folders, aliases)
-    for table, path in ((results, results_csv), (neurons, neurons_csv)):
+                 aliases=None, failed_csv: str | Path | None = None,
+                 warn=None) -> tuple[int, int, int]:
+    """Collect ``folders`` (and ``aliases``, see :func:`collect`) and write the CSV files
+    atomically (the failed table only when ``failed_csv`` is given); returns (results rows,
+    neuron rows, failed rows)."""
+    results, neurons, failed = collect(folders, aliases, warn=warn)
+    tables = [(results, results_csv), (neurons, neurons_csv)]
+    if failed_csv is not None:
+        tables.append((failed, failed_csv))
+    for table, path in tables:
         with atomic_path(path) as tmp:
             table.to_csv(tmp, index=False)
-    return len(results), len(neurons)
+    return len(results), len(neurons), len(failed)
 
 
 def main(argv=None) -> int:
@@ -257,6 +316,9 @@ def main(argv=None) -> int:
     ap.add_argument("--results", required=True, metavar="CSV", help="output: one row per model")
     ap.add_argument("--neurons", required=True, metavar="CSV",
                     help="output: one row per model and neuron")
+    ap.add_argument("--failed", metavar="CSV",
+                    help="output: one row per failed (diverged) training and per alias trained "
+                         "as one: config_id, family, reason (a header alone when none failed)")
     args = ap.parse_args(argv)
     try:
         folders = list(args.folders)
@@ -265,12 +327,16 @@ def main(argv=None) -> int:
         if not folders:
             raise RcpbError("no model folders given; pass FOLDER arguments or --models FILE.")
         aliases = read_aliases(args.aliases) if args.aliases else []
-        n_rows, n_neuron_rows = write_tables(folders, args.results, args.neurons, aliases)
+        n_rows, n_neuron_rows, n_failed = write_tables(
+            folders, args.results, args.neurons, aliases, failed_csv=args.failed,
+            warn=lambda line: print(line, file=sys.stderr))
     except RcpbError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"aggregate: {len(folders)} models + {n_rows - len(folders)} aliases -> "
-          f"{args.results}; {n_neuron_rows} neuron rows -> {args.neurons}", file=sys.stderr)
+    failed = f"; {n_failed} failed (no rows)" + (f" -> {args.failed}" if args.failed else "")
+    print(f"aggregate: {len(folders)} model folders -> {n_rows} rows (models and aliases) in "
+          f"{args.results}{failed if n_failed else ''}; {n_neuron_rows} neuron rows -> "
+          f"{args.neurons}", file=sys.stderr)
     return 0
 
 

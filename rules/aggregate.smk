@@ -1,16 +1,21 @@
 # One table per dataset from the folders of its trained models (CONTRACTS "Results table"),
-# by analysis/aggregate.py; the list of folders and the aliases come from rules/common.smk.
+# by analysis/aggregate.py. Its inputs are the markers of the dataset's packs (rules/train.smk);
+# the list of model folders (every training of the dataset, CONFIGS) and the aliases come from
+# rules/common.smk.
 
 
 rule aggregate:
     """results.csv (one row per model and per alias) and neurons.csv (one row per model and
     neuron). An alias is an ablation name that is not trained because another training keeps the
-    same path lengths (rcpb.grid); its rows copy that training's, with trained_as naming it."""
+    same path lengths (rcpb.grid); its rows copy that training's, with trained_as naming it.
+    A training that diverged has no rows: failed.csv lists it (and any alias trained as it)
+    with the reason."""
     input:
-        metrics_files,
+        pack_markers,
     output:
         results="results/{dataset}/results.csv",
         neurons="results/{dataset}/neurons.csv",
+        failed="results/{dataset}/failed.csv",
         models="results/{dataset}/models.txt",
         aliases="results/{dataset}/aliases.json",
     params:
@@ -19,8 +24,9 @@ rule aggregate:
         "results/logs/aggregate/{dataset}.log",
     run:
         # the model folders and the aliases go through files: too long for a command line
-        write_aggregation_lists(input, output.models, output.aliases, wildcards.dataset)
+        write_aggregation_lists(output.models, output.aliases, wildcards.dataset)
         shell(
             "python -m analysis.aggregate --models {output.models} --aliases {output.aliases} "
-            "--results {output.results} --neurons {output.neurons} > {log} 2>&1"
+            "--results {output.results} --neurons {output.neurons} --failed {output.failed} "
+            "> {log} 2>&1"
         )

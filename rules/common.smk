@@ -59,6 +59,45 @@ ALIASES = {}
 CONFIGS = _expand_grids(ALIASES)
 DATASETS = list(CONFIGS)
 
+# The longest member list a training job's command may carry: the shell command is one argument
+# of `bash -c`, which Linux limits to 128 KiB.
+_MAX_MEMBERS_CHARS = 100_000
+
+
+def _packs():
+    """Dataset name -> {pack id: the member folders, space-separated} (rcpb.grid.packs).
+
+    Resolves pack_size and pack_slots (null: the device's default) into config (the train
+    rule's resources read pack_slots).
+    """
+    try:
+        size, slots = rcpb_grid.pack_settings(config)
+    except RcpbError as exc:
+        raise WorkflowError(f"config: {exc}") from None
+    config["pack_size"], config["pack_slots"] = size, slots
+    out = {}
+    for name, cfgs in CONFIGS.items():
+        out[name] = {
+            pack: " ".join(f"results/{name}/{c['family']}/{c['config_id']}" for c in members)
+            for pack, members in rcpb_grid.packs(cfgs, size).items()
+        }
+        longest = max(map(len, out[name].values()), default=0)
+        if longest > _MAX_MEMBERS_CHARS:
+            raise WorkflowError(
+                f"config: pack_size: {size} configurations make a training job's command "
+                f"{longest:,} characters long (dataset {name}), more than a shell command may "
+                "be; use a smaller pack_size."
+            )
+    return out
+
+
+# dataset -> pack id -> member folders (the train rule's params); dataset -> the packs' markers
+# (the aggregation's input). Made once here: a job's params are a dict lookup.
+PACKS = _packs()
+PACK_MARKERS = {
+    name: [f"results/{name}/packs/{pack}.done" for pack in packs] for name, packs in PACKS.items()
+}
+
 
 def _grid_summary():
     """One line per dataset: trainings per family (what `rcpb grid CONFIG` prints in full)."""
@@ -70,7 +109,11 @@ def _grid_summary():
         parts = ", ".join(f"{family} {n:,}" for family, n in per_family.items())
         shared = len(ALIASES.get(name, []))
         extra = (f"; {shared:,} ablation name(s) share another's training" if shared else "")
-        lines.append(f"rcpb grid: {name}: {len(cfgs):,} trainings ({parts}){extra}")
+        lines.append(
+            f"rcpb grid: {name}: {len(cfgs):,} trainings ({parts}){extra}; "
+            f"{len(PACKS[name]):,} training jobs (packs of up to {config['pack_size']}, "
+            f"{config['pack_slots']} at once)"
+        )
     return "\n".join(lines)
 
 
@@ -96,6 +139,7 @@ wildcard_constraints:
     dataset=_regex(DATASETS),
     family=_regex(rcpb_grid.FAMILIES),
     config_id="[^/]+",
+    pack="[^/]+",
     split="[0-9]+",
     fraction="[0-9.]+",
 
@@ -191,9 +235,21 @@ def model_dir(cfg):
     return f"results/{cfg['dataset']}/{cfg['family']}/{cfg['config_id']}"
 
 
-def metrics_files(wildcards):
-    """metrics.json of every model of a dataset (input of the aggregation)."""
-    return [f"{model_dir(cfg)}/metrics.json" for cfg in CONFIGS[wildcards.dataset]]
+def pack_members(wildcards):
+    """The member folders of a pack, space-separated (param of the train rules)."""
+    try:
+        return PACKS[wildcards.dataset][wildcards.pack]
+    except KeyError:
+        raise WorkflowError(
+            f"results/{wildcards.dataset}/packs/{wildcards.pack}.done: no such pack in the "
+            "current config (pack ids follow the grid and pack_size; the dataset's packs are "
+            f"the inputs of results/{wildcards.dataset}/results.csv)."
+        ) from None
+
+
+def pack_markers(wildcards):
+    """Markers of every pack of a dataset (input of the aggregation)."""
+    return PACK_MARKERS[wildcards.dataset]
 
 
 def aliases_digest(wildcards):
@@ -206,13 +262,13 @@ def aliases_digest(wildcards):
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def write_aggregation_lists(metrics, models_txt, aliases_json, dataset):
-    """Files the aggregation reads, being too long for a command line: the model folders of the
-    ``metrics`` files, one per line, and the dataset's aliases (JSON list)."""
+def write_aggregation_lists(models_txt, aliases_json, dataset):
+    """Files the aggregation reads, being too long for a command line: the folders of every
+    training of ``dataset``, one per line, and the dataset's aliases (JSON list)."""
     import json
 
     with open(models_txt, "w") as f:
-        f.writelines(os.path.dirname(m) + "\n" for m in metrics)
+        f.writelines(model_dir(cfg) + "\n" for cfg in CONFIGS[dataset])
     with open(aliases_json, "w") as f:
         json.dump(ALIASES[dataset], f, sort_keys=True)
 
@@ -230,15 +286,20 @@ def all_targets(wildcards):
 # ----------------------------------------------------------------------------- training
 
 
-# Resources of a training job; a GPU is requested only when training on CUDA. The device itself
-# reaches the job through the grid file: execution settings are not part of a configuration's
-# id, so switching the device retrains nothing.
+# Resources of a training job (one pack: up to pack_size trainings, pack_slots at a time; the
+# runtime of train_resources is per job); a GPU is requested only when training on CUDA. The
+# device itself reaches the job through the grid file: execution settings are not part of a
+# configuration's id, so switching the device retrains nothing.
 # tmpdir is Snakemake's default (the system temp dir), fixed here when the workflow starts instead
-# of being evaluated as an expression for each of a paper grid's 30,000 jobs (about 8 % of a dry
-# run). On a cluster each job re-reads this file on its node, so it gets the node's temp dir.
+# of being evaluated as an expression for each of a paper grid's thousands of jobs (about 8 % of
+# a dry run with one job per training). On a cluster each job re-reads this file on its node, so
+# it gets the node's temp dir.
 TRAIN_RESOURCES = {
     "mem_mb": config["train_resources"]["mem_mb"],
     "runtime": config["train_resources"]["runtime"],
     "tmpdir": tempfile.gettempdir(),
+    # models a job trains at once (rcpb train --slots): not a scheduling limit, but an execution
+    # setting that must not rerun finished packs when it changes, as a param would
+    "pack_slots": config["pack_slots"],
     **({"gpu": 1} if DEVICE == "cuda" else {}),
 }

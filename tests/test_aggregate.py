@@ -62,8 +62,9 @@ def test_every_alias_gets_a_copy_of_its_training_row(trained, tmp_path):
     configs, aliases, folders = trained
     by_id = {c["config_id"]: c for c in configs}
     (path := tmp_path / "aliases.json").write_text(json.dumps(aliases))
-    n_rows, n_neurons = write_tables(folders, tmp_path / "results.csv", tmp_path / "neurons.csv",
-                                     read_aliases(path))
+    n_rows, n_neurons, n_failed = write_tables(folders, tmp_path / "results.csv",
+                                               tmp_path / "neurons.csv", read_aliases(path))
+    assert n_failed == 0
     assert n_rows == len(configs) + len(aliases)
     results = pd.read_csv(tmp_path / "results.csv")
     assert list(results.columns)[-1] == "trained_as"
@@ -98,8 +99,9 @@ def test_every_alias_gets_a_copy_of_its_training_row(trained, tmp_path):
 
 def test_without_aliases_trained_as_is_an_empty_column(trained):
     configs, _, folders = trained
-    results, neurons = collect(folders)
+    results, neurons, failed = collect(folders)
     assert len(results) == len(configs) and results["trained_as"].isna().all()
+    assert failed.empty
     assert len(neurons) == 2 * len(configs)
 
 
@@ -117,7 +119,7 @@ def test_alias_trained_under_its_own_id_keeps_its_own_row(trained, tmp_path):
     le2 = next(a for a in aliases if a["ablation"] == "le2")
     own = tmp_path / "old" / le2["config_id"]
     write_model(own, {k: v for k, v in le2.items() if k != "trained_as"}, 0.99, {"1": 1.0})
-    results, _ = collect(folders + [own], aliases)
+    results, _, _ = collect(folders + [own], aliases)
     row = results[results["config_id"] == le2["config_id"]]
     assert len(row) == 1 and row["test_cc_norm2"].iloc[0] == 0.99
     assert pd.isna(row["trained_as"].iloc[0])
@@ -145,6 +147,106 @@ def test_metrics_from_before_the_ceiling_of_the_target_are_refused(trained):
     (folders[0] / "metrics.json").write_text(json.dumps(metrics))
     with pytest.raises(RcpbError, match=f"delete {folders[0]}"):
         collect(folders)
+
+
+def fail(folder, reason="loss is nan", step=7):
+    """Turn a model folder into a failed training as the pack trainer writes it: metrics.json
+    with the reason and no metrics, config.json, no paths.json or best.pt."""
+    (folder / "metrics.json").write_text(json.dumps(
+        {"failed": reason, "failed_at_step": step, "n_train": 10, "wall_time_s": 1.5}))
+    (folder / "paths.json").unlink()
+
+
+def test_failed_training_has_no_rows_and_is_listed_with_its_aliases(trained, tmp_path):
+    configs, aliases, folders = trained
+    (mp,) = [c for c in configs if c["family"] == "multipath"]
+    fail(tmp_path / "multipath" / mp["config_id"])
+    warnings = []
+    results, neurons, failed = collect(folders, aliases, warn=warnings.append)
+    # le4 and ge1 keep every length: trained as the failed multi-path model, so no rows either
+    lost = sorted(a["config_id"] for a in aliases if a["trained_as"] == mp["config_id"])
+    assert len(lost) == 2
+    assert mp["config_id"] not in set(results["config_id"]) | set(neurons["config_id"])
+    assert not set(lost) & set(results["config_id"])
+    assert len(results) == len(configs) - 1 + len(aliases) - 2
+    assert len(neurons) == 2 * len(results)
+    assert list(failed.columns) == ["config_id", "family", "reason"]
+    assert sorted(failed["config_id"]) == sorted([mp["config_id"], *lost])
+    by_id = failed.set_index("config_id")
+    assert by_id.loc[mp["config_id"], "family"] == "multipath"
+    assert by_id.loc[mp["config_id"], "reason"] == "loss is nan (step 7)"
+    assert mp["config_id"] in by_id.loc[lost[0], "reason"]
+    # one warning per failed training (not per alias), naming it and the reason
+    assert len(warnings) == 1 and mp["config_id"] in warnings[0] and "loss is nan" in warnings[0]
+    # the multi-path model's ablations keep their rows; their partner is simply absent
+    rm = results[results["family"] == "ablation_rm"]
+    assert len(rm) == 1 and rm["partner_id"].iloc[0] == mp["config_id"]
+
+
+def test_cli_writes_failed_csv_and_warns(trained, tmp_path, capsys):
+    configs, aliases, folders = trained
+    out = [f"--{k}={tmp_path / (k + '.csv')}" for k in ("results", "neurons", "failed")]
+    assert main([*map(str, folders), *out]) == 0
+    assert (tmp_path / "failed.csv").read_text().strip() == "config_id,family,reason"
+    assert "warning" not in capsys.readouterr().err
+
+    (rec,) = [c for c in configs if c["family"] == "recurrent"]
+    fail(tmp_path / "recurrent" / rec["config_id"], reason="parameters are inf")
+    assert main([*map(str, folders), *out]) == 0
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1 and rec["config_id"] in err and "1 failed" in err
+    failed = pd.read_csv(tmp_path / "failed.csv")
+    assert failed.to_dict("records") == [{"config_id": rec["config_id"], "family": "recurrent",
+                                          "reason": "parameters are inf (step 7)"}]
+    assert rec["config_id"] not in set(pd.read_csv(tmp_path / "results.csv")["config_id"])
+
+
+def test_read_model_of_a_failed_training_says_so(trained, tmp_path):
+    from analysis.aggregate import read_model
+
+    configs, _, folders = trained
+    fail(folders[0])
+    with pytest.raises(RcpbError, match="failed training"):
+        read_model(folders[0])
+
+
+def test_tables_and_figures_leave_out_pairs_whose_partner_failed(tmp_path):
+    """Failed trainings have no rows: every table and figure is made without them, and a model
+    whose partner failed drops out of the paired statistics instead of breaking them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from analysis import figures, tables
+    from analysis.load import normalise, pairs
+    from synthetic_results import make_results
+
+    raw = make_results(fractions=(1.0,), channels=(8,), acts=("relu",), losses=("mse",),
+                       iterations=(2, 4), ablation_T=4, lege_T=(4,))
+    ff = raw[(raw["family"] == "ff") & (raw["blocks"] == 3)]["config_id"]
+    mp = raw[(raw["family"] == "multipath") & (raw["iterations"] == 4)
+             & (raw["readout"] == "2-avg")]["config_id"]
+    rec = raw[raw["family"] == "recurrent"]["config_id"]
+    failed = {ff.iloc[0], mp.iloc[0], rec.iloc[-1]}
+    full, kept = normalise(raw), normalise(raw[~raw["config_id"].isin(failed)])
+    assert len(full) - len(kept) == 3
+
+    # the failed FF model's recurrent partners are left out of the pairs (per model), the failed
+    # recurrent model too; the rest stay paired
+    full_pairs, kept_pairs = pairs(full, "recurrent", "ff"), pairs(kept, "recurrent", "ff")
+    n_partners = int((full["partner_id"] == ff.iloc[0]).sum())
+    assert n_partners > 0
+    assert len(kept_pairs) == len(full_pairs) - n_partners - 1
+    assert not set(kept_pairs["ref_config_id"]) & failed
+    for name in tables.TABLES:
+        table, md = tables.build(name, kept, "d")
+        assert len(table) and md, name
+    assert tables.ablation_table(kept, "ablation_rm")["n_models"].sum() > 0
+    for name in figures.FIGURES:
+        per_fraction = name not in ("fig3a",)
+        out = {ext: tmp_path / f"{name}.{ext}" for ext in ("png", "csv")}
+        figures.render(name, kept, 0, 1.0 if per_fraction else None, str(out["png"]), None,
+                       str(out["csv"]))
+        assert out["png"].stat().st_size > 0, name
 
 
 def test_rcpb_does_not_import_analysis():

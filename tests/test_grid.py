@@ -1,6 +1,7 @@
 """Grid expansion (rcpb.grid): paper counts, stable ids, partners, config errors."""
 
 import copy
+import hashlib
 import re
 from pathlib import Path
 
@@ -417,3 +418,108 @@ def test_grid_file_unknown_id_and_missing_file_name_the_problem(tmp_path, paper_
         grid.read_grid_entry(path, paper_ns[0]["config_id"][:-1])
     with pytest.raises(RcpbError, match="cannot read the grid file"):
         grid.read_grid_entry(tmp_path / "missing.jsonl", paper_ns[0]["config_id"])
+
+
+# ----------------------------------------------------------------------------- packs
+
+
+def test_packs_cover_every_configuration_once_in_groups_of_one_structure():
+    from rcpb.pack.kinds import pack_key
+
+    configs = grid.expand(load_config(ROOT / "config.yaml"))["sim_recurrent"]
+    packs = grid.packs(configs, 3)
+    members = [c["config_id"] for pack in packs.values() for c in pack]
+    assert sorted(members) == sorted(c["config_id"] for c in configs)  # each exactly once
+    per_key = {}
+    for cfg in configs:
+        per_key[pack_key(cfg)] = per_key.get(pack_key(cfg), 0) + 1
+    for pack_id, pack in packs.items():
+        keys = {pack_key(c) for c in pack}
+        assert len(keys) == 1 and 1 <= len(pack) <= 3
+        (key,) = keys
+        # id: the key's readable head, then 8 hex digits of the members' ids
+        text = "\n".join(c["config_id"] for c in pack)
+        assert pack_id == (key.rsplit("-", 1)[0] + "-"
+                           + hashlib.sha256(text.encode()).hexdigest()[:8])
+        assert [c["config_id"] for c in pack] == sorted(c["config_id"] for c in pack)
+    # a structure with n trainings fills ceil(n / 3) packs, all full but the last
+    assert len(packs) == sum(-(-n // 3) for n in per_key.values())
+    # the example's 4 feed-forward models of 3 blocks: one pack of 3 and one of 1
+    ff3 = sorted(len(p) for p in packs.values() if p[0]["family"] == "ff" and p[0]["blocks"] == 3)
+    assert ff3 == [1, 3]
+
+
+def test_packs_are_the_same_for_the_same_grid_in_any_order():
+    configs = grid.expand(load_config(ROOT / "config.yaml"))["sim_recurrent"]
+    first = grid.packs(configs, 4)
+    again = grid.packs(list(reversed(configs)), 4)
+    assert list(first) == list(again)
+    assert {k: [c["config_id"] for c in v] for k, v in first.items()} == {
+        k: [c["config_id"] for c in v] for k, v in again.items()}
+
+
+def test_new_structure_keeps_every_pack_id_and_new_seed_changes_only_its_kinds():
+    base = small_config()
+    before = grid.packs(grid.expand(base)["d"], 2)
+
+    # new channel width: new structures only, every existing pack keeps its id and members
+    wider = small_config(channels=[8, 16])
+    after = grid.packs(grid.expand(wider)["d"], 2)
+    assert set(before) < set(after)
+    new_members = {c["config_id"] for p in set(after) - set(before) for c in after[p]}
+    assert new_members == ({c["config_id"] for c in grid.expand(wider)["d"]}
+                           - {c["config_id"] for c in grid.expand(base)["d"]})
+
+    # a second fraction for the feed-forward models only: the recurrent packs keep their ids
+    more_ff = copy.deepcopy(base)
+    more_ff["grids"]["g"]["ff"]["train_fraction"] = [0.5, 1.0]
+    changed = grid.packs(grid.expand(more_ff)["d"], 2)
+    kept = {p for p in before if before[p][0]["family"] == "recurrent"}
+    assert kept and kept <= set(changed)
+    assert all(before[p][0]["family"] == "ff" for p in set(before) - set(changed))
+
+
+def test_pack_size_one_is_one_job_per_training():
+    configs = grid.expand(small_config())["d"]
+    packs = grid.packs(configs, 1)
+    assert len(packs) == len(configs) and all(len(p) == 1 for p in packs.values())
+
+
+def test_paper_grid_packs_are_far_fewer_jobs_than_trainings(paper_ns):
+    packs = grid.packs(paper_ns, 64)
+    assert sum(map(len, packs.values())) == len(paper_ns)
+    assert max(map(len, packs.values())) <= 64
+    assert len(packs) < len(paper_ns) / 3
+
+
+def test_pack_settings_device_defaults_and_values():
+    config = small_config()
+    assert grid.pack_settings(config) == (grid.PACK_DEFAULTS["cpu"]["pack_size"],
+                                          grid.PACK_DEFAULTS["cpu"]["pack_slots"])
+    config["device"] = "cuda"
+    assert grid.pack_settings(config) == (grid.PACK_DEFAULTS["cuda"]["pack_size"],
+                                          grid.PACK_DEFAULTS["cuda"]["pack_slots"])
+    config.update(pack_size=5, pack_slots=2)
+    assert grid.pack_settings(config) == (5, 2)
+    for key in ("pack_size", "pack_slots"):
+        with pytest.raises(RcpbError, match=key):
+            grid.pack_settings({**config, key: 0})
+    with pytest.raises(RcpbError, match="pack_size"):
+        grid.packs([], 0)
+
+
+@pytest.mark.parametrize("key, value", [("pack_size", 0), ("pack_slots", -1),
+                                        ("pack_size", 2.5), ("pack_slots", "8")])
+def test_pack_settings_must_be_positive_integers(key, value):
+    config = copy.deepcopy(small_config())
+    config[key] = value
+    with pytest.raises(RcpbError, match=key):
+        validate_config(config)
+
+
+def test_example_and_paper_configs_set_pack_settings():
+    for path in ("config.yaml", "configs/paper_ns2250.yaml", "configs/paper_imagenet8k.yaml"):
+        config = load_config(ROOT / path)
+        size, slots = grid.pack_settings(config)
+        assert size >= 1 and slots >= 1, path
+        assert config["pack_size"] == size and config["pack_slots"] == slots, path
