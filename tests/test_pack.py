@@ -93,7 +93,7 @@ ARCHS = ([pytest.param(dict(arch="ff", blocks=3), id="ff")]
          + [pytest.param(dict(arch="recurrent", recurrent_layers=1, iterations=3, readout=m),
                          id=f"rec-{m}") for m in READOUT_MODES]
          + [pytest.param(dict(arch="multipath", recurrent_layers=1, iterations=3,
-                              readout="2-avg"), id="multipath")])
+                              readout=m), id=f"multipath-{m}") for m in READOUT_MODES])
 
 
 def _mixed(arch):

@@ -228,7 +228,10 @@ class StackedEngine:
         data_loss, total = vmap(one)(self._prefixed(self.params), self._prefixed(self.buffers),
                                      x, y, self.weights)
         active = torch.tensor(sorted(batches), device=self.device)
-        grads = torch.autograd.grad(total[active].sum(), list(self.params.values()))
+        # a parameter the model's output does not use (e.g. the BatchNorm of a chain whose
+        # iteration a no-avg readout ignores) gets no gradient and, as in torch's Adam, no update
+        grads = torch.autograd.grad(total[active].sum(), list(self.params.values()),
+                                    allow_unused=True)
         self._adam(grads)
         return data_loss.detach()
 
@@ -246,6 +249,8 @@ class StackedEngine:
         step_size = (self.lrs / (1 - beta1 ** self.steps)).to(self.dtype)
         bc2_sqrt = (1 - beta2 ** self.steps).sqrt().to(self.dtype)
         for (name, p), g in zip(self.params.items(), grads):
+            if g is None:
+                continue
             shape = (self.K,) + (1,) * (p.dim() - 1)
             m, v = self.exp_avg[name], self.exp_avg_sq[name]
             m.lerp_(g, 1 - beta1)
