@@ -16,10 +16,11 @@ The estimate, per training configuration::
   activations, pooling and Adam are memory-bound and not counted) times the minibatch
   ``batch = min(train.batch_size, n_train)`` times 3 (forward, input gradient and weight
   gradient: backward is about twice the forward).
-- ``a_K`` (seconds) and ``b_K`` (seconds per multiply-add): least-squares fit of the measured
-  seconds per model-step against ``m`` over the rows of a benchmark file
-  (``benchmarks/pack_throughput.py --json FILE``) for pack size K and the engine that trains
-  the grid. K is the number of models trained at once: the config's ``pack_slots``, limited
+- ``a_K`` (seconds) and ``b_K`` (seconds per multiply-add): least-squares fit (of relative
+  residuals, :func:`fit_line`) of the measured seconds per model-step against ``m`` over the
+  rows of a benchmark file
+  (``benchmarks/pack_throughput.py --json FILE``) for pack size K and the engine the trainer
+  uses on the benchmark's device (:func:`rcpb.pack.run.default_engine`). K is the number of models trained at once: the config's ``pack_slots``, limited
   by the number of members of the pack (:func:`rcpb.grid.packs`: ``pack_size`` configurations
   of one structure) with the same minibatch size; the nearest measured K is used.
   ``a`` absorbs the per-step overhead (kernel launches, Python), ``b`` the arithmetic rate.
@@ -58,7 +59,6 @@ FIRST_KERNEL = 9       # CPB1's Conv(9) (rcpb.models.feedforward.FIRST_KERNEL)
 POOL = 3               # AvgPool(3, stride 3, ceil_mode) before the readout
 BACKWARD_FACTOR = 3    # forward + backward (input and weight gradients) = 3 x forward
 SOLO = "solo"          # the engine name of K = 1, one training per process
-DEFAULT_ENGINE = {"cpu": "loop", "cuda": "stacked"}   # the trainer's default per device
 
 
 # ----------------------------------------------------------------------------- multiply-adds
@@ -128,20 +128,26 @@ def step_macs(cfg: dict, batch: int) -> int:
 
 
 def fit_line(xs: list[float], ys: list[float]) -> tuple[float, float]:
-    """Least-squares (a, b) of ``y = a + b * x`` with a >= 0 and b >= 0 (a time per step and
-    a time per multiply-add cannot be negative: when the free fit gives a negative one, that
-    one is 0 and the other is fitted alone). Needs two distinct x values."""
-    if len(xs) != len(ys) or len(set(xs)) < 2:
-        raise ValueError("fit_line needs at least two points with distinct x")
-    mx, my = statistics.fmean(xs), statistics.fmean(ys)
-    sxx = sum((x - mx) ** 2 for x in xs)
-    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys))
-    b = sxy / sxx
-    a = my - b * mx
+    """(a, b) of ``y = a + b * x`` by least squares of the relative residuals
+    ``(y - a - b x) / y`` (weights ``1 / y^2``: the measured times span milliseconds to
+    seconds, and each row should count alike, not the slowest ones alone), with a >= 0 and
+    b >= 0 (a time per step and a time per multiply-add cannot be negative: when the free fit
+    gives a negative one, it is 0 and the other is fitted alone). Needs two distinct x values
+    and positive y."""
+    if len(xs) != len(ys) or len(set(xs)) < 2 or min(ys) <= 0:
+        raise ValueError("fit_line needs at least two points with distinct x and positive y")
+    w = [1.0 / (y * y) for y in ys]
+    sw = sum(w)
+    sx = sum(wi * x for wi, x in zip(w, xs))
+    sy = sum(wi * y for wi, y in zip(w, ys))
+    sxx = sum(wi * x * x for wi, x in zip(w, xs))
+    sxy = sum(wi * x * y for wi, x, y in zip(w, xs, ys))
+    b = (sw * sxy - sx * sy) / (sw * sxx - sx * sx)
+    a = (sy - b * sx) / sw
     if b < 0:
-        return my, 0.0
+        return sy / sw, 0.0
     if a < 0:
-        return 0.0, sum(x * y for x, y in zip(xs, ys)) / sum(x * x for x in xs)
+        return 0.0, sxy / sxx
     return a, b
 
 
@@ -178,18 +184,18 @@ class Benchmark:
 
     def choose(self, K: int, wanted: str) -> tuple[int, str]:
         """The measured (K, engine) that stands for K models at once with engine ``wanted``:
-        the nearest measured K (log scale; ties: the smaller) among ``wanted``'s rows and
-        K = 1 ``solo`` (one process per model); when ``wanted`` was not measured, another
-        engine's rows (the first by name)."""
+        K = 1: ``solo`` (one process per model) where measured; K > 1: the nearest measured
+        pack size (log scale; ties: the smaller) of ``wanted``, or of another engine (the
+        first by name) where ``wanted`` was not measured; ``solo`` only when the file has no
+        pack at all."""
         engines = {r["engine"] for r in self.rows}
-        if wanted not in engines:
-            wanted = (sorted(engines - {SOLO}) or [SOLO])[0]
-        candidates = [(k, wanted) for k in self.sizes(wanted)]
-        candidates += [(1, SOLO) for _ in self.sizes(SOLO)[:1] if 1 in self.sizes(SOLO)]
-        if not candidates:   # only solo rows at K > 1 (not written by the benchmark)
-            candidates = [(k, SOLO) for k in self.sizes(SOLO)]
-        return min(candidates, key=lambda c: (abs(math.log(c[0]) - math.log(K)), c[0],
-                                              c[1] != SOLO))
+        packed = sorted(engines - {SOLO})
+        if (K == 1 and SOLO in engines) or not packed:
+            engine = SOLO
+        else:
+            engine = wanted if wanted in packed else packed[0]
+        return min(((k, engine) for k in self.sizes(engine)),
+                   key=lambda c: (abs(math.log(c[0]) - math.log(K)), c[0]))
 
     def model(self, K: int, wanted_engine: str) -> Model:
         """The fitted cost model for ``K`` models at once (nearest measured K)."""
@@ -398,7 +404,8 @@ def estimate(expanded: dict[str, list[dict]], shapes: dict[str, Shape], bench: B
     for name, configs in expanded.items():
         shape = shapes[name]
         per_family: dict[str, Line] = {}
-        for members in packs(configs, pack_size).values():
+        # grouped as the workflow groups them for this engine's device (rcpb.pack.kinds.job_key)
+        for members in packs(configs, pack_size, "cuda" if engine == "stacked" else "cpu").values():
             resolved = [(cfg, *_resolved(cfg, shape)) for cfg in members]
             kinds: dict[int, int] = {}
             for _, _, batch in resolved:
@@ -468,7 +475,8 @@ def format_estimate(lines: list[Line], bench: Benchmark, config_device: str, pac
     out.extend(bench.notes)
     out.append(f"Packs: pack_size {pack_size}, pack_slots {slots} ({pack_source}): K = "
                f"min(pack_slots, members of the pack) models at once, costed at the nearest "
-               f"measured K ('K used'). Engine for K > 1: {engine}"
+               f"measured K ('K used'). Engine for K > 1: {engine} (the trainer's default "
+               f"on {bench.device}, where the figures were measured)"
                + ("" if engine in engines or engines <= {SOLO} else
                   f" (not in the figures: {', '.join(sorted(engines - {SOLO}))} used)")
                + ".")

@@ -580,25 +580,26 @@ def pack_settings(config: dict) -> tuple[int, int]:
     return out[0], out[1]
 
 
-def packs(configs: list[dict], size: int) -> dict[str, list[dict]]:
+def packs(configs: list[dict], size: int, device: str = "cpu") -> dict[str, list[dict]]:
     """Training configurations of one dataset -> packs: pack id -> its configurations.
 
-    Configurations are grouped by :func:`rcpb.pack.kinds.pack_key` (the same structure: they
-    can be trained at once), each group ordered by ``config_id`` and cut into packs of at most
-    ``size`` (the last one of a group may be smaller). Packs are in the order of their keys.
+    Configurations are grouped by :func:`rcpb.pack.kinds.job_key` (on CUDA the same structure:
+    they are trained in one batched computation; on CPU the same architecture and size), each
+    group ordered by ``config_id`` and cut into packs of at most ``size`` (the last one of a
+    group may be smaller). Packs are in the order of their keys.
 
     A pack's id is the readable part of its key (e.g. ``rec-L1-T4-c8``) + ``-`` + the first 8
     hex digits of the SHA-256 of its members' ids joined by newlines: the same grid gives the
     same packs and ids, and a grid with new values changes only the packs of the structures
     that got new configurations (whose rerun skips the members already finished).
     """
-    from rcpb.pack.kinds import pack_key
+    from rcpb.pack.kinds import job_key
 
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise RcpbError(f"pack_size: {size!r} is not a positive integer.")
     groups: dict[str, list[dict]] = {}
     for cfg in configs:
-        groups.setdefault(pack_key(cfg), []).append(cfg)
+        groups.setdefault(job_key(cfg, device), []).append(cfg)
     out: dict[str, list[dict]] = {}
     for key in sorted(groups):
         members = sorted(groups[key], key=operator.itemgetter("config_id"))

@@ -79,7 +79,7 @@ def _packs():
     for name, cfgs in CONFIGS.items():
         out[name] = {
             pack: " ".join(f"results/{name}/{c['family']}/{c['config_id']}" for c in members)
-            for pack, members in rcpb_grid.packs(cfgs, size).items()
+            for pack, members in rcpb_grid.packs(cfgs, size, config["device"]).items()
         }
         longest = max(map(len, out[name].values()), default=0)
         if longest > _MAX_MEMBERS_CHARS:

@@ -58,3 +58,30 @@ def test_recorded_conv_flops_match_the_analytic_count(config):
     analytic = 2 * BATCH * (3 * train_step.forward_macs(config)
                             - train_step.first_conv_macs(config))
     assert recorded == analytic - 2 * BATCH * 3 * readout_macs
+
+
+def test_pack_throughput_runs_quickly_and_writes_a_benchmark_file(tmp_path):
+    """Smoke test of benchmarks/pack_throughput.py --quick (tiny models, 2 steps, K = 1 and 2,
+    both engines): it runs, prints the table and writes a file rcpb.cost reads. No timing is
+    checked."""
+    import json
+    import subprocess
+
+    from rcpb import cost
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, str(root / "benchmarks" / "pack_throughput.py"),
+                           "--quick", "--mix", "example", "--threads", "1", "--json", str(out)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for column in ("K=1 solo", "K=2 stacked", "K=2 loop"):
+        assert column in proc.stdout
+    assert "mix (all above)" in proc.stdout and "load average before" in proc.stdout
+    rows = json.loads(out.read_text())["rows"]
+    assert {(r["structure"], r["K"], r["engine"]) for r in rows} == {
+        (s, k, e) for s in ("ff3", "rec-L1-T2-2avg")
+        for k, e in ((1, "solo"), (2, "stacked"), (2, "loop"))}
+    assert all(r["failed"] == 0 and r["s_per_model_step"] > 0 for r in rows)
+    bench = cost.load_benchmark(out)
+    assert bench.model(2, "stacked").engine == "stacked"

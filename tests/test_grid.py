@@ -427,7 +427,7 @@ def test_packs_cover_every_configuration_once_in_groups_of_one_structure():
     from rcpb.pack.kinds import pack_key
 
     configs = grid.expand(load_config(ROOT / "config.yaml"))["sim_recurrent"]
-    packs = grid.packs(configs, 3)
+    packs = grid.packs(configs, 3, "cuda")
     members = [c["config_id"] for pack in packs.values() for c in pack]
     assert sorted(members) == sorted(c["config_id"] for c in configs)  # each exactly once
     per_key = {}
@@ -449,10 +449,29 @@ def test_packs_cover_every_configuration_once_in_groups_of_one_structure():
     assert ff3 == [1, 3]
 
 
+def test_cpu_packs_group_by_architecture_and_size():
+    from rcpb.pack.kinds import job_key
+
+    configs = grid.expand(load_config(ROOT / "config.yaml"))["sim_recurrent"]
+    packs = grid.packs(configs, 8)     # device cpu: the loop engine takes any structures
+    assert sorted(c["config_id"] for p in packs.values() for c in p) == sorted(
+        c["config_id"] for c in configs)
+    per_key = {}
+    for cfg in configs:
+        per_key[job_key(cfg)] = per_key.get(job_key(cfg), 0) + 1
+    assert len(packs) == sum(-(-n // 8) for n in per_key.values())
+    for pack in packs.values():
+        sizes = {(c["arch"], c["channels"], c.get("blocks"), c.get("recurrent_layers"))
+                 for c in pack}
+        assert len(sizes) == 1
+    # fewer, fuller jobs than grouping by structure
+    assert len(packs) < len(grid.packs(configs, 8, "cuda"))
+
+
 def test_packs_are_the_same_for_the_same_grid_in_any_order():
     configs = grid.expand(load_config(ROOT / "config.yaml"))["sim_recurrent"]
-    first = grid.packs(configs, 4)
-    again = grid.packs(list(reversed(configs)), 4)
+    first = grid.packs(configs, 4, "cuda")
+    again = grid.packs(list(reversed(configs)), 4, "cuda")
     assert list(first) == list(again)
     assert {k: [c["config_id"] for c in v] for k, v in first.items()} == {
         k: [c["config_id"] for c in v] for k, v in again.items()}

@@ -19,7 +19,7 @@ import torch
 from rcpb.models import build
 from rcpb.models.readout import READOUT_MODES
 from rcpb.pack.engines import Job, SlotData
-from rcpb.pack.kinds import pack_key, slot_kind
+from rcpb.pack.kinds import job_key, pack_key, slot_kind
 from rcpb.pack.trainer import train_pack
 from rcpb.train import train, train_config
 
@@ -130,6 +130,18 @@ def test_loop_engine_pack_is_bit_identical_to_training_alone_in_float32():
         _assert_same(alone[i], packed[i], tol=0.0)
 
 
+def test_loop_engine_pack_of_mixed_structures_equals_each_alone():
+    archs = [dict(arch="ff", blocks=5),
+             dict(arch="recurrent", recurrent_layers=2, iterations=2, readout="2-avg"),
+             dict(arch="multipath", recurrent_layers=1, iterations=2, readout="no-avg")]
+    configs = [_config(a, i, 0.01) for i, a in enumerate(archs)]
+    datas = [_data(64, seed=i, dtype=torch.float32) for i in range(3)]
+    alone = _alone(configs, datas, torch.float32)
+    packed = _run(configs, datas, "loop", slots=2, dtype=torch.float32)
+    for i in range(len(configs)):
+        _assert_same(alone[i], packed[i], tol=0.0)
+
+
 def test_same_configuration_in_two_packs_gives_the_same_result():
     arch = dict(arch="recurrent", recurrent_layers=2, iterations=2, readout="no-avg")
     configs, datas = _mixed(arch)
@@ -180,3 +192,10 @@ def test_pack_kinds_separate_structures_and_allow_per_slot_settings():
     assert slot_kind(ff, 100) == slot_kind(ff, 50)
     assert slot_kind(ff, 100) != slot_kind(ff, 8)               # 8 stimuli < batch 16
     assert slot_kind(ff, 100) != slot_kind(dict(ff, n_neurons=6), 100)
+    # training jobs: on CUDA by structure, on CPU (loop engine) by architecture and size
+    rec = _config(dict(arch="recurrent", recurrent_layers=1, iterations=2, readout="no-avg"), 0, 0.01)
+    rec4 = dict(rec, iterations=4, readout="2-avg", act="softplus")
+    assert job_key(rec, "cuda") != job_key(rec4, "cuda")
+    assert job_key(rec, "cpu") == job_key(rec4, "cpu")
+    assert job_key(rec, "cpu") != job_key(dict(rec, recurrent_layers=2), "cpu")
+    assert job_key(rec, "cpu") != job_key(dict(rec, channels=8), "cpu")

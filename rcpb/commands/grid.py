@@ -110,7 +110,9 @@ def cost_report(config: dict, expanded: dict, args) -> str:
         bench = cost.measure_here(cost.quick_structures(expanded, shapes), device,
                                   int(config.get("threads") or 1))
     size, slots, source = cost.pack_settings(config)
-    engine = cost.DEFAULT_ENGINE.get(device, "loop")
+    from rcpb.pack.run import default_engine
+
+    engine = default_engine(bench.device)   # the figures are those of the measured device
     lines = cost.estimate(expanded, shapes, bench, size, slots, engine)
     data = "".join(f"\n  {name}: {s.input_size} px, {s.n_neurons} neurons"
                    + (f", {s.n_train_full} training stimuli (100 %)" if s.n_train_full else "")

@@ -11,6 +11,12 @@ or the minibatch shape:
   ``min(batch_size, n_train)`` (:func:`slot_kind`, used by the trainer within a job: a job's
   members that differ here are trained in separate groups of slots).
 
+That holds for the stacked engine (one vmapped computation, the default on CUDA). The loop
+engine (the default on CPU) steps each slot's own module, so any configurations may share its
+slots; a CPU training job holds configurations of one architecture and size
+(:func:`job_key`), so that its members cost about the same and adding a grid value regroups
+only the jobs of the sizes it touches.
+
 Everything else may differ between the slots of a pack and is handled per slot: ``model_seed``,
 ``split_seed``, ``train_fraction``, ``train.data_seed``, ``train.lr``, ``train.lr_decay``,
 ``train.phases``, ``train.eval_every``, ``train.patience``, ``train.max_steps``,
@@ -51,6 +57,22 @@ def pack_key(cfg: dict) -> str:
     else:
         head = f"{cfg.get('arch', '?')[:3]}-L{cfg.get('recurrent_layers')}-T{cfg.get('iterations')}"
     return f"{head}-c{cfg.get('channels')}-{digest}"
+
+
+#: Fields that group configurations into CPU training jobs (the loop engine).
+SIZE_FIELDS = ("arch", "channels", "blocks", "recurrent_layers")
+
+
+def job_key(cfg: dict, device: str = "cpu") -> str:
+    """Configurations with the same key go into the same training jobs (``rcpb.grid.packs``):
+    on CUDA the structure (:func:`pack_key`), on CPU the architecture and size."""
+    if device == "cuda":
+        return pack_key(cfg)
+    size = {k: cfg.get(k) for k in SIZE_FIELDS}
+    digest = hashlib.sha256(json.dumps(size, sort_keys=True).encode("utf-8")).hexdigest()[:8]
+    depth = f"ff{cfg.get('blocks')}" if cfg.get("arch") == "ff" else \
+        f"{cfg.get('arch', '?')[:3]}-L{cfg.get('recurrent_layers')}"
+    return f"{depth}-c{cfg.get('channels')}-{digest}"
 
 
 def slot_kind(cfg: dict, n_train: int) -> tuple:

@@ -101,7 +101,10 @@ def run_pack(members: list[tuple[dict, Path]], *, slots: int | None = None,
                   tag=(cfg, out, data))
         progress(f"rcpb train {cfg.get('config_id') or out.name}: {len(data.x_train)} training "
                  f"stimuli, {models.count_parameters(job.model)} parameters, device {device.type}")
-        groups.setdefault(slot_kind(cfg, len(data.x_train)), []).append(job)
+        # the stacked engine computes a group's slots as one: they must share a slot kind; the
+        # loop engine steps each slot's own module, so one group holds every member
+        kind = slot_kind(cfg, len(data.x_train)) if engine == "stacked" else "any"
+        groups.setdefault(kind, []).append(job)
 
     def write_log(job, schedule):
         write_csv_atomic(job.tag[1] / "log.csv", schedule.log, LOG_COLUMNS)
@@ -114,7 +117,7 @@ def run_pack(members: list[tuple[dict, Path]], *, slots: int | None = None,
     for jobs in groups.values():
         width = min(slots or len(jobs), len(jobs))
         pack = {"engine": engine, "slots": width}
-        progress(f"rcpb train: {len(jobs)} configuration(s) of one kind, {width} at a time "
+        progress(f"rcpb train: {len(jobs)} configuration(s), {width} at a time "
                  f"({engine} engine, {device.type})")
 
         def finished(job, schedule, model, wall_s, pack=pack):

@@ -8,8 +8,9 @@ slot finishes (or fails: NaN or infinite loss), ``on_finish`` receives it and th
 the next configuration of the queue, so K stays constant until the queue runs dry. A slot's
 numbers are those of its configuration trained alone (tests/test_pack.py).
 
-The jobs given to one call must share a slot kind (:func:`rcpb.pack.kinds.slot_kind`): the
-same model structure, loss and minibatch size.
+For the stacked engine the jobs given to one call must share a slot kind
+(:func:`rcpb.pack.kinds.slot_kind`: the same model structure, loss and minibatch size); the loop
+engine takes any mix.
 """
 
 from __future__ import annotations
