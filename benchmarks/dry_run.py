@@ -12,10 +12,10 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
+
+from processes import run_measured  # benchmarks/processes.py (this script's folder)
 
 ROOT = Path(__file__).resolve().parent.parent
 PAPER_CONFIGS = ["configs/paper_ns2250.yaml", "configs/paper_imagenet8k.yaml"]
@@ -34,15 +34,9 @@ def snakemake_command() -> list[str]:
 
 def time_one(command: list[str]) -> tuple[float, float]:
     """Run `command` in ROOT; return (wall seconds, peak resident memory in MB)."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    stderr = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        sys.exit(f"{' '.join(command)} failed ({proc.returncode}):\n{stderr[-2000:]}")
+    wall, usage, code, stderr = run_measured(command, ROOT, keep_stdout=False)
+    if code != 0:
+        sys.exit(f"{' '.join(command)} failed ({code}):\n{stderr[-2000:]}")
     return wall, usage.ru_maxrss / 1024  # ru_maxrss is in KB on Linux
 
 

@@ -61,6 +61,9 @@ sys.path.insert(0, str(ROOT))
 
 from rcpb.cost import BENCHMARK_FORMAT, SOLO, step_macs  # noqa: E402  (torch-free)
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from processes import run_measured  # noqa: E402  (benchmarks/processes.py)
+
 ENGINES = ("stacked", "loop")
 BASE = dict(act="relu", first_block_order="bn_act", loss="mse", split_seed=0,
             train_fraction=1.0, allowed_lengths=None, ablation=None)
@@ -163,16 +166,10 @@ class Failed(Exception):
 def run_process(command: list[str], env: dict, cwd: Path) -> tuple[float, float]:
     """Run ``command``: (wall seconds, CPU seconds of the process, all threads, user + system).
     Raises :class:`Failed` when it fails."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    output = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
+    wall, usage, code, output = run_measured(command, cwd, env)
+    if code != 0:
         lines = output.strip().splitlines() or [""]
-        raise Failed(f"exit status {proc.returncode}: {lines[-1][-500:]}")
+        raise Failed(f"exit status {code}: {lines[-1][-500:]}")
     return wall, usage.ru_utime + usage.ru_stime
 
 
@@ -375,25 +372,33 @@ def table(runner: Runner, cells: dict, sizes: list[int], engines: list[str]) -> 
     labels = [label for label, _ in mix.structures]
     name_w = max(len(x) for x in labels + ["mix (all above)"]) + 1
     head = f"{'':<{name_w}}" + "".join(f"{f'K={k} {e}':>{width}}" for k, e in columns)
-    out = [head, f"{'models per hour':<{name_w}}" + "-" * (len(head) - name_w)]
+    out = [head]
 
     def ratio_text(value, base):
         return f" ({value / base:4.1f}x)" if base else ""
 
-    for label in labels:
-        base = cells.get((label, 1, SOLO))
-        base_mph = base.models_per_hour() if base and base.walls else None
-        line = f"{label:<{name_w}}"
-        for k, e in columns:
-            cell = cells[(label, k, e)]
-            if not cell.walls:
-                line += f"{'ERROR' if cell.error else 'skip':>{width}}"
-                continue
-            mph = cell.models_per_hour()
-            text = f"{mph:,.0f}" + ("" if (k, e) == (1, SOLO) else ratio_text(mph, base_mph))
-            text += "!" if cell.failed else ""
-            line += f"{text:>{width}}"
-        out.append(line)
+    def section(title: str, value, fmt: str, higher_is_better: bool, mark_failed: bool):
+        """One row per structure: ``value(cell)`` in each column, with its ratio to K = 1."""
+        out.append(f"{title:<{name_w}}" + "-" * (len(head) - name_w))
+        for label in labels:
+            base = cells.get((label, 1, SOLO))
+            base_value = value(base) if base and base.walls else None
+            line = f"{label:<{name_w}}"
+            for k, e in columns:
+                cell = cells[(label, k, e)]
+                if not cell.walls:
+                    line += f"{'ERROR' if cell.error else 'skip':>{width}}"
+                    continue
+                v = value(cell)
+                text = format(v, fmt)
+                if (k, e) != (1, SOLO) and base_value:
+                    text += ratio_text(v, base_value) if higher_is_better else \
+                        ratio_text(base_value, v)
+                text += "!" if mark_failed and cell.failed else ""
+                line += f"{text:>{width}}"
+            out.append(line)
+
+    section("models per hour", Cell.models_per_hour, ",.0f", True, True)
     # the mix: the same number of models of every structure measured in this column (and in
     # K = 1 for the ratio): models / total wall
     line = f"{'mix (all above)':<{name_w}}"
@@ -412,21 +417,7 @@ def table(runner: Runner, cells: dict, sizes: list[int], engines: list[str]) -> 
         text += "*" if len(measured) < len(labels) else ""
         line += f"{text:>{width}}"
     out.append(line)
-    out.append(f"{'CPU s per model':<{name_w}}" + "-" * (len(head) - name_w))
-    for label in labels:
-        base = cells.get((label, 1, SOLO))
-        base_cpu = base.cpu_per_model() if base and base.walls else None
-        line = f"{label:<{name_w}}"
-        for k, e in columns:
-            cell = cells[(label, k, e)]
-            if not cell.walls:
-                line += f"{'ERROR' if cell.error else 'skip':>{width}}"
-                continue
-            cpu = cell.cpu_per_model()
-            text = f"{cpu:.2f}" + ("" if (k, e) == (1, SOLO) or not base_cpu
-                                   else f" ({base_cpu / cpu:4.1f}x)")
-            line += f"{text:>{width}}"
-        out.append(line)
+    section("CPU s per model", Cell.cpu_per_model, ".2f", False, False)
     out.append(f"{'ms per model-step':<{name_w}}" + "-" * (len(head) - name_w))
     for label in labels:
         line = f"{label:<{name_w}}"

@@ -76,3 +76,15 @@ _TINY_WORKFLOW = {
 def tiny_workflow_config():
     """A fresh copy of the tiny workflow config (tests/test_workflow*.py)."""
     return copy.deepcopy(_TINY_WORKFLOW)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one thread for a test module: tiny models run fastest (and steadiest on a busy
+    machine) on one thread, as training jobs do; the thread count is restored afterwards."""
+    import torch
+
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)

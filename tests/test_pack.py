@@ -27,12 +27,7 @@ SIZE = 13          # input px (the smallest the models take is 11)
 NEURONS = 5
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _data(n_train: int, seed: int = 0, dtype=torch.float64) -> SlotData:
