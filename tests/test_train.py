@@ -565,3 +565,41 @@ def test_cli_from_grid_trains_the_line_with_the_folder_id(tmp_path, dataset_file
     assert "holds no configuration with id 'nope'" in capsys.readouterr().err
     assert main(["train", json.dumps(wanted), "--from-grid", str(model_dir)]) == 2
     assert main(["train", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_cli_pack_member_error_spares_the_others_and_a_rerun_retries_it(tmp_path, dataset_file,
+                                                                        monkeypatch, capsys):
+    """A member whose results cannot be written (here: evaluation raises) leaves no
+    metrics.json; its pack mates finish, the command fails without writing the marker, and a
+    rerun trains only that member."""
+    import rcpb.train
+    from rcpb.grid import GRID_FILE
+
+    configs = [dict(_cli_config(dataset_file), config_id=f"m{s}", model_seed=s) for s in range(3)]
+    grid_file = tmp_path / "results" / "d" / GRID_FILE
+    grid_file.parent.mkdir(parents=True)
+    grid_file.write_text("".join(json.dumps(c) + "\n" for c in configs))
+    dirs = [tmp_path / "results" / "d" / "recurrent" / c["config_id"] for c in configs]
+    marker = tmp_path / "results" / "d" / "packs" / "p.done"
+
+    real = rcpb.train.evaluate
+
+    def evaluate(model, data, config):
+        if config["model_seed"] == 1:
+            raise RuntimeError("disk trouble")
+        return real(model, data, config)
+
+    monkeypatch.setattr(rcpb.train, "evaluate", evaluate)
+    args = ["train", "--from-grid", *map(str, dirs), "--slots", "2", "--done", str(marker)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "disk trouble" in err and "1 of 3 member(s) hit an error" in err
+    assert [(d / "metrics.json").exists() for d in dirs] == [True, False, True]
+    assert not marker.exists()
+    before = (dirs[0] / "metrics.json").read_bytes()
+
+    monkeypatch.setattr(rcpb.train, "evaluate", real)
+    assert main(args) == 0
+    assert read_json(marker)["members"] == {str(dirs[0]): "done-before", str(dirs[1]): "trained",
+                                            str(dirs[2]): "done-before"}
+    assert (dirs[0] / "metrics.json").read_bytes() == before

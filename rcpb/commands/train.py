@@ -270,6 +270,10 @@ def run(args) -> int:
 
     with _torch_settings(torch, threads, device):
         status = run_pack(members, slots=args.slots, engine=args.engine)
+    errors = [out for out, s in status.items() if s == "error"]
+    if errors:   # no marker: the pack is not finished; a rerun retries these members only
+        raise RcpbError(f"{len(errors)} of {len(status)} member(s) hit an error after training "
+                        f"(see the log above): {', '.join(errors)}; the others are finished")
     if args.done is not None:
         write_done(Path(args.done), status)
     counts = {s: sum(1 for v in status.values() if v == s) for s in sorted(set(status.values()))}

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import sys
+import traceback
 from pathlib import Path
 
 #: Key of a failed training's metrics.json (its value: why it failed).
@@ -49,7 +50,9 @@ def run_pack(members: list[tuple[dict, Path]], *, slots: int | None = None,
              engine: str | None = None, progress=_say) -> dict[str, str]:
     """Train the unfinished ``members`` (resolved configurations, all on one device; see the
     module docstring), at most ``slots`` at once per slot kind (default: all). Returns
-    ``{output folder: "trained" | "failed" | "done-before"}``."""
+    ``{output folder: "trained" | "failed" | "done-before" | "error"}``; "error": evaluating or
+    writing that member's results raised (traceback in the log); it has no metrics.json, so a
+    rerun trains it again, and its pack mates are not affected."""
     import torch
 
     from rcpb import models
@@ -132,7 +135,14 @@ def run_pack(members: list[tuple[dict, Path]], *, slots: int | None = None,
                 progress(f"rcpb train {cfg.get('config_id') or out.name}: FAILED, "
                          f"{schedule.failed}")
                 return
-            _write_trained(out, cfg, data, model, schedule, wall_s, pack)
+            try:
+                _write_trained(out, cfg, data, model, schedule, wall_s, pack)
+            except Exception:      # this member only: its pack mates go on; a rerun retries it
+                progress(f"rcpb train {cfg.get('config_id') or out.name}: ERROR while "
+                         f"evaluating or writing its results (not finished):\n"
+                         f"{traceback.format_exc()}")
+                status[str(out)] = "error"
+                return
             status[str(out)] = "trained"
 
         train_pack(jobs, finished, slots=width, engine=engine, device=device,
