@@ -16,7 +16,9 @@ A model folder (``results/{dataset}/{family}/{config_id}/``, written by ``rcpb t
   flattened to ``crop``, ``downsample``, ``neuron_scale`` and ``allowed_lengths`` as a
   ``"1,2,4"`` string, empty when every length is kept), :data:`METRIC_COLUMNS`, and
   ``path_p1 .. path_p{max}`` (strength share of paths of length d; NaN where a model has no path
-  of that length);
+  of that length); ``steps``, ``phases`` and ``phases_stopped_early`` (phases that ended on
+  patience, before their ``max_steps``) say whether the training converged: ``best_step ==
+  steps`` means the best checkpoint was the last step;
 - neurons: one row per model and neuron: ``config_id``, ``neuron`` (index in the dataset's
   ``responses``), ``test_cc_norm2`` (NaN for a neuron without a defined noise ceiling),
   ``test_cc_raw``.
@@ -61,7 +63,8 @@ METRIC_COLUMNS = [
     "test_cc_norm2", "test_cc_raw", "test_cc_raw2", "test_frac_negative_cc_raw", "test_loss",
     "test_n_excluded", "val_cc_norm2", "val_cc_raw", "val_cc_raw2", "val_frac_negative_cc_raw",
     "val_loss", "val_n_excluded", "split_source", "ceiling_stimuli", "n_params",
-    "n_conv_params", "n_train", "wall_time_s", "best_step", "avg_path_length", "path_entropy",
+    "n_conv_params", "n_train", "wall_time_s", "best_step", "steps", "phases",
+    "phases_stopped_early", "avg_path_length", "path_entropy",
 ]
 NEURON_COLUMNS = ["config_id", "neuron", "test_cc_norm2", "test_cc_raw"]
 FAILED_COLUMNS = ["config_id", "family", "reason"]
@@ -71,7 +74,7 @@ FAILED_KEY = "failed"
 OPTIONAL_INT_COLUMNS = ["split_seed", "channels", "model_seed", "blocks", "recurrent_layers",
                         "iterations", "crop", "downsample", "input_size", "n_neurons",
                         "test_n_excluded", "val_n_excluded", "n_params", "n_conv_params",
-                        "n_train", "best_step"]
+                        "n_train", "best_step", "steps", "phases", "phases_stopped_early"]
 
 
 def _number(value) -> float:
@@ -163,6 +166,7 @@ def read_model(folder: str | Path, metrics: dict | None = None) -> tuple[dict, l
         "n_train": metrics.get("n_train"),
         "wall_time_s": _number(metrics.get("wall_time_s")),
         "best_step": metrics.get("best_step"),
+        **_convergence(metrics, config),
         "avg_path_length": _number(paths.get("avg_path_length")),
         "path_entropy": _number(paths.get("path_entropy")),
     })
@@ -174,6 +178,17 @@ def read_model(folder: str | Path, metrics: dict | None = None) -> tuple[dict, l
     neurons = [{"config_id": row["config_id"], "neuron": i, "test_cc_norm2": _number(n),
                 "test_cc_raw": _number(r)} for i, (n, r) in enumerate(zip(norm2, raw))]
     return row, neurons
+
+
+def _convergence(metrics: dict, config: dict) -> dict:
+    """How the training ended: ``steps`` (all phases), ``phases``, and ``phases_stopped_early``,
+    the phases that ended before their ``max_steps`` (on patience: early stopping decided)."""
+    per_phase = metrics.get("steps_per_phase")
+    max_steps = (config.get("train") or {}).get("max_steps")
+    if not per_phase or max_steps is None:
+        return {"steps": None, "phases": None, "phases_stopped_early": None}
+    return {"steps": int(sum(per_phase)), "phases": len(per_phase),
+            "phases_stopped_early": sum(1 for s in per_phase if s < max_steps)}
 
 
 def collect(folders, aliases=None, warn=None) -> tuple:

@@ -303,6 +303,45 @@ def results_headlines(df) -> dict:
     return out
 
 
+#: Goals for a converged study (early stopping decides): at least this share of phases ends on
+#: patience, and fewer than this share of models has its best checkpoint at its last step.
+CONVERGED_PATIENCE_SHARE = 0.8
+CONVERGED_LAST_STEP_SHARE = 0.1
+
+
+def convergence(df) -> dict:
+    """How the trainings of a results table ended (trained rows only, not aliases): ``phases``,
+    ``phases_stopped_early`` (ended on patience before max_steps), ``models``,
+    ``best_at_last_step`` (models whose best checkpoint is their last step); {} without the
+    columns."""
+    if "phases_stopped_early" not in df.columns:
+        return {}
+    trained = df[df["trained_as"].fillna("") == ""] if "trained_as" in df.columns else df
+    trained = trained.dropna(subset=["phases", "steps", "best_step"])
+    return {"phases": int(trained["phases"].sum()),
+            "phases_stopped_early": int(trained["phases_stopped_early"].sum()),
+            "models": int(len(trained)),
+            "best_at_last_step": int((trained["best_step"] == trained["steps"]).sum())}
+
+
+def convergence_line(conv: dict) -> str:
+    """One sentence on whether the models were trained to convergence ("" without numbers)."""
+    if not conv or not conv.get("phases") or not conv.get("models"):
+        return ""
+    early = conv["phases_stopped_early"] / conv["phases"]
+    last = conv["best_at_last_step"] / conv["models"]
+    text = (f"Training: {conv['phases_stopped_early']} of {conv['phases']} phases "
+            f"({100 * early:.0f} %) stopped on patience, {conv['best_at_last_step']} of "
+            f"{conv['models']} models ({100 * last:.0f} %) had their best validation checkpoint "
+            "at their last step")
+    if early < CONVERGED_PATIENCE_SHARE or last >= CONVERGED_LAST_STEP_SHARE:
+        text += (": these models are not trained to convergence (the goal: at least "
+                 f"{100 * CONVERGED_PATIENCE_SHARE:.0f} % and under "
+                 f"{100 * CONVERGED_LAST_STEP_SHARE:.0f} %), so their comparison says little "
+                 "about the models at convergence")
+    return text + "."
+
+
 def dataset_description(config: dict, dataset: str) -> str:
     """What a dataset is, for the report's front page ("simulated: ... circuit", or its file)."""
     ds = (config.get("datasets") or {}).get(dataset) or {}
@@ -323,7 +362,8 @@ def write_summary(table_csvs: list[str], out: str, results_csv: str | None = Non
     and the dataset's answer, and write the summary JSON; returns it.
 
     Keys: dataset, description, metric (the performance measure used), headlines (item ->
-    text), table1 (its rows), answer (one line per split and fraction, see answer_lines).
+    text), table1 (its rows), answer (one line per split and fraction, see answer_lines),
+    convergence (how the trainings ended, see :func:`convergence`; with the results table).
     """
     import pandas as pd
 
@@ -344,6 +384,7 @@ def write_summary(table_csvs: list[str], out: str, results_csv: str | None = Non
         df = read_results(results_csv, metric)
         summary["metric"] = metric_of(df)
         summary["headlines"].update(results_headlines(df))
+        summary["convergence"] = convergence(df)
     if "table1" in tables:
         from analysis.load import METRICS
 
@@ -369,7 +410,9 @@ def front_page(summaries: list[str], intro: str, out: str) -> str:
         desc = f" ({s['description']})" if s.get("description") else ""
         text += f"**{name}**{desc}:\n\n"
         answer = s.get("answer") or ["no Table 1 for this dataset."]
-        text += "".join(f"- {line}\n" for line in answer) + "\n"
+        trained = convergence_line(s.get("convergence") or {})
+        text += "".join(f"- {line}\n" for line in answer + ([trained] if trained else []))
+        text += "\n"
     text += ("Each line is generated from ``results/<dataset>/summary.json`` (Table 1): the best "
              "(readout mode, T) cell is chosen on validation data and reported on test data; "
              "effect = mean paired difference (recurrent - size-matched feed-forward, seeds "

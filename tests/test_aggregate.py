@@ -258,3 +258,18 @@ def test_rcpb_does_not_import_analysis():
     pattern = re.compile(r"^\s*(import analysis|from analysis)\b", re.MULTILINE)
     offenders = [str(p) for p in root.rglob("*.py") if pattern.search(p.read_text())]
     assert offenders == []
+
+
+def test_convergence_columns_count_phases_that_stopped_on_patience(tmp_path):
+    configs, _ = t4_grid()
+    cfg = dict(grid.training_config(configs[0]), train={"max_steps": 75, "patience": 3})
+    folder = tmp_path / "m"
+    write_model(folder, cfg, 0.5, {"1": 1.0})
+    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics.update(steps_per_phase=[75, 40, 75], best_step=115)
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    results, _, _ = collect([folder])
+    row = results.iloc[0]
+    # 75 + 40 + 75 steps; only the 40-step phase ended before max_steps (on patience)
+    assert (row["steps"], row["phases"], row["phases_stopped_early"]) == (190, 3, 1)
+    assert row["best_step"] == 115

@@ -339,3 +339,22 @@ def test_dataset_description_names_the_ground_truth():
     config = load_config("config.yaml")
     assert "recurrent models should win" in workflow.dataset_description(config, "sim_recurrent")
     assert "control" in workflow.dataset_description(config, "sim_feedforward")
+
+
+def test_convergence_counts_trained_models_and_flags_undertraining():
+    import pandas as pd
+
+    df = pd.DataFrame({
+        "phases": [3, 3, 3, 3], "phases_stopped_early": [3, 2, 0, 0],
+        "steps": [100, 150, 225, 225], "best_step": [60, 150, 225, 225],
+        "trained_as": ["", "", "", "m3"],       # the last row is an alias of the third
+    })
+    conv = workflow.convergence(df)
+    assert conv == {"phases": 9, "phases_stopped_early": 5, "models": 3, "best_at_last_step": 2}
+    line = workflow.convergence_line(conv)
+    assert line.startswith("Training: 5 of 9 phases (56 %) stopped on patience, 2 of 3 models "
+                           "(67 %) had their best validation checkpoint at their last step")
+    assert "not trained to convergence" in line
+    done = {"phases": 10, "phases_stopped_early": 9, "models": 20, "best_at_last_step": 1}
+    assert "not trained" not in workflow.convergence_line(done)   # 90 % and 5 %: converged
+    assert workflow.convergence_line({}) == ""
