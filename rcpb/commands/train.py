@@ -254,8 +254,6 @@ def run(args) -> int:
         raise RcpbError(f"--slots {args.slots}: must be >= 1")
     members = [(resolve_config(config, device=args.device, threads=args.threads), out)
                for config, out in _members(args)]
-    for cfg, out in members:    # refuse a folder of another configuration before any work
-        _check_existing(out, cfg)
     device = members[0][0]["device"]
     threads = members[0][0]["threads"]
     if device == "cuda":

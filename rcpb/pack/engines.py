@@ -165,6 +165,10 @@ class StackedEngine:
         self.dtype = next(model.parameters()).dtype
         self.weights = torch.zeros(K, 2, dtype=self.dtype, device=dev)  # readout_l1, smoothness
         self.loss = job.loss
+        # the same tensors under the names functional_call sees inside _Objective
+        self._call_state = ({f"m.{n}": t for n, t in self.params.items()},
+                            {f"m.{n}": t for n, t in self.buffers.items()})
+        self._active = ((), None)   # (slots stepped, their index tensor on the device)
 
     @torch.no_grad()
     def load(self, k: int, job: Job) -> None:
@@ -225,19 +229,21 @@ class StackedEngine:
         def one(params, buffers, x, y, w):
             return functional_call(self.template, (params, buffers), (x, y, w[0], w[1], has_nan))
 
-        data_loss, total = vmap(one)(self._prefixed(self.params), self._prefixed(self.buffers),
-                                     x, y, self.weights)
-        active = torch.tensor(sorted(batches), device=self.device)
+        data_loss, total = vmap(one)(*self._call_state, x, y, self.weights)
         # a parameter the model's output does not use (e.g. the BatchNorm of a chain whose
         # iteration a no-avg readout ignores) gets no gradient and, as in torch's Adam, no update
-        grads = torch.autograd.grad(total[active].sum(), list(self.params.values()),
+        grads = torch.autograd.grad(total[self._active_index(batches)].sum(),
+                                    list(self.params.values()),
                                     allow_unused=True)
         self._adam(grads)
         return data_loss.detach()
 
-    @staticmethod
-    def _prefixed(tensors: dict) -> dict:
-        return {f"m.{n}": t for n, t in tensors.items()}
+    def _active_index(self, batches: dict) -> torch.Tensor:
+        """The stepped slots as an index tensor on the device, made again only when they change."""
+        slots = tuple(sorted(batches))
+        if self._active[0] != slots:
+            self._active = (slots, torch.tensor(slots, device=self.device))
+        return self._active[1]
 
     @torch.no_grad()
     def _adam(self, grads) -> None:

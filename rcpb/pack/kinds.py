@@ -50,13 +50,9 @@ def _structure(cfg: dict) -> dict:
 def pack_key(cfg: dict) -> str:
     """Short text naming the structure of ``cfg``: configurations with the same key may be
     packed together (before their data are prepared). E.g. ``rec-L1-T4-2-avg-c8-1a2b3c4d``."""
-    structure = _structure(cfg)
-    digest = hashlib.sha256(json.dumps(structure, sort_keys=True).encode("utf-8")).hexdigest()[:8]
-    if cfg.get("arch") == "ff":
-        head = f"ff{cfg.get('blocks')}"
-    else:
-        head = f"{cfg.get('arch', '?')[:3]}-L{cfg.get('recurrent_layers')}-T{cfg.get('iterations')}"
-    return f"{head}-c{cfg.get('channels')}-{digest}"
+    head = f"ff{cfg.get('blocks')}" if cfg.get("arch") == "ff" else \
+        f"{cfg.get('arch', '?')[:3]}-L{cfg.get('recurrent_layers')}-T{cfg.get('iterations')}"
+    return _named(head, cfg, _structure(cfg))
 
 
 #: Fields that group configurations into CPU training jobs (the loop engine).
@@ -68,11 +64,15 @@ def job_key(cfg: dict, device: str = "cpu") -> str:
     on CUDA the structure (:func:`pack_key`), on CPU the architecture and size."""
     if device == "cuda":
         return pack_key(cfg)
-    size = {k: cfg.get(k) for k in SIZE_FIELDS}
-    digest = hashlib.sha256(json.dumps(size, sort_keys=True).encode("utf-8")).hexdigest()[:8]
-    depth = f"ff{cfg.get('blocks')}" if cfg.get("arch") == "ff" else \
+    head = f"ff{cfg.get('blocks')}" if cfg.get("arch") == "ff" else \
         f"{cfg.get('arch', '?')[:3]}-L{cfg.get('recurrent_layers')}"
-    return f"{depth}-c{cfg.get('channels')}-{digest}"
+    return _named(head, cfg, {k: cfg.get(k) for k in SIZE_FIELDS})
+
+
+def _named(head: str, cfg: dict, fields: dict) -> str:
+    """``{head}-c{channels}-{8 hex digits of the SHA-256 of fields}``."""
+    digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode("utf-8")).hexdigest()[:8]
+    return f"{head}-c{cfg.get('channels')}-{digest}"
 
 
 def slot_kind(cfg: dict, n_train: int) -> tuple:

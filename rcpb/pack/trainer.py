@@ -99,9 +99,11 @@ def train_pack(
         fill(k)
     while active:
         running += eng.step({k: next(slot.batches) for k, slot in active.items()})
-        due = [k for k, slot in active.items() if slot.schedule.stepped()]
-        for slot in active.values():
+        due = []
+        for k, slot in active.items():
             slot.since_eval += 1
+            if slot.schedule.stepped():
+                due.append(k)
         if not due:
             continue
         val = eng.val_losses(due)
