@@ -58,7 +58,25 @@ import numpy as np
 from rcpb.data.format import Dataset, write_dataset
 from rcpb.errors import RcpbError
 
-CIRCUITS = ("recurrent", "feedforward")
+CIRCUITS = ("recurrent", "feedforward", "recurrent_teacher", "feedforward_teacher")
+
+#: What each built-in ground truth should make the pipeline find (docs/ground_truth.md):
+#: ``recurrence`` is "helps" (a positive control: recurrent models should beat the best
+#: feed-forward model) or "none" (a negative control: no advantage for recurrence expected).
+KNOWN_ANSWERS = {
+    "recurrent": {"recurrence": "helps", "text": (
+        "V1 circuit with bounded lateral recurrence: a positive control, recurrent models "
+        "should beat the best feed-forward model")},
+    "feedforward": {"recurrence": "none", "text": (
+        "the same circuit's facilitation and normalisation applied once, kernels of matched "
+        "reach: a negative control, recurrence should hold no advantage")},
+    "recurrent_teacher": {"recurrence": "helps", "text": (
+        "a recurrent rcpb network (1 recurrent layer, T = 4) with fixed weights: a positive "
+        "control, the recurrent student class contains the teacher")},
+    "feedforward_teacher": {"recurrence": "none", "text": (
+        "a feed-forward rcpb network of matched depth and parameter count with fixed weights: "
+        "a negative control, the feed-forward student class contains the teacher")},
+}
 DEFAULT_IMAGES = "data/ns2250_stimuli_74px.h5"
 BATCH = 128          # stimuli per FFT batch (memory ~ BATCH x channels x padded size^2)
 MIN_WAVELENGTH = 2.5  # px; shorter wavelengths (very small input_size) are clamped
