@@ -46,9 +46,13 @@ _NOT_CONFIG = {
     "config_id", "partner_id", "model_seed", "dataset_file", "device", "threads",
     "n_params", "n_conv_params", "n_train", "wall_time_s", "best_step", "avg_path_length",
     "path_entropy", "input_size", "n_neurons", "steps_per_phase", "status", "metric",
-    "trained_as", "split_source",
+    "trained_as", "split_source", "steps", "phases", "phases_stopped_early",
     PERF, VAL_PERF,
 }
+#: configuration columns that describe the architecture: a recurrent model and the feed-forward
+#: model it is compared with differ in these and agree in every other configuration column
+ARCH_COLUMNS = ("family", "arch", "blocks", "recurrent_layers", "iterations", "readout",
+                "ablation", "allowed_lengths")
 _NOT_CONFIG_PREFIX = ("test_", "val_", "path_p")
 
 
@@ -139,6 +143,54 @@ def normalise(df: pd.DataFrame, source: str = "results table", metric: str = "au
             f"expected one of {', '.join(FAMILIES)}."
         )
     return df
+
+
+# --------------------------------------------------------------------------- baselines
+
+BASELINE_COLUMNS = ("split_seed", "predictor", "description", PERF, VAL_PERF)
+
+
+def read_baselines(path: str | None, metric: str) -> pd.DataFrame:
+    """The baselines of a dataset for the performance measure ``metric``.
+
+    ``path``: ``results/{dataset}/baselines.csv`` (columns dataset, split_seed, predictor,
+    description, test_cc_norm2, test_cc_raw, val_cc_norm2, val_cc_raw; one row per split seed
+    and predictor). Returns one row per (split_seed, predictor) with the columns
+    :data:`BASELINE_COLUMNS`: ``perf`` is ``test_{metric}`` and ``val_perf`` ``val_{metric}``
+    (NaN when the file has no such column, e.g. for cc_raw2). No path, a missing file, an empty
+    file or a header alone (a dataset without a known truth) give a table without rows.
+    Raises RcpbError naming the file when it lacks ``split_seed`` or ``predictor``.
+    """
+    empty = pd.DataFrame(columns=list(BASELINE_COLUMNS))
+    if not path or not os.path.exists(path):
+        return empty
+    try:
+        raw = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return empty
+    missing = [c for c in ("split_seed", "predictor") if c not in raw.columns]
+    if missing:
+        raise RcpbError(f"{path}: missing column(s) {', '.join(missing)}; a baselines table "
+                        "has one row per split seed and predictor.")
+    if raw.empty:
+        return empty
+    out = pd.DataFrame({
+        "split_seed": pd.to_numeric(raw["split_seed"], errors="coerce").fillna(0).astype(int),
+        "predictor": raw["predictor"].fillna("").astype(str),
+        "description": raw["description"].fillna("").astype(str)
+        if "description" in raw.columns else "",
+    })
+    for col, source in ((PERF, f"test_{metric}"), (VAL_PERF, f"val_{metric}")):
+        out[col] = pd.to_numeric(raw[source], errors="coerce") if source in raw.columns else np.nan
+    return out[list(BASELINE_COLUMNS)].reset_index(drop=True)
+
+
+def baseline_value(baselines: pd.DataFrame | None, split: int, predictor: str) -> float:
+    """Test performance of ``predictor`` on split ``split`` (NaN when the baselines lack it)."""
+    if baselines is None or baselines.empty:
+        return math.nan
+    rows = baselines[(baselines["split_seed"] == int(split)) & (baselines["predictor"] == predictor)]
+    return float(rows[PERF].iloc[0]) if len(rows) else math.nan
 
 
 # --------------------------------------------------------------------------- selection

@@ -284,28 +284,38 @@ def evaluate(model: torch.nn.Module, data, config: dict) -> dict:
     trials, and cc_raw against that mean too (:func:`rcpb.metrics.trial_target`); None = every
     valid trial of each stimulus (the prepared targets).
     """
-    from rcpb import metrics
     from rcpb.atomic_files import jsonable
 
     device = next(model.parameters()).device
-    k = config.get("cc_max_trials")
-    choice = getattr(data, "ceiling_stimuli", None) or "evaluated"
-    # the ceiling over all stimuli [neurons]; with "evaluated" only needed for fallbacks
-    every = metrics.cc_max(data.responses, k=k) if choice == "all" else None
     out = {}
     for split in ("val", "test"):
         x = _tensor(getattr(data, f"x_{split}"), device)
         y = _tensor(getattr(data, f"y_{split}"), device)
-        index = getattr(data, f"{split}_index")
         pred = predict(model, x)
-        target = (y.cpu().numpy().astype(np.float64) if k is None
-                  else metrics.trial_target(data.responses[index], k))
-        ceiling, fallback = metrics.split_ceiling(data.responses, index, choice, k, every)
-        summary = metrics.summarize(pred.cpu().numpy().astype(np.float64), target, ceiling)
+        summary = score(pred.cpu().numpy().astype(np.float64), data, split, config)
         summary["loss"] = float(prediction_loss(pred, y, config["loss"]))
-        summary["ceiling_stimuli"] = choice
-        summary["ceiling_fallback_neurons"] = [int(i) for i in fallback]
-        summary["cc_max_per_neuron"] = [float(v) for v in ceiling]
         out[split] = jsonable(summary)
     return out
+
+
+def score(pred: np.ndarray, data, split: str, config: dict) -> dict:
+    """:func:`rcpb.metrics.summarize` of predictions ``pred`` ``[stimuli of the split,
+    neurons]`` for ``split`` ("train", "val" or "test") of prepared ``data``, against the
+    split's trial-averaged targets with the noise ceiling of that target (see
+    :func:`evaluate`; also used for the baseline predictors, rcpb.baselines)."""
+    from rcpb import metrics
+
+    k = config.get("cc_max_trials")
+    choice = getattr(data, "ceiling_stimuli", None) or "evaluated"
+    # the ceiling over all stimuli [neurons]; with "evaluated" only needed for fallbacks
+    every = metrics.cc_max(data.responses, k=k) if choice == "all" else None
+    index = getattr(data, f"{split}_index")
+    target = (np.asarray(getattr(data, f"y_{split}"), dtype=np.float64) if k is None
+              else metrics.trial_target(data.responses[index], k))
+    ceiling, fallback = metrics.split_ceiling(data.responses, index, choice, k, every)
+    summary = metrics.summarize(np.asarray(pred, dtype=np.float64), target, ceiling)
+    summary["ceiling_stimuli"] = choice
+    summary["ceiling_fallback_neurons"] = [int(i) for i in fallback]
+    summary["cc_max_per_neuron"] = [float(v) for v in ceiling]
+    return summary
 

@@ -30,3 +30,29 @@ rule aggregate:
             "--results {output.results} --neurons {output.neurons} --failed {output.failed} "
             "> {log} 2>&1"
         )
+
+
+rule baselines:
+    """The reference predictors of a simulated dataset (its truth and, for the circuits, the
+    drive-only predictor), scored like the models on each split (rcpb.baselines); a header
+    only for a dataset without a known truth."""
+    input:
+        lambda wildcards: DATASET_FILES[wildcards.dataset],
+    output:
+        "results/{dataset}/baselines.csv",
+    params:
+        preprocess=lambda wildcards: json.dumps(
+            config["datasets"][wildcards.dataset].get("preprocess") or {}
+        ),
+        split_seeds=lambda wildcards: " ".join(
+            str(s) for s in sorted({cfg["split_seed"] for cfg in CONFIGS[wildcards.dataset]})
+        ),
+    log:
+        "results/logs/baselines/{dataset}.log",
+    localrule: True
+    conda:
+        "../envs/rcpb.yaml"
+    shell:
+        "python -m rcpb.baselines {input:q} --dataset {wildcards.dataset:q} "
+        "--preprocess {params.preprocess:q} --split-seeds {params.split_seeds} "
+        "--out {output:q} > {log:q} 2>&1"

@@ -5,6 +5,7 @@
 # rcpb.grid and rcpb.data.validate import numpy, h5py and PyYAML, never torch.
 
 import gc
+import json
 import os
 import sys
 import tempfile
@@ -122,6 +123,15 @@ if workflow.is_main_process:
 SIMULATED = {
     name: ds["simulate"] for name, ds in config["datasets"].items() if "simulate" in ds
 }
+
+
+def teacher_input_args(dataset):
+    """``--crop C --downsample F`` of a simulated dataset's preprocess (what its models see)."""
+    pre = config["datasets"][dataset].get("preprocess") or {}
+    crop = f"--crop {pre['crop']} " if pre.get("crop") else ""
+    return f"{crop}--downsample {pre.get('downsample') or 1}"
+
+
 DATASET_FILES = {name: rcpb_grid.dataset_file(name, ds) for name, ds in config["datasets"].items()}
 DEVICE = config["device"]
 
@@ -278,7 +288,8 @@ def all_targets(wildcards):
     the report's front page (rules/report.smk)."""
     targets = []
     for name in DATASETS:
-        targets += [f"results/{name}/{t}" for t in ("results.csv", "neurons.csv", "dataset_summary.txt")]
+        targets += [f"results/{name}/{t}" for t in ("results.csv", "neurons.csv", "dataset_summary.txt",
+                                                    "baselines.csv")]
         targets += list(analysis_outputs(config, name, analysed_configs(name)))
     return targets + [FRONT_PAGE]
 

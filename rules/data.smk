@@ -3,7 +3,8 @@
 
 
 rule simulate_dataset:
-    """Responses of a seeded model V1 circuit to an image set, as a dataset file."""
+    """Responses of a seeded ground truth (a model V1 circuit or a teacher network) to an
+    image set, as a dataset file (docs/ground_truth.md)."""
     input:
         images=lambda wildcards: SIMULATED[wildcards.dataset]["images"],
     output:
@@ -18,6 +19,8 @@ rule simulate_dataset:
             if SIMULATED[wildcards.dataset]["input_size"] is None
             else f"--input-size {SIMULATED[wildcards.dataset]['input_size']}"
         ),
+        # a teacher sees the model input the students see: the dataset's crop and downsampling
+        teacher_input=lambda wildcards: teacher_input_args(wildcards.dataset),
     log:
         "results/logs/simulate_dataset/{dataset}.log",
     conda:
@@ -28,7 +31,7 @@ rule simulate_dataset:
     shell:
         "rcpb data simulate --circuit {params.circuit} --images {input.images} "
         "--neurons {params.neurons} --trials {params.trials} --seed {params.seed} "
-        "{params.input_size} --out {output} > {log} 2>&1"
+        "{params.input_size} {params.teacher_input} --out {output} > {log} 2>&1"
 
 
 rule dataset_summary:

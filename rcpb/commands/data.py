@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 
-DEFAULT_IMAGES = "data/ns2250_stimuli_74px.h5"
+from rcpb.data.simulate import CIRCUITS, DEFAULT_IMAGES
 
 
 def register(subparsers) -> None:
@@ -59,7 +59,8 @@ def register(subparsers) -> None:
     p = sub.add_parser("simulate", help="simulate trial responses of a model V1 circuit",
                        description="Turn an image set into a dataset file with responses of a "
                                    "seeded ground-truth circuit (SPEC 2.4).")
-    p.add_argument("--circuit", choices=["recurrent", "feedforward"], default="recurrent")
+    p.add_argument("--circuit", choices=CIRCUITS, default="recurrent",
+                   help="the ground truth (docs/ground_truth.md): a circuit or a teacher network")
     p.add_argument("--out", required=True, help="output dataset file (.h5)")
     p.add_argument("--images", default=DEFAULT_IMAGES,
                    help=f"HDF5 file with 'images' [stimuli, H, W] (default {DEFAULT_IMAGES})")
@@ -68,6 +69,12 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--input-size", type=int, default=None,
                    help="image size (px) the circuit sees; default: the simulator's choice")
+    p.add_argument("--crop", type=int, default=None,
+                   help="teachers: central crop (px) of the model input, as the dataset's "
+                        "preprocess.crop")
+    p.add_argument("--downsample", type=int, default=1,
+                   help="teachers: downsampling factor of the model input, as the dataset's "
+                        "preprocess.downsample")
 
     parser.set_defaults(run=run)
 
@@ -112,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
                 f"'images' [stimuli, H, W].")
         simulate_file(images_file=args.images, out=args.out, circuit=args.circuit,
                       n_neurons=args.neurons, n_trials=args.trials, seed=args.seed,
-                      input_size=args.input_size)
+                      input_size=args.input_size, teacher_input=(args.crop, args.downsample))
         print(f"wrote {args.out}")
         _print_summary(args.out, load_dataset(args.out))
     return 0

@@ -9,6 +9,10 @@ Datasets inside the file:
 - optional ``neuron_ids``: strings ``[n_neurons]``.
 - optional ``true_rates``: float32 ``[n_stimuli, n_neurons]`` (simulated data only),
   the noise-free mean rate behind the trials.
+- optional group ``baselines``: float32 ``[n_stimuli, n_neurons]`` arrays, predictions of
+  reference predictors (simulated data: e.g. ``drive``, a circuit's feed-forward first stage).
+- optional group ``teacher`` and attr ``teacher_config``: the network behind a teacher ground
+  truth (``rcpb.data.teachers.load_teacher``).
 
 File attributes: ``name``, ``source``, ``license``, ``units`` (all optional strings) and
 any other scalar attributes (e.g. simulator parameters).
@@ -34,6 +38,8 @@ class Dataset:
     neuron_ids: list[str] | None = None
     true_rates: np.ndarray | None = None
     attrs: dict = field(default_factory=dict)
+    baselines: dict = field(default_factory=dict)
+    teacher: object = None   # a teacher's network while simulating (stored by its writer)
 
     @property
     def n_stimuli(self) -> int:
@@ -44,11 +50,21 @@ class Dataset:
         return int(self.responses.shape[2])
 
 
-def write_dataset(path: str | Path, ds: Dataset) -> None:
-    """Write ``ds`` to ``path`` atomically (temporary file, then rename)."""
+def write_dataset(path: str | Path, ds: Dataset, extra=None) -> None:
+    """Write ``ds`` to ``path`` atomically (temporary file, then rename); ``extra(tmp_path)``,
+    if given, adds more to the file before the rename."""
     import h5py
 
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_path(path) as tmp:
+        _write(tmp, ds)
+        if extra is not None:
+            extra(tmp)
+
+
+def _write(tmp, ds: Dataset) -> None:
+    import h5py
+
+    with h5py.File(tmp, "w") as f:
         f.create_dataset("images", data=ds.images, compression="gzip", compression_opts=4)
         f.create_dataset("responses", data=np.asarray(ds.responses, dtype=np.float32))
         if ds.split is not None:
@@ -58,6 +74,8 @@ def write_dataset(path: str | Path, ds: Dataset) -> None:
                              dtype=h5py.string_dtype())
         if ds.true_rates is not None:
             f.create_dataset("true_rates", data=np.asarray(ds.true_rates, dtype=np.float32))
+        for name, value in (ds.baselines or {}).items():
+            f.create_dataset(f"baselines/{name}", data=np.asarray(value, dtype=np.float32))
         for key, value in ds.attrs.items():
             f.attrs[key] = value
 
@@ -111,7 +129,10 @@ def read_raw(path: str | Path) -> Dataset:
         attrs = {}
         for key, value in f.attrs.items():
             attrs[key] = value.decode() if isinstance(value, bytes) else value
+        baselines = ({name: f["baselines"][name][()] for name in f["baselines"]}
+                     if isinstance(f.get("baselines"), h5py.Group) else {})
         return Dataset(
+            baselines=baselines,
             images=get("images"),
             responses=get("responses"),
             split=get("split"),

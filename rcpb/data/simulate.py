@@ -50,7 +50,7 @@ Seeded: same images, circuit, sizes and seed give identical arrays. All paramete
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -96,16 +96,28 @@ class CircuitParams:
     sheet_wavelength: float = 9.0  # one broadband complex Gabor per orientation feeds the sheet
     sheet_envelope: float = 0.4    # its envelope sigma / wavelength (about 2 octaves)
     iterations: int = 4
-    alpha: float = 10.0            # collinear facilitation strength
+    alpha: float = 2.0             # collinear facilitation: gain up to 1 + alpha
     fac_length: float = 8.0        # facilitation Gaussian sigma along the orientation
     fac_width: float = 1.5         # facilitation Gaussian sigma across the orientation
     fac_hole: float = 3.0          # sigma of the removed centre of the facilitation field
-    beta: float = 10.0             # surround suppression (divisive) strength
+    beta: float = 2.0              # surround suppression: gain down to 1 / (1 + beta)
     surround_sigma: float = 12.0   # surround pool Gaussian sigma
     surround_hole: float = 5.0     # sigma of the removed centre (the classical RF) of the pool
     kappa: float = 1.0             # orientation tuning of the pool (0 untuned, 1 iso only)
     cc_max_range: tuple = (0.5, 0.95)
     mean_count_range: tuple = (1.0, 10.0)
+
+
+def one_pass(params: CircuitParams) -> CircuitParams:
+    """The feed-forward control of ``params``: one pass of the same facilitation and
+    normalisation, every kernel length times sqrt(T), so that its kernels reach as far as T
+    iterations of the recurrent ones (the RMS radius of a T-fold convolution of a kernel is
+    sqrt(T) times the kernel's own)."""
+    k = float(np.sqrt(params.iterations))
+    return replace(params, iterations=1, fac_length=k * params.fac_length,
+                   fac_width=k * params.fac_width, fac_hole=k * params.fac_hole,
+                   surround_sigma=k * params.surround_sigma,
+                   surround_hole=k * params.surround_hole)
 
 
 @dataclass
@@ -294,8 +306,12 @@ class _Geometry:
         return out
 
     def _gain(self, fac: np.ndarray, sup: np.ndarray) -> np.ndarray:
+        """Bounded contextual gain ``(1 + alpha F/(1+F)) / (1 + beta S/(1+S))``, in
+        [1 / (1 + beta), 1 + alpha] whatever the context (F, S >= 0, semi-saturation at their
+        mean level 1)."""
         p = self.params
-        return (1 + p.alpha * np.maximum(fac, 0)) / (1 + p.beta * np.maximum(sup, 0))
+        fac, sup = np.maximum(fac, 0), np.maximum(sup, 0)
+        return (1 + p.alpha * fac / (1 + fac)) / (1 + p.beta * sup / (1 + sup))
 
     def recurrence(self, e: np.ndarray, orientation: np.ndarray, srow: np.ndarray,
                    scol: np.ndarray) -> np.ndarray:
@@ -377,9 +393,9 @@ def circuit_rates(images: np.ndarray, circuit: str, neurons: Neurons, geometry: 
     drive = np.where(neurons.simple, np.maximum((np.exp(-1j * neurons.phase) * z).real, 0),
                      np.abs(z))
     drive = drive / drive.mean(axis=0).clip(1e-12)                            # mean 1
-    if circuit == "feedforward":
-        return drive, drive
-    # recurrent sheet: orientation amplitudes, each divided by its mean over images and positions
+    if circuit == "feedforward":          # the same gain once, kernels of matched reach
+        g = _Geometry(one_pass(g.params), g.size, g.scale)
+    # the sheet: orientation amplitudes, each divided by its mean over images and positions
     e = np.empty((n_img, g.params.n_orientations, g.h, g.h), dtype=np.float32)
     for b in range(0, n_img, BATCH):
         e[b:b + BATCH] = g.sheet_amplitudes(x[b:b + BATCH])
@@ -397,9 +413,10 @@ def _columnwise_corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(axis=0) / np.sqrt((a ** 2).sum(axis=0) * (b ** 2).sum(axis=0))
 
 
-def poisson_trials(rates: np.ndarray, neurons: Neurons, n_trials: int,
-                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Trial counts around ``rates`` ``[stimuli, neurons]`` (see module docstring, step 5).
+def poisson_trials(rates: np.ndarray, target_cc: np.ndarray, mean_count: np.ndarray,
+                   n_trials: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Trial counts around ``rates`` ``[stimuli, neurons]`` (see module docstring, step 5),
+    with per-neuron target ceilings ``target_cc`` and mean counts ``mean_count`` ``[neurons]``.
 
     Returns (responses ``[stimuli, trials, neurons]`` float32, true_rates ``lambda``
     ``[stimuli, neurons]``: expected count per trial).
@@ -410,8 +427,7 @@ def poisson_trials(rates: np.ndarray, neurons: Neurons, n_trials: int,
         raise RcpbError(f"the images drive neuron(s) {np.flatnonzero(v <= 1e-12 * m ** 2)[:5]} "
                         f"identically for every stimulus (blank or constant images?); "
                         f"simulate with an image set that has spatial structure.")
-    c = neurons.target_cc
-    mu = neurons.mean_count
+    c, mu = target_cc, mean_count
     one_plus_b = np.sqrt(np.maximum(mu * n_trials * v * (1 / c ** 2 - 1), 0)) / m
     b = np.maximum(one_plus_b - 1, 0)
     # g from c: g^2 v (1/c^2 - 1) = g (1 + b) m / K
@@ -421,16 +437,49 @@ def poisson_trials(rates: np.ndarray, neurons: Neurons, n_trials: int,
     return counts.astype(np.float32), lam
 
 
+def _circuit_truth(images, circuit, n_neurons, params, scale, rng):
+    """(rates, neuron ids, target_cc, mean_count, baselines, extra attrs) of a circuit."""
+    geometry = _Geometry(params, images.shape[1], scale)
+    neurons = sample_neurons(n_neurons, params, geometry, rng)
+    rates, drive = circuit_rates(images, circuit, neurons, geometry)
+    rec_corr = _columnwise_corr(drive, rates)
+    attrs = {"recurrence_corr": float(rec_corr.mean()),
+             "recurrence_corr_min": float(rec_corr.min())}
+    for key, value in asdict(params).items():
+        attrs[f"sim_{key}"] = (",".join(f"{v:g}" for v in value) if isinstance(value, tuple)
+                               else value)
+    return (rates, neurons.ids(params), neurons.target_cc, neurons.mean_count,
+            {"drive": drive.astype(np.float32)}, attrs)
+
+
+def _teacher_truth(images, circuit, n_neurons, params, seed, teacher_input, rng):
+    """(rates, neuron ids, target_cc, mean_count, baselines, extra attrs) of a teacher."""
+    from rcpb.data.preprocess import preprocess_images
+    from rcpb.data.teachers import make_teacher
+
+    crop, factor = teacher_input
+    x = preprocess_images(images, crop, factor)
+    model, rates = make_teacher(circuit, x, n_neurons, seed)
+    lo, hi = np.log(params.mean_count_range)
+    target_cc = rng.uniform(*params.cc_max_range, n_neurons)
+    mean_count = np.exp(rng.uniform(lo, hi, n_neurons))
+    attrs = {"teacher_crop": -1 if crop is None else int(crop), "teacher_downsample": int(factor)}
+    return rates, [f"n{i:03d}-teacher" for i in range(n_neurons)], target_cc, mean_count, {}, \
+        {**attrs, "_teacher": model}
+
+
 def simulate(images: np.ndarray, circuit: str = "recurrent", n_neurons: int = 34,
              n_trials: int = 8, seed: int = 0, params: CircuitParams | None = None,
-             scale: float = 1.0) -> Dataset:
+             scale: float = 1.0, teacher_input: tuple = (None, 1)) -> Dataset:
     """Simulate a dataset for ``images`` ``[stimuli, S, S]`` (already at the simulated size).
 
     ``scale``: image-file pixels per pixel of ``images`` (2 for 37 px images made from 74 px
-    ones); the lengths in ``params`` are in image-file pixels.
+    ones); the lengths in ``params`` are in image-file pixels. ``teacher_input``: (crop,
+    downsample) that turn the images into the teachers' (and the students') model input.
     Returns a :class:`Dataset` with responses ``[stimuli, n_trials, n_neurons]`` (spike counts),
-    ``true_rates`` ``[stimuli, n_neurons]`` (expected counts) and the circuit parameters in
-    ``attrs`` (``name``, ``source``, ``units``, ``recurrence_corr``, ...; no ``license``).
+    ``true_rates`` ``[stimuli, n_neurons]`` (expected counts), ``baselines`` (circuits: the
+    feed-forward first stage ``drive``) and the parameters in ``attrs`` (``name``, ``source``,
+    ``units``, ``circuit``, ...; no ``license``); a teacher's network is ``ds.teacher``.
     """
     params = params or CircuitParams()
     if circuit not in CIRCUITS:
@@ -438,47 +487,57 @@ def simulate(images: np.ndarray, circuit: str = "recurrent", n_neurons: int = 34
     if n_neurons < 1 or n_trials < 2:
         raise RcpbError(f"simulate: need n_neurons >= 1 and n_trials >= 2 (got {n_neurons}, "
                         f"{n_trials}); the noise ceiling needs repeated trials.")
-    geometry = _Geometry(params, images.shape[1], scale)
     rng_neurons, rng_trials = (np.random.default_rng(s)
                                for s in np.random.SeedSequence(seed).spawn(2))
-    neurons = sample_neurons(n_neurons, params, geometry, rng_neurons)
-    rates, drive = circuit_rates(images, circuit, neurons, geometry)
-    responses, lam = poisson_trials(rates, neurons, n_trials, rng_trials)
-    rec_corr = _columnwise_corr(drive, rates)
+    if circuit.endswith("_teacher"):
+        truth = _teacher_truth(images, circuit, n_neurons, params, seed, teacher_input,
+                               rng_neurons)
+    else:
+        truth = _circuit_truth(images, circuit, n_neurons, params, scale, rng_neurons)
+    rates, ids, target_cc, mean_count, baselines, extra = truth
+    teacher = extra.pop("_teacher", None)
+    responses, lam = poisson_trials(rates, target_cc, mean_count, n_trials, rng_trials)
     attrs = {
         "name": f"sim_{circuit}",
-        "source": (f"rcpb.data.simulate, circuit '{circuit}', seed {seed}, {n_neurons} neurons, "
-                   f"{n_trials} Poisson trials, {images.shape[1]} px images "
-                   f"({scale:g} px of the image file per px); parameters in attrs sim_*"),
+        "source": (f"rcpb.data.simulate, ground truth '{circuit}', seed {seed}, {n_neurons} "
+                   f"neurons, {n_trials} Poisson trials, {images.shape[1]} px images "
+                   f"({scale:g} px of the image file per px); parameters in attrs"),
         "units": "spike counts",
         "circuit": circuit,
+        "known_answer": KNOWN_ANSWERS[circuit]["text"],
         "seed": int(seed),
         "sim_scale": float(scale),
-        "recurrence_corr": float(rec_corr.mean()),
-        "recurrence_corr_min": float(rec_corr.min()),
+        "sim_cc_max_range": ",".join(f"{v:g}" for v in params.cc_max_range),
+        "sim_mean_count_range": ",".join(f"{v:g}" for v in params.mean_count_range),
+        **extra,
     }
-    for key, value in asdict(params).items():
-        attrs[f"sim_{key}"] = (",".join(f"{v:g}" for v in value) if isinstance(value, tuple)
-                               else value)
-    return Dataset(images=images, responses=responses, true_rates=lam.astype(np.float32),
-                   neuron_ids=neurons.ids(params), attrs=attrs)
+    ds = Dataset(images=images, responses=responses, true_rates=lam.astype(np.float32),
+                 neuron_ids=ids, attrs=attrs, baselines=baselines)
+    ds.teacher = teacher
+    return ds
 
 
 def simulate_file(images_file, out, circuit: str = "recurrent", n_neurons: int = 34,
-                  n_trials: int = 8, seed: int = 0, input_size: int | None = None) -> Dataset:
+                  n_trials: int = 8, seed: int = 0, input_size: int | None = None,
+                  teacher_input: tuple = (None, 1)) -> Dataset:
     """Read ``images`` from ``images_file``, simulate ``circuit`` and write the dataset ``out``.
 
     ``input_size``: if given, the images are cropped/downsampled (:func:`resize_images`) before
-    simulating and stored at that size. The image file's ``license`` attr is copied.
+    simulating and stored at that size. ``teacher_input``: (crop, downsample) of the model
+    input (teachers only; the dataset's ``preprocess``). The image file's ``license`` attr is
+    copied; a teacher's network is stored in the file (:mod:`rcpb.data.teachers`).
     Returns the written :class:`Dataset`.
     """
     images, src_attrs = read_images(images_file)
     images, factor = resize_images(images, input_size)
     ds = simulate(images, circuit=circuit, n_neurons=n_neurons, n_trials=n_trials, seed=seed,
-                  scale=float(factor))
+                  scale=float(factor), teacher_input=teacher_input)
     ds.attrs["license"] = str(src_attrs.get("license", "unknown: see the stimuli's source"))
     ds.attrs["stimuli"] = f"{Path(images_file).name}" + (
         f" ({src_attrs['source']})" if "source" in src_attrs else "")
     ds.attrs["input_size"] = int(images.shape[1])
-    write_dataset(out, ds)
+    from rcpb.data.teachers import save_teacher
+
+    write_dataset(out, ds, extra=None if ds.teacher is None else
+                  (lambda path: save_teacher(path, ds.teacher)))
     return ds

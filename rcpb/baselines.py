@@ -1,0 +1,91 @@
+"""Reference predictors of a simulated dataset, scored like the models (docs/ground_truth.md).
+
+- ``truth``: the simulator's true mean rates (``true_rates``): the best any model can do;
+- every array of the file's ``baselines`` group, e.g. ``drive``: a circuit's feed-forward first
+  stage alone, what a model without any context could reach.
+
+Each is scored on the validation and test stimuli of a split exactly as a trained model
+(:func:`rcpb.train.score`: same targets, same noise ceiling), so its numbers sit next to the
+models' in every table and figure. A dataset without ``true_rates`` (a recording) has none.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+DESCRIPTIONS = {
+    "truth": "the true mean rates of the ground truth (the ceiling a model can reach)",
+    "drive": "the circuit's feed-forward first stage alone (no context)",
+}
+COLUMNS = ["dataset", "split_seed", "predictor", "description", "test_cc_norm2", "test_cc_raw",
+           "val_cc_norm2", "val_cc_raw"]
+
+
+def predictors(dataset_file: str) -> dict:
+    """``{name: predictions [stimuli, neurons]}`` of the file: truth first, then baselines."""
+    from rcpb.data.format import read_raw
+
+    ds = read_raw(dataset_file)
+    if ds.true_rates is None:
+        return {}
+    return {"truth": ds.true_rates, **ds.baselines}
+
+
+def score_predictors(dataset_file: str, dataset: str, preprocess: dict, split_seeds,
+                     config: dict | None = None, splits=("val", "test")) -> list[dict]:
+    """One row per (split seed, predictor): ``{split}_cc_norm2``, ``{split}_cc_raw`` for each of
+    ``splits`` ("train", "val", "test"), plus the COLUMNS' identifiers. ``config``: the
+    training config's metric keys (``cc_max_trials``)."""
+    from rcpb.data.prepare import prepare
+    from rcpb.train import score
+
+    preds = predictors(dataset_file)
+    rows = []
+    for split_seed in split_seeds:
+        if not preds:
+            break
+        data = prepare(dataset_file, preprocess, int(split_seed), 1.0)
+        for name, pred in preds.items():
+            row = {"dataset": dataset, "split_seed": int(split_seed), "predictor": name,
+                   "description": DESCRIPTIONS.get(name, name)}
+            for split in splits:
+                s = score(np.asarray(pred)[getattr(data, f"{split}_index")], data, split,
+                          config or {})
+                row[f"{split}_cc_norm2"], row[f"{split}_cc_raw"] = s["cc_norm2"], s["cc_raw"]
+            rows.append(row)
+    return rows
+
+
+def write_baselines(dataset_file: str, dataset: str, preprocess: dict, split_seeds, out: str,
+                    config: dict | None = None) -> None:
+    """Write :func:`score_predictors`'s rows to the CSV ``out`` (header only without a truth)."""
+    import pandas as pd
+
+    from rcpb.atomic_files import atomic_path
+
+    rows = score_predictors(dataset_file, dataset, preprocess, split_seeds, config)
+    with atomic_path(out) as tmp:
+        pd.DataFrame(rows, columns=COLUMNS).to_csv(tmp, index=False)
+
+
+def main(argv=None) -> int:
+    """``python -m rcpb.baselines FILE --dataset NAME --preprocess JSON --split-seeds 0 1
+    --out CSV [--config JSON]``: the workflow's baselines.csv."""
+    import argparse
+    import json
+
+    p = argparse.ArgumentParser(prog="python -m rcpb.baselines", description=main.__doc__)
+    p.add_argument("dataset_file")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--preprocess", default="{}", help="the dataset's preprocess block (JSON)")
+    p.add_argument("--split-seeds", type=int, nargs="+", required=True)
+    p.add_argument("--config", default="{}", help="metric keys of the training config (JSON)")
+    p.add_argument("--out", required=True)
+    a = p.parse_args(argv)
+    write_baselines(a.dataset_file, a.dataset, json.loads(a.preprocess), a.split_seeds, a.out,
+                    json.loads(a.config))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
