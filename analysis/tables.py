@@ -3,34 +3,47 @@
 Definitions (performance = the dataset's measure on the test stimuli, column ``perf``:
 CC_norm^2, or CC_raw for a dataset without noise ceiling; see analysis.load):
 
-- *FF average performance* (paper table 1 column 2): mean over all feed-forward models of the
-  split and training fraction (both sizes, all hyperparameters and seeds), with its s.e.m.
-  over models.
+- *Size-matched FF* (paper table 1 column 2, "FF average"): the feed-forward models that are
+  some recurrent model's partner (``partner_id``: ``2 * recurrent_layers + 1`` blocks, same
+  hyperparameters and seed), of the split and training fraction; mean with its s.e.m. over
+  models. FF models of other depths are not part of it (they would mix depths).
+- *Best FF*: among the FF depths (``blocks``) of a split and training fraction, the one with the
+  highest mean **validation** performance over its models (ties: fewer blocks); its models'
+  test performance is what is reported for it (:func:`ff_depths`, :func:`best_ff_blocks`).
 - *Type average* of a recurrent type or *cell* (readout mode, T): mean over all recurrent models
   of that type (both layer counts, all hyperparameters and seeds), s.e.m. over models.
-- *Gain* (paper table 1 column 4): ``type average / FF average - 1``, in %.
+- *Gain* (paper table 1 column 4): ``type average / size-matched FF average - 1``, in %;
+  ``bestff_gain_pct`` the same over the best FF's average.
 - *Best cell*: the cell with the highest mean **validation** performance (never the test
   performance, which is what is reported for it). The paper chose on test data; doing so turns
   noise into a gain (the maximum of 8 noisy cells is biased upwards). With ``selection =
-  "seed_halves"`` the best cell is chosen on the validation performance of the first half of the
-  initialisation seeds and reported from the models of the other half alone, so the estimate
-  shares no trained model with the choice.
+  "seed_halves"`` the best cell and the best FF are chosen on the validation performance of the
+  first half of the initialisation seeds and reported from the models of the other half alone,
+  so the estimate shares no trained model with the choice.
 - *All cells*: the mean of the type averages over every cell looked at, reported next to the
   best cell with the number of cells.
-- *Paired statistics* (beyond the paper, analysis.stats): each recurrent model and its
-  size-matched FF partner (``partner_id``) are averaged over initialisation seeds; the unit is a
-  configuration. Effect: mean paired difference with a t-interval; relative gain: ratio of means
-  with Fieller's interval; p: paired t-test (Wilcoxon signed-rank alongside); Holm-adjusted p
-  over the cells of a (split, fraction). Below ``stats.MIN_PAIRS`` pairs no interval or p-value.
-  For *all cells*, the unit is an FF configuration, paired with the mean of all its recurrent
-  partners over the cells.
+- *Paired statistics* (beyond the paper, analysis.stats): each recurrent model is paired with
+  its size-matched FF partner (columns without prefix) and with the best-FF model of the same
+  configuration apart from the architecture (same split, fraction, channels, activation,
+  first-block order, loss and seed; columns ``bestff_*``). The unit of replication
+  (:func:`comparison_units`, column ``unit``) is a configuration, its seeds averaged; a
+  comparison with exactly one configuration has its seeds as units instead (pairs matched on
+  ``model_seed``). Effect: mean paired difference with a t-interval; relative gain: ratio of
+  means with Fieller's interval; p: paired t-test (Wilcoxon signed-rank alongside); Holm-adjusted
+  p over the cells of a (split, fraction). Below ``stats.MIN_PAIRS`` pairs no interval or
+  p-value. For *all cells* (``all_*``, ``all_bestff_*``), the unit is an FF configuration,
+  paired with the mean of all its recurrent partners over the cells.
+- *Baselines* (``truth_perf``, ``drive_perf``): the test performance of the split's
+  non-model predictors from ``results/{dataset}/baselines.csv`` (analysis.load.read_baselines):
+  the simulator's true mean rates (the ceiling any model can reach) and the circuit's
+  feed-forward drive alone (what a model without context could reach); NaN when absent.
 
 Multi-path vs recurrent and ablated vs unablated multi-path models use the same paired
 statistics with their own partners.
 
 Entry point: ``python -m analysis.tables NAME --results results/D/results.csv --csv OUT.csv
---md OUT.md [--metric M] [--selection S]`` with NAME one of table1, recurrent_vs_ff,
-multipath_vs_recurrent, ablation_rm, ablation_lege.
+--md OUT.md [--metric M] [--selection S] [--baselines results/D/baselines.csv]`` with NAME one
+of table1, recurrent_vs_ff, multipath_vs_recurrent, ablation_rm, ablation_lege.
 """
 
 from __future__ import annotations
@@ -45,19 +58,29 @@ import pandas as pd
 from analysis import stats
 from analysis.labels import fmt, join_notes
 from analysis.load import (
-    METRIC_CHOICES, PERF, READOUT_MODES, VAL_PERF, config_columns, fraction_label, fraction_text,
-    metric_of, n_train_of, pairs, perf_text, read_results, removed_lengths, seed_average, select,
-    set_text,
+    ARCH_COLUMNS, METRIC_CHOICES, PERF, READOUT_MODES, VAL_PERF, baseline_value, config_columns,
+    fraction_label, fraction_text, metric_of, n_train_of, pairs, perf_text, read_baselines,
+    read_results, removed_lengths, seed_average, select, set_text,
 )
 from rcpb.atomic_files import write_text_atomic
 from rcpb.errors import RcpbError
 
 SELECTIONS = ("validation", "seed_halves")
 
+#: the units of replication of a paired comparison (column ``unit``)
+UNIT_CONFIGS = "configurations, seeds averaged"
+UNIT_SEEDS = "seeds of the one configuration"
+
 PAIRED_COLUMNS = [
-    "n_pairs", "diff_mean", "diff_ci_low", "diff_ci_high", "paired_gain_pct",
+    "n_pairs", "unit", "diff_mean", "diff_ci_low", "diff_ci_high", "paired_gain_pct",
     "paired_gain_sem_pct", "paired_gain_ci_low_pct", "paired_gain_ci_high_pct", "p", "wilcoxon_p",
 ]
+#: predictors of baselines.csv with a column of their own in Table 1 and the cells table
+BASELINE_PREDICTORS = ("truth", "drive")
+BASELINE_COLUMNS = [f"{p}_perf" for p in BASELINE_PREDICTORS]
+#: the best FF of a (split, fraction): depth, models, validation mean (the criterion), test mean
+BESTFF_COLUMNS = ["bestff_blocks", "bestff_n_models", "bestff_val_mean", "bestff_mean",
+                  "bestff_sem"]
 
 
 def _mode_order(modes) -> list[str]:
@@ -65,11 +88,12 @@ def _mode_order(modes) -> list[str]:
     return known + sorted(set(modes) - set(known))
 
 
-def _paired_columns(treat, ref) -> dict:
-    """Paired statistics (analysis.stats.paired_comparison) of two aligned arrays, gains in %."""
+def _paired_columns(treat, ref, unit: str = UNIT_CONFIGS) -> dict:
+    """Paired statistics (analysis.stats.paired_comparison) of two aligned arrays, gains in %;
+    ``unit`` names what a pair is."""
     s = stats.paired_comparison(np.asarray(treat, dtype=float), np.asarray(ref, dtype=float))
     return {
-        "n_pairs": s["n_pairs"], "diff_mean": s["diff_mean"],
+        "n_pairs": s["n_pairs"], "unit": unit, "diff_mean": s["diff_mean"],
         "diff_ci_low": s["diff_ci_low"], "diff_ci_high": s["diff_ci_high"],
         "paired_gain_pct": 100 * s["gain"], "paired_gain_sem_pct": 100 * s["gain_se"],
         "paired_gain_ci_low_pct": 100 * s["gain_ci_low"],
@@ -78,12 +102,45 @@ def _paired_columns(treat, ref) -> dict:
     }
 
 
-def _add_holm(out: pd.DataFrame, family_keys: list[str]) -> pd.DataFrame:
-    out["p_holm"] = np.nan
+def comparison_units(model_pairs: pd.DataFrame, pool=()) -> tuple[pd.DataFrame, str]:
+    """The units of replication of one comparison and their name (UNIT_CONFIGS or UNIT_SEEDS).
+
+    ``model_pairs``: one row per model with ``perf`` and its reference's ``ref_perf`` (from
+    analysis.load.pairs or :func:`best_ff_pairs`). A unit is a configuration: the rows are
+    averaged over ``model_seed`` (analysis.load.seed_average), then over the configuration
+    columns in ``pool`` (e.g. readout and iterations for "all cells"). When that leaves exactly
+    one unit with finite values on both sides, the seeds are the units instead: the rows are
+    averaged within each ``model_seed`` (pairs matched on the seed), so one configuration with
+    6 seeds gives 6 pairs. Returns a frame with ``perf`` and ``ref_perf``, one row per unit.
+    """
+    values = [PERF, f"ref_{PERF}"]
+    if model_pairs.empty:
+        return pd.DataFrame(columns=values), UNIT_CONFIGS
+    keys = [c for c in config_columns(model_pairs)
+            if not c.startswith("ref_") and c not in pool and c != "n_seeds"]
+    units = seed_average(model_pairs, values)
+    if pool:
+        units = units.groupby(keys, dropna=False)[values].mean().reset_index()
+    if int(units[values].notna().all(axis=1).sum()) != 1:
+        return units, UNIT_CONFIGS
+    seeds = model_pairs.groupby([*keys, "model_seed"], dropna=False)[values].mean().reset_index()
+    return seeds, UNIT_SEEDS
+
+
+def _compare(model_pairs: pd.DataFrame, pool=(), prefix: str = "") -> dict:
+    """Paired columns (PAIRED_COLUMNS and ``note``, under ``prefix``) of one comparison's model
+    pairs, over its units of replication (:func:`comparison_units`)."""
+    units, unit = comparison_units(model_pairs, pool)
+    out = _paired_columns(units[PERF], units[f"ref_{PERF}"], unit)
+    return {prefix + k: v for k, v in out.items()}
+
+
+def _add_holm(out: pd.DataFrame, family_keys: list[str], prefix: str = "") -> pd.DataFrame:
+    out[prefix + "p_holm"] = np.nan
     if out.empty:
         return out
     for _, idx in out.groupby(family_keys, dropna=False).groups.items():
-        out.loc[idx, "p_holm"] = stats.holm(out.loc[idx, "p"].to_numpy())
+        out.loc[idx, prefix + "p_holm"] = stats.holm(out.loc[idx, prefix + "p"].to_numpy())
     return out
 
 
@@ -98,49 +155,209 @@ def seed_averaged_pairs(df: pd.DataFrame, family: str, partner_family: str) -> p
                             "ref_avg_path_length"])
 
 
+# --------------------------------------------------------------------------- feed-forward depths
+
+
+def size_matched_ff(df: pd.DataFrame) -> pd.DataFrame:
+    """The FF rows of ``df`` that are the partner of some recurrent row of ``df``."""
+    ids = set(select(df, "recurrent")["partner_id"])
+    ff = select(df, "ff")
+    return ff[ff["config_id"].isin(ids)]
+
+
+def ff_depths(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per (split_seed, train_fraction, blocks) of the FF models of ``df``.
+
+    Columns: split_seed, train_fraction, blocks, n_models (with a finite test performance),
+    val_mean (mean validation performance: the selection criterion), perf_mean, perf_sem (test),
+    size_matched (some recurrent model of the split and fraction has a partner of this depth),
+    best (the best FF: the depth with the highest val_mean of its split and fraction; ties:
+    fewer blocks). Sorted by split, fraction, blocks.
+    """
+    cols = ["split_seed", "train_fraction", "blocks", "n_models", "val_mean", "perf_mean",
+            "perf_sem", "size_matched", "best"]
+    ff = select(df, "ff")
+    ff = ff[ff["blocks"].notna()]
+    rows = []
+    for (split, frac), part in ff.groupby(["split_seed", "train_fraction"]):
+        matched = set(size_matched_ff(select(df, None, split, frac))["config_id"])
+        for blocks, d in part.groupby("blocks"):
+            rows.append({"split_seed": int(split), "train_fraction": float(frac),
+                         "blocks": int(blocks), "n_models": int(d[PERF].notna().sum()),
+                         "val_mean": d[VAL_PERF].mean(), "perf_mean": d[PERF].mean(),
+                         "perf_sem": stats.sem(d[PERF]),
+                         "size_matched": bool(d["config_id"].isin(matched).any()), "best": False})
+    out = pd.DataFrame(rows, columns=cols)
+    for _, g in out.groupby(["split_seed", "train_fraction"]):
+        best = best_cell(g, "val_mean")
+        if best is not None:
+            out.loc[best.name, "best"] = True
+    return out
+
+
+def best_ff_blocks(depths: pd.DataFrame) -> dict:
+    """{(split_seed, train_fraction): blocks of the best FF} from :func:`ff_depths`."""
+    chosen = depths[depths["best"].astype(bool)]
+    return {(int(s), float(f)): int(b) for s, f, b in
+            zip(chosen["split_seed"], chosen["train_fraction"], chosen["blocks"])}
+
+
+def _chosen(best_blocks: dict, split, frac):
+    """The best FF's blocks for (split, fraction) in ``best_blocks`` (None when there is none)."""
+    for (s, f), b in best_blocks.items():
+        if s == int(split) and math.isclose(f, float(frac), abs_tol=1e-9):
+            return b
+    return None
+
+
+def match_columns(df: pd.DataFrame) -> list[str]:
+    """Columns on which a model is matched with the best FF model: the configuration columns
+    other than the architecture's (analysis.load.ARCH_COLUMNS), and ``model_seed``."""
+    return [c for c in config_columns(df) if c not in ARCH_COLUMNS] + ["model_seed"]
+
+
+def best_ff_pairs(df: pd.DataFrame, family: str = "recurrent",
+                  best_blocks: dict | None = None) -> pd.DataFrame:
+    """Rows of ``family`` joined with the best-FF model of the same configuration (one row per
+    model), the reference's columns under the prefix ``ref_`` (``ref_perf``, ``ref_val_perf``,
+    ``ref_avg_path_length``, ``ref_config_id``, ``ref_blocks``), as analysis.load.pairs.
+
+    ``best_blocks``: {(split, fraction): blocks} (default: :func:`best_ff_blocks` of ``df``).
+    The best-FF model matches on :func:`match_columns` (split, fraction, channels, activation,
+    first-block order, loss, ..., seed). Rows without such a model are dropped.
+    """
+    rows = select(df, family)
+    if best_blocks is None:
+        best_blocks = best_ff_blocks(ff_depths(df))
+    ff = select(df, "ff")
+    keep = [(_chosen(best_blocks, s, f) == b) for s, f, b in
+            zip(ff["split_seed"], ff["train_fraction"], ff["blocks"])]
+    ff = ff[np.asarray(keep, dtype=bool)] if len(ff) else ff
+    keys = match_columns(df)
+    ref = ff[[*keys, PERF, VAL_PERF, "avg_path_length", "config_id", "blocks"]]
+    ref = ref.drop_duplicates(keys).rename(
+        columns={c: f"ref_{c}" for c in (PERF, VAL_PERF, "avg_path_length", "config_id", "blocks")})
+    return rows.merge(ref, on=keys, how="inner")
+
+
+def _ff_columns(ff: pd.DataFrame, prefix: str = "ff_") -> dict:
+    """n_models, mean and s.e.m. of the test performance of FF rows, under ``prefix``."""
+    return {f"{prefix}n_models": int(ff[PERF].notna().sum()),
+            f"{prefix}mean": ff[PERF].mean() if len(ff) else math.nan,
+            f"{prefix}sem": stats.sem(ff[PERF])}
+
+
+def _blocks_text(ff: pd.DataFrame) -> str:
+    """'3, 5': the depths of FF rows."""
+    return ", ".join(str(int(b)) for b in sorted(ff["blocks"].dropna().unique()))
+
+
+def _bestff_columns(choose: pd.DataFrame, report: pd.DataFrame, split, frac) -> tuple[dict, dict]:
+    """BESTFF_COLUMNS of a split and fraction: the depth chosen on the validation performance
+    of ``choose``, reported from the FF models of ``report``; and the choice
+    {(split, fraction): blocks} ({} when no FF has a validation performance)."""
+    chosen = best_ff_blocks(ff_depths(select(choose, None, split, frac)))
+    blocks = _chosen(chosen, split, frac)
+    if blocks is None:
+        return {c: math.nan for c in BESTFF_COLUMNS}, chosen
+    d = ff_depths(select(choose, None, split, frac))
+    val = d.loc[d["blocks"] == blocks, "val_mean"].iloc[0]
+    ff = select(report, "ff", split, frac)
+    ff = ff[ff["blocks"] == blocks]
+    return {"bestff_blocks": blocks, "bestff_val_mean": val, **_ff_columns(ff, "bestff_")}, chosen
+
+
+def _baseline_columns(baselines: pd.DataFrame | None, split) -> dict:
+    return {f"{p}_perf": baseline_value(baselines, split, p) for p in BASELINE_PREDICTORS}
+
+
+def _gain(mean, ref_mean) -> float:
+    return 100 * (mean / ref_mean - 1) if ref_mean > 0 else math.nan
+
+
 # --------------------------------------------------------------------------- recurrent vs FF
 
+CELL_COLUMNS = [
+    "split_seed", "train_fraction", "n_train", "readout", "iterations", "n_models",
+    "perf_mean", "perf_sem", "val_mean", "ff_blocks", "ff_n_models", "ff_mean", "ff_sem",
+    "gain_pct", *PAIRED_COLUMNS, "p_holm", "note", *BESTFF_COLUMNS, "bestff_gain_pct",
+    *[f"bestff_{c}" for c in PAIRED_COLUMNS], "bestff_p_holm", "bestff_note", *BASELINE_COLUMNS,
+]
 
-def recurrent_vs_ff(df: pd.DataFrame) -> pd.DataFrame:
+
+def recurrent_vs_ff(df: pd.DataFrame, baselines: pd.DataFrame | None = None,
+                    best_blocks: dict | None = None) -> pd.DataFrame:
     """The 24-cell table: one row per (split_seed, train_fraction, readout, iterations).
 
-    Columns: split_seed, train_fraction, n_train, readout, iterations, n_models, perf_mean,
-    perf_sem, val_mean (mean validation performance of the cell's models: the selection
-    criterion), ff_n_models, ff_mean, ff_sem, gain_pct (paper definition), the paired columns
-    (PAIRED_COLUMNS), p_holm, note.
+    Columns (CELL_COLUMNS): split_seed, train_fraction, n_train, readout, iterations, n_models,
+    perf_mean, perf_sem, val_mean (mean validation performance of the cell's models: the
+    selection criterion); the size-matched FF of the split and fraction: ff_blocks (its depths,
+    "3, 5"), ff_n_models, ff_mean, ff_sem, gain_pct (paper definition), the paired columns
+    (PAIRED_COLUMNS, each recurrent model vs its partner), p_holm, note; the best FF:
+    bestff_blocks, bestff_n_models, bestff_val_mean, bestff_mean, bestff_sem, bestff_gain_pct
+    (perf_mean / bestff_mean - 1, %), bestff_* paired columns (each recurrent model vs the
+    best-FF model of its configuration), bestff_p_holm, bestff_note; the baselines of the split
+    (truth_perf, drive_perf; NaN without ``baselines``, see analysis.load.read_baselines).
+
+    ``best_blocks``: {(split, fraction): blocks} of the best FF (default: chosen on the
+    validation performance of ``df``'s FF models, :func:`ff_depths`).
     """
     rows = []
     rec_all = select(df, "recurrent")
-    pr = seed_averaged_pairs(df, "recurrent", "ff")
+    if best_blocks is None:
+        best_blocks = best_ff_blocks(ff_depths(df))
+    matched = pairs(df, "recurrent", "ff")
+    best = best_ff_pairs(df, "recurrent", best_blocks)
     for (split, frac), rec in rec_all.groupby(["split_seed", "train_fraction"]):
-        ff = select(df, "ff", split, frac)
-        ff_mean = ff[PERF].mean() if len(ff) else math.nan
-        ff_sem = stats.sem(ff[PERF])
-        cell_pairs = select(pr, None, split, frac) if len(pr) else pr
+        part = select(df, None, split, frac)
+        ff = size_matched_ff(part)
+        blocks = _chosen(best_blocks, split, frac)
+        bff = select(part, "ff")
+        bff = bff[bff["blocks"] == blocks] if blocks is not None else bff.iloc[:0]
+        d = ff_depths(part)
+        bestff = {"bestff_blocks": blocks if blocks is not None else math.nan,
+                  "bestff_val_mean": d.loc[d["blocks"] == blocks, "val_mean"].mean()
+                  if blocks is not None else math.nan,
+                  **_ff_columns(bff, "bestff_")}
+        cell_pairs, cell_best = select(matched, None, split, frac), select(best, None, split, frac)
         for (mode, T), cell in rec.groupby(["readout", "iterations"]):
             perf = cell[PERF].mean()
-            cp = cell_pairs[(cell_pairs["readout"] == mode) & (cell_pairs["iterations"] == T)] \
-                if len(cell_pairs) else cell_pairs
+            in_cell = {"readout": mode, "iterations": T}
             row = {
                 "split_seed": int(split), "train_fraction": float(frac),
                 "n_train": _n_train(df, split, frac), "readout": mode, "iterations": int(T),
                 "n_models": int(cell[PERF].notna().sum()), "perf_mean": perf,
                 "perf_sem": stats.sem(cell[PERF]), "val_mean": cell[VAL_PERF].mean(),
-                "ff_n_models": int(ff[PERF].notna().sum()),
-                "ff_mean": ff_mean, "ff_sem": ff_sem,
-                "gain_pct": 100 * (perf / ff_mean - 1) if ff_mean > 0 else math.nan,
+                "ff_blocks": _blocks_text(ff), **_ff_columns(ff),
+                **bestff, **_baseline_columns(baselines, split),
             }
-            row.update(_paired_columns(cp[PERF] if len(cp) else [], cp[f"ref_{PERF}"] if len(cp) else []))
-            if not len(ff):
+            row["gain_pct"] = _gain(perf, row["ff_mean"])
+            row["bestff_gain_pct"] = _gain(perf, row["bestff_mean"])
+            row.update(_compare(_in(cell_pairs, in_cell)))
+            row.update(_compare(_in(cell_best, in_cell), prefix="bestff_"))
+            if not len(select(part, "ff")):
                 row["note"] = join_notes("no feed-forward models", row["note"])
+            elif not len(ff):
+                row["note"] = join_notes("no size-matched feed-forward models", row["note"])
+            if blocks is None and len(select(part, "ff")):
+                row["bestff_note"] = join_notes("no best FF: no FF model has a validation "
+                                                "performance", row["bestff_note"])
             rows.append(row)
-    cols = ["split_seed", "train_fraction", "n_train", "readout", "iterations", "n_models",
-            "perf_mean", "perf_sem", "val_mean", "ff_n_models", "ff_mean", "ff_sem", "gain_pct",
-            *PAIRED_COLUMNS, "p_holm", "note"]
-    out = pd.DataFrame(rows, columns=[c for c in cols if c != "p_holm"])
+    out = pd.DataFrame(rows, columns=[c for c in CELL_COLUMNS if not c.endswith("p_holm")])
     out = _add_holm(out, ["split_seed", "train_fraction"])
+    out = _add_holm(out, ["split_seed", "train_fraction"], "bestff_")
     out = _sort_modes(out, ["split_seed", "train_fraction", "readout", "iterations"])
-    return out[cols]
+    return out[CELL_COLUMNS]
+
+
+def _in(rows: pd.DataFrame, values: dict) -> pd.DataFrame:
+    """Rows of ``rows`` whose columns equal ``values`` ({column: value})."""
+    if rows.empty:
+        return rows
+    m = np.ones(len(rows), dtype=bool)
+    for col, v in values.items():
+        m &= (rows[col] == v).to_numpy()
+    return rows[m]
 
 
 def _n_train(df, split, frac) -> float:
@@ -157,25 +374,15 @@ def _sort_modes(out: pd.DataFrame, by: list[str]) -> pd.DataFrame:
 
 
 def best_cell(cells: pd.DataFrame, column: str = "val_mean") -> pd.Series | None:
-    """The row of ``cells`` (the (readout mode, T) cells or types of one split and fraction)
-    with the highest mean validation performance ``column``; None if no cell has one. Ties: the
-    first in table order (readout mode order, then T). The one place a best cell is chosen:
-    Table 1, the figures and the headlines, never on test data."""
+    """The row of ``cells`` (the (readout mode, T) cells or types of one split and fraction, or
+    the FF depths) with the highest mean validation performance ``column``; None if no row has
+    one. Ties: the first in table order (readout mode order, then T; fewer blocks). The one
+    place a best cell or best FF is chosen: Table 1, the figures and the headlines, never on
+    test data."""
     c = cells[cells[column].notna()]
     if not len(c):
         return None
     return c.loc[c[column].idxmax()]
-
-
-def all_cells_pairs(df: pd.DataFrame, split: int, frac: float) -> pd.DataFrame:
-    """One row per FF configuration (seeds averaged): ``ref_perf`` (the FF model) and ``perf``
-    (the mean over every recurrent partner of it, all readout modes and T)."""
-    pr = seed_averaged_pairs(select(df, None, split, frac), "recurrent", "ff")
-    if not len(pr):
-        return pd.DataFrame(columns=[PERF, f"ref_{PERF}"])
-    keys = [c for c in config_columns(pr)
-            if c not in ("readout", "iterations", "n_seeds") and not c.startswith("ref_")]
-    return pr.groupby(keys, dropna=False)[[PERF, f"ref_{PERF}"]].mean().reset_index()
 
 
 def _seed_halves(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame] | None:
@@ -188,84 +395,105 @@ def _seed_halves(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     return df[in_first], df[~in_first]
 
 
+#: cells pooled into one unit by "all cells": the size-matched FF configuration is one per
+#: layer count, the best-FF configuration one for every recurrent model of a configuration
+_ALL_POOL = ("readout", "iterations")
+_ALL_BESTFF_POOL = ("readout", "iterations", "recurrent_layers")
+
+
 def table1(df: pd.DataFrame, cells: pd.DataFrame | None = None,
-           selection: str = "validation") -> pd.DataFrame:
+           selection: str = "validation", baselines: pd.DataFrame | None = None) -> pd.DataFrame:
     """Paper table 1 / 3: one row per (split_seed, train_fraction) present among FF or recurrent rows.
 
-    Columns: split_seed, train_fraction, training_data ("25 % (350)"), selection, ff_n_models,
-    ff_mean, ff_sem, n_cells, cells_mean (mean over cells of the type averages), cells_gain_pct
-    (cells_mean / ff_mean - 1, %), all_* (paired statistics over FF configurations, each paired
-    with the mean of its recurrent partners over all cells: all_n_pairs, all_diff_mean,
-    all_diff_ci_low, all_diff_ci_high, all_paired_gain_pct, all_paired_gain_ci_low_pct,
-    all_paired_gain_ci_high_pct, all_p, all_note), best_readout, best_iterations (the cell with
-    the highest validation mean), best_val_mean, best_perf_mean (its test value), best_perf_sem,
-    gain_pct (best cell's type average / FF average - 1), the paired columns of the best cell,
-    note. With ``selection = "seed_halves"`` the best cell comes from the first half of the
-    seeds and every best_* / paired value from the second half (see the module docstring).
+    Columns (TABLE1_COLUMNS): split_seed, train_fraction, training_data ("25 % (350)"),
+    selection; the size-matched FF: ff_blocks, ff_n_models, ff_mean, ff_sem; the best FF
+    (BESTFF_COLUMNS: bestff_blocks, bestff_n_models, bestff_val_mean, bestff_mean, bestff_sem);
+    the baselines truth_perf, drive_perf; n_cells, cells_mean (mean over cells of the type
+    averages), cells_gain_pct (cells_mean / ff_mean - 1, %); all_* (paired statistics over FF
+    configurations, each paired with the mean of its recurrent partners over all cells:
+    all_n_pairs, all_unit, all_diff_mean, all_diff_ci_low, all_diff_ci_high,
+    all_paired_gain_pct, all_paired_gain_ci_low_pct, all_paired_gain_ci_high_pct, all_p,
+    all_note) and all_bestff_* (the same against the best-FF configurations); best_readout,
+    best_iterations (the cell with the highest validation mean), best_val_mean, best_perf_mean
+    (its test value), best_perf_sem, gain_pct (best cell's type average / size-matched FF
+    average - 1), the paired columns of the best cell vs the size-matched FF, bestff_gain_pct and
+    bestff_* paired columns (the best cell vs the best FF), bestff_note, note. With
+    ``selection = "seed_halves"`` the best cell and the best FF come from the first half of the
+    seeds and every best_* / bestff_* / paired value of the best cell from the second half (see
+    the module docstring).
     """
     if selection not in SELECTIONS:
         raise RcpbError(f"selection {selection!r}: unknown; use one of {', '.join(SELECTIONS)}.")
     if cells is None:
-        cells = recurrent_vs_ff(df)
+        cells = recurrent_vs_ff(df, baselines)
     rows = []
     sub = df[df["family"].isin(["ff", "recurrent"])]
     for (split, frac), part in sub.groupby(["split_seed", "train_fraction"]):
-        ff = part[part["family"] == "ff"]
+        ff = size_matched_ff(part)
         c = cells[(cells["split_seed"] == split) & np.isclose(cells["train_fraction"], frac)]
         c = c[c["perf_mean"].notna()]
         cells_mean = c["perf_mean"].mean() if len(c) else math.nan
-        ff_mean = ff[PERF].mean() if len(ff) else math.nan
-        row = {
-            "split_seed": int(split), "train_fraction": float(frac),
-            "training_data": fraction_text(frac, part), "selection": selection,
-            "ff_n_models": int(ff[PERF].notna().sum()), "ff_mean": ff_mean,
-            "ff_sem": stats.sem(ff[PERF]), "n_cells": int(len(c)), "cells_mean": cells_mean,
-            "cells_gain_pct": 100 * (cells_mean / ff_mean - 1) if ff_mean > 0 else math.nan,
-        }
-        ap = all_cells_pairs(part, split, frac)
-        allp = _paired_columns(ap[PERF], ap[f"ref_{PERF}"])
-        row.update({f"all_{k}": allp[k] for k in ALL_COLUMNS})
-        row["all_note"] = allp["note"]
-        choose_from, report_from, note = c, c, ""
+        choose, report, note = part, part, ""
         if selection == "seed_halves":
             halves = _seed_halves(part)
             if halves is None:
                 note = "seed_halves needs at least 2 model seeds: chosen on validation instead"
             else:
-                choose_from, report_from = (recurrent_vs_ff(h) for h in halves)
+                choose, report = halves
+        bestff, chosen = _bestff_columns(choose, report, split, frac)
+        row = {
+            "split_seed": int(split), "train_fraction": float(frac),
+            "training_data": fraction_text(frac, part), "selection": selection,
+            "ff_blocks": _blocks_text(ff), **_ff_columns(ff), **bestff,
+            **_baseline_columns(baselines, split), "n_cells": int(len(c)), "cells_mean": cells_mean,
+        }
+        row["cells_gain_pct"] = _gain(cells_mean, row["ff_mean"])
+        row.update(_compare(pairs(part, "recurrent", "ff"), _ALL_POOL, "all_"))
+        row.update(_compare(best_ff_pairs(report, "recurrent", chosen), _ALL_BESTFF_POOL,
+                            "all_bestff_"))
+        if choose is part:
+            choose_from, report_from = c, c
+        else:
+            choose_from = recurrent_vs_ff(choose)
+            report_from = recurrent_vs_ff(report, best_blocks=chosen)
         best = best_cell(choose_from)
+        reported = [*PAIRED_COLUMNS, "bestff_gain_pct", *[f"bestff_{k}" for k in PAIRED_COLUMNS],
+                    "bestff_note"]
         if best is not None:
             mode, T = best["readout"], int(best["iterations"])
             rep = report_from[(report_from["readout"] == mode) & (report_from["iterations"] == T)]
             rep = rep.iloc[0] if len(rep) else pd.Series(
                 {"perf_mean": np.nan, "perf_sem": np.nan, "gain_pct": np.nan,
-                 **{k: np.nan for k in PAIRED_COLUMNS},
+                 **{k: np.nan for k in reported}, "bestff_note": "",
                  "note": "the chosen cell has no models in the second half of the seeds"})
             row.update({
                 "best_readout": mode, "best_iterations": T, "best_val_mean": best["val_mean"],
                 "best_perf_mean": rep["perf_mean"], "best_perf_sem": rep["perf_sem"],
-                "gain_pct": rep["gain_pct"], **{k: rep[k] for k in PAIRED_COLUMNS},
+                "gain_pct": rep["gain_pct"], **{k: rep[k] for k in reported},
                 "note": join_notes(note, rep["note"] if isinstance(rep["note"], str) else ""),
             })
         else:
             row.update({"best_readout": "", "best_iterations": np.nan, "best_val_mean": np.nan,
                         "best_perf_mean": np.nan, "best_perf_sem": np.nan, "gain_pct": np.nan,
-                        **{k: np.nan for k in PAIRED_COLUMNS},
+                        **{k: np.nan for k in reported}, "bestff_note": "",
                         "note": "no recurrent models with validation performance"
                         if len(c) else "no recurrent models"})
-        if not len(ff):
+        if not len(select(part, "ff")):
             row["note"] = join_notes("no feed-forward models", row["note"])
         rows.append(row)
     return pd.DataFrame(rows, columns=TABLE1_COLUMNS)
 
 
-ALL_COLUMNS = ["n_pairs", "diff_mean", "diff_ci_low", "diff_ci_high", "paired_gain_pct",
+ALL_COLUMNS = ["n_pairs", "unit", "diff_mean", "diff_ci_low", "diff_ci_high", "paired_gain_pct",
                "paired_gain_ci_low_pct", "paired_gain_ci_high_pct", "p"]
 TABLE1_COLUMNS = [
-    "split_seed", "train_fraction", "training_data", "selection", "ff_n_models", "ff_mean",
-    "ff_sem", "n_cells", "cells_mean", "cells_gain_pct", *[f"all_{k}" for k in ALL_COLUMNS],
-    "all_note", "best_readout", "best_iterations", "best_val_mean", "best_perf_mean",
-    "best_perf_sem", "gain_pct", *PAIRED_COLUMNS, "note",
+    "split_seed", "train_fraction", "training_data", "selection", "ff_blocks", "ff_n_models",
+    "ff_mean", "ff_sem", *BESTFF_COLUMNS, *BASELINE_COLUMNS, "n_cells", "cells_mean",
+    "cells_gain_pct", *[f"all_{k}" for k in ALL_COLUMNS], "all_note",
+    *[f"all_bestff_{k}" for k in ALL_COLUMNS], "all_bestff_note", "best_readout",
+    "best_iterations", "best_val_mean", "best_perf_mean", "best_perf_sem", "gain_pct",
+    *PAIRED_COLUMNS, "bestff_gain_pct", *[f"bestff_{k}" for k in PAIRED_COLUMNS], "bestff_note",
+    "note",
 ]
 
 
@@ -277,32 +505,30 @@ def multipath_vs_recurrent(df: pd.DataFrame) -> pd.DataFrame:
 
     One row per cell plus one row per (split, fraction) with readout "all" (pooled over
     readouts, T and layers). Columns: split_seed, train_fraction, readout, iterations,
-    n_models, multipath_mean, recurrent_mean, paired columns (gain = multipath / recurrent - 1,
-    over seed-averaged pairs), pearson_r_perf, pearson_r_length (over individual model pairs,
+    n_models, multipath_mean, recurrent_mean (means over the units), paired columns (gain =
+    multipath / recurrent - 1, over seed-averaged pairs; see comparison_units), pearson_r_perf, pearson_r_length (over individual model pairs,
     as in fig. 4c-d), p_holm, note.
     """
-    pr = seed_averaged_pairs(df, "multipath", "recurrent")
     ind = pairs(df, "multipath", "recurrent")
     cols = ["split_seed", "train_fraction", "readout", "iterations", "n_models",
             "multipath_mean", "recurrent_mean", *PAIRED_COLUMNS, "pearson_r_perf",
             "pearson_r_length", "p_holm", "note"]
     rows = []
     mp = select(df, "multipath")
-    for (split, frac), part in pr.groupby(["split_seed", "train_fraction"]):
+    for (split, frac), part in ind.groupby(["split_seed", "train_fraction"]):
         groups = [(("all", np.nan), part)] + list(part.groupby(["readout", "iterations"]))
-        for (mode, T), cell in groups:
+        for (mode, T), one in groups:
             models = select(mp, None, split, frac)
-            one = select(ind, None, split, frac)
             if mode != "all":
                 models = models[(models["readout"] == mode) & (models["iterations"] == T)]
-                one = one[(one["readout"] == mode) & (one["iterations"] == T)]
+            units, unit = comparison_units(one)
             row = {"split_seed": int(split), "train_fraction": float(frac), "readout": mode,
                    "iterations": T, "n_models": int(len(models)),
-                   "multipath_mean": cell[PERF].mean(), "recurrent_mean": cell[f"ref_{PERF}"].mean(),
+                   "multipath_mean": units[PERF].mean(), "recurrent_mean": units[f"ref_{PERF}"].mean(),
                    "pearson_r_perf": stats.pearson(one[f"ref_{PERF}"], one[PERF])[0],
                    "pearson_r_length": stats.pearson(one["ref_avg_path_length"],
                                                      one["avg_path_length"])[0]}
-            row.update(_paired_columns(cell[PERF], cell[f"ref_{PERF}"]))
+            row.update(_paired_columns(units[PERF], units[f"ref_{PERF}"], unit))
             rows.append(row)
     out = pd.DataFrame(rows, columns=[c for c in cols if c != "p_holm"])
     cells = out["readout"] != "all"
@@ -368,14 +594,10 @@ def ablation_table(df: pd.DataFrame, family: str) -> pd.DataFrame:
             "full_n_models", "full_mean", "change_pct", *PAIRED_COLUMNS, "note"]
     if ab.empty:
         return pd.DataFrame(columns=cols)
-    sa = seed_average(ab.drop(columns=["removed"]), [PERF, f"ref_{PERF}"])
     full = select(df, "multipath").drop_duplicates("config_id").set_index("config_id")[PERF]
     rows = []
     for key, cell in ab.groupby(keys, dropna=False):
         partners = full.reindex(cell["partner_id"].unique()).dropna()
-        sp = sa
-        for k, v in zip(keys, key):
-            sp = sp[sp[k] == v]
         fm = partners.mean() if len(partners) else math.nan
         row = dict(zip(keys, key))
         row.update({
@@ -386,7 +608,7 @@ def ablation_table(df: pd.DataFrame, family: str) -> pd.DataFrame:
             "perf_sem": stats.sem(cell[PERF]), "full_n_models": int(len(partners)),
             "full_mean": fm, "change_pct": 100 * (cell[PERF].mean() / fm - 1) if fm > 0 else math.nan,
         })
-        row.update(_paired_columns(sp[PERF], sp[f"ref_{PERF}"]))
+        row.update(_compare(cell.drop(columns=["removed"])))
         if not len(partners):
             row["note"] = "; ".join(filter(None, ["unablated multi-path partner missing", row["note"]]))
         rows.append(row)
@@ -441,88 +663,167 @@ def measure_text(metric: str) -> str:
 
 
 DEFINITIONS = (
-    "FF average: mean over all feed-forward models of the split and fraction (± s.e.m. over "
-    "models). Best cell: the (readout mode, T) with the highest mean validation performance; "
-    "its test performance is reported, and the gain is its type average / FF average - 1 "
-    "(paper table 1). Effect: mean over configurations (seeds averaged) of recurrent minus "
-    "size-matched FF, with a t 95 % CI; relative gain: ratio of means - 1, with Fieller's 95 % "
-    f"CI; p: paired t-test. Below {stats.MIN_PAIRS} pairs no CI or p-value is given. All cells: "
-    "mean over every cell looked at; its paired statistics pair each FF configuration with the "
-    "mean of its recurrent partners over all cells."
+    "Size-matched FF: the feed-forward models that are the recurrent models' partners "
+    "(2 x recurrent layers + 1 blocks, same hyperparameters and seed), mean ± s.e.m. over models "
+    "(paper: FF average). Best FF: the FF depth with the highest mean validation performance "
+    "of the split and fraction; its test performance is reported. Best cell: the (readout mode, "
+    "T) with the highest mean validation performance; its test performance is reported, and the "
+    "gain is its type average / FF average - 1 (paper table 1). Effect: mean over pairs of "
+    "recurrent minus FF, with a t 95 % CI; relative gain: ratio of means - 1, with Fieller's "
+    f"95 % CI; p: paired t-test. Below {stats.MIN_PAIRS} pairs no CI or p-value is given. Against "
+    "the best FF each recurrent model is paired with the best-FF model of the same "
+    "configuration (split, fraction, channels, activation, first-block order, loss, seed). All "
+    "cells: mean over every cell looked at; its paired statistics pair each FF configuration "
+    "with the mean of its recurrent partners over all cells."
 )
 
 
-def table1_markdown(t1: pd.DataFrame, dataset: str = "", metric: str = "cc_norm2") -> str:
-    """Paper-style Markdown rendering of table1(): the best cell, then the mean over all cells."""
-    header = ["split", "training data", "FF avg perf (± s.e.m., n)", "best cell on validation",
-              "its test perf", "gain (%)", "effect: Δ perf [95 % CI]",
-              "relative gain [95 % CI]", "p", "n pairs"]
-    rows, all_rows = [], []
+def units_text(table: pd.DataFrame, columns=None) -> str:
+    """'Pairs: configurations, seeds averaged.' (or which comparisons have seeds as units) from
+    the ``unit`` columns of a table (every column named ``unit`` or ``*_unit`` by default)."""
+    columns = columns or [c for c in table.columns if c == "unit" or c.endswith("_unit")]
+    units = {u for c in columns if c in table.columns for u in table[c] if isinstance(u, str) and u}
+    if not units:
+        return ""
+    if units == {UNIT_CONFIGS}:
+        return f"Pairs: {UNIT_CONFIGS}."
+    if units == {UNIT_SEEDS}:
+        return f"Pairs: {UNIT_SEEDS} (every comparison has exactly one configuration)."
+    return (f"Pairs: {UNIT_CONFIGS}, except in comparisons with exactly one configuration, "
+            f"where they are the {UNIT_SEEDS} (column ``unit``).")
+
+
+def baselines_text(baselines: pd.DataFrame | None, splits=None, metric: str = "cc_norm2") -> str:
+    """'Baselines (test CC_norm^2, not trained models): split 0: truth 0.9800 (the simulator's
+    true mean rates), drive 0.4100 (...).' for the split seeds ``splits`` (all when None);
+    "" without baselines."""
+    if baselines is None or baselines.empty:
+        return ""
+    b = baselines if splits is None else baselines[baselines["split_seed"].isin(list(splits))]
+    parts = []
+    for split, g in b.groupby("split_seed"):
+        items = [f"{r.predictor} {fmt(r.perf, 'perf')}" + (f" ({r.description})" if r.description else "")
+                 for r in g.itertuples()]
+        parts.append(f"split {int(split)}: " + ", ".join(items))
+    if not parts:
+        return ""
+    return f"Baselines (test {perf_text(metric)}, not trained models): " + "; ".join(parts) + "."
+
+
+def _ff_text(r, prefix: str = "ff_") -> str:
+    return (f"{fmt(r[prefix + 'mean'], 'perf')} ± {fmt(r[prefix + 'sem'], 'perf')} "
+            f"({fmt(r[prefix + 'n_models'], 'int')})")
+
+
+def _bestff_name(r) -> str:
+    b = r["bestff_blocks"]
+    return "n/a" if not (isinstance(b, (int, float, np.integer)) and np.isfinite(b)) else f"{int(b)} blocks"
+
+
+def table1_markdown(t1: pd.DataFrame, dataset: str = "", metric: str = "cc_norm2",
+                    baselines: pd.DataFrame | None = None) -> str:
+    """Paper-style Markdown rendering of table1(): the best cell, then the mean over all cells,
+    each against the size-matched FF and against the best FF; then the baselines of the splits
+    (``baselines``: analysis.load.read_baselines) and the units of the pairs."""
+    stat_header = ["effect: Δ perf [95 % CI]", "relative gain [95 % CI]", "p", "n pairs"]
+    rows, best_rows, all_rows, all_best_rows = [], [], [], []
     for _, r in t1.iterrows():
         best = "n/a" if not r["best_readout"] else f"{r['best_readout']}, T = {int(r['best_iterations'])}"
-        ff = f"{fmt(r['ff_mean'], 'perf')} ± {fmt(r['ff_sem'], 'perf')} ({r['ff_n_models']})"
-        rows.append([
-            str(r["split_seed"]), r["training_data"], ff, best,
-            fmt(r["best_perf_mean"], "perf"), fmt(r["gain_pct"], "pct"), effect_text(r),
-            gain_text(r), fmt(r["p"], "p"), fmt(r["n_pairs"], "int"),
-        ])
-        all_rows.append([
-            str(r["split_seed"]), r["training_data"], ff, str(r["n_cells"]),
-            fmt(r["cells_mean"], "perf"), fmt(r["cells_gain_pct"], "pct"),
-            effect_text(r, "all_"), gain_text(r, "all_"), fmt(r["all_p"], "p"),
-            fmt(r["all_n_pairs"], "int"),
-        ])
+        where = [str(r["split_seed"]), r["training_data"]]
+        ff, bff = _ff_text(r), f"{_bestff_name(r)}: {_ff_text(r, 'bestff_')}"
+        rows.append([*where, f"{ff}, {r['ff_blocks'] or 'n/a'} blocks", best,
+                     fmt(r["best_perf_mean"], "perf"), fmt(r["gain_pct"], "pct"), effect_text(r),
+                     gain_text(r), fmt(r["p"], "p"), fmt(r["n_pairs"], "int")])
+        best_rows.append([*where, bff, best, fmt(r["best_perf_mean"], "perf"),
+                          fmt(r["bestff_gain_pct"], "pct"), effect_text(r, "bestff_"),
+                          gain_text(r, "bestff_"), fmt(r["bestff_p"], "p"),
+                          fmt(r["bestff_n_pairs"], "int")])
+        all_rows.append([*where, ff, str(r["n_cells"]), fmt(r["cells_mean"], "perf"),
+                         fmt(r["cells_gain_pct"], "pct"), effect_text(r, "all_"),
+                         gain_text(r, "all_"), fmt(r["all_p"], "p"), fmt(r["all_n_pairs"], "int")])
+        all_best_rows.append([*where, bff, str(r["n_cells"]), fmt(r["cells_mean"], "perf"),
+                              fmt(_gain(r["cells_mean"], r["bestff_mean"]), "pct"),
+                              effect_text(r, "all_bestff_"), gain_text(r, "all_bestff_"),
+                              fmt(r["all_bestff_p"], "p"), fmt(r["all_bestff_n_pairs"], "int")])
     title = f"# Table 1: recurrent vs feed-forward models{' on ' + dataset if dataset else ''}\n\n"
-    text = (title + measure_text(metric) + "\n\n## The best (readout mode, T), chosen on validation data\n\n"
-            + markdown_table(header, rows)
-            + "\n## Every (readout mode, T) cell looked at\n\n"
-            + markdown_table(["split", "training data", "FF avg perf (± s.e.m., n)", "cells",
-                              "mean perf over cells", "gain (%)", "effect: Δ perf [95 % CI]",
-                              "relative gain [95 % CI]", "p", "n pairs (FF configs)"], all_rows)
+    text = (title + measure_text(metric)
+            + "\n\n## The best (readout mode, T), chosen on validation data\n\n"
+            + "### vs the size-matched FF\n\n"
+            + markdown_table(["split", "training data", "size-matched FF (± s.e.m., n)",
+                              "best cell on validation", "its test perf", "gain (%)",
+                              *stat_header], rows)
+            + "\n### vs the best FF (depth chosen on validation data)\n\n"
+            + markdown_table(["split", "training data", "best FF: test perf (± s.e.m., n)",
+                              "best cell on validation", "its test perf", "gain (%)",
+                              *stat_header], best_rows)
+            + "\n## Every (readout mode, T) cell looked at\n\n### vs the size-matched FF\n\n"
+            + markdown_table(["split", "training data", "size-matched FF (± s.e.m., n)", "cells",
+                              "mean perf over cells", "gain (%)", *stat_header[:3],
+                              "n pairs (FF configs)"], all_rows)
+            + "\n### vs the best FF\n\n"
+            + markdown_table(["split", "training data", "best FF: test perf (± s.e.m., n)",
+                              "cells", "mean perf over cells", "gain (%)", *stat_header[:3],
+                              "n pairs (best-FF configs)"], all_best_rows)
             + "\n" + DEFINITIONS + "\n")
+    for line in (units_text(t1), baselines_text(baselines, set(t1["split_seed"]), metric)):
+        if line:
+            text += "\n" + line + "\n"
     if len(t1) and (t1["selection"] == "seed_halves").any():
-        text += ("\nSelection by seed halves: the best cell is chosen on the validation "
-                 "performance of the first half of the initialisation seeds, and everything "
-                 "reported for it comes from the models of the other half.\n")
-    notes = [n for col in ("note", "all_note") for n in t1[col] if isinstance(n, str) and n]
+        text += ("\nSelection by seed halves: the best cell and the best FF are chosen on the "
+                 "validation performance of the first half of the initialisation seeds, and "
+                 "everything reported for them comes from the models of the other half.\n")
+    notes = [n for col in ("note", "all_note", "bestff_note", "all_bestff_note") for n in t1[col]
+             if isinstance(n, str) and n]
     if notes:
         text += "\nNotes: " + "; ".join(sorted(set(notes))) + "\n"
     return text
 
 
-def cells_markdown(cells: pd.DataFrame, dataset: str = "", metric: str = "cc_norm2") -> str:
-    """recurrent_vs_ff() as one Markdown grid per (split, fraction): rows readout, columns T.
+def cells_markdown(cells: pd.DataFrame, dataset: str = "", metric: str = "cc_norm2",
+                   baselines: pd.DataFrame | None = None) -> str:
+    """recurrent_vs_ff() as Markdown grids per (split, fraction): rows readout, columns T; one
+    grid against the size-matched FF and one against the best FF.
 
     Each cell: type average ± s.e.m.; gain % (paper definition); effect [95 % CI]; Holm p.
     """
     text = f"# Recurrent vs feed-forward, every readout mode and T{' on ' + dataset if dataset else ''}\n\n"
     text += (measure_text(metric) + " Cell: type average (± s.e.m.); gain over the FF average "
              "(%); effect: mean paired difference [t 95 % CI] (or why there is none); paired "
-             "t-test p, Holm-adjusted within the (split, fraction).\n\n")
+             "t-test p, Holm-adjusted within the (split, fraction). The size-matched FF are the "
+             "recurrent models' partners; the best FF is the FF depth with the highest mean "
+             "validation performance, each recurrent model paired with the best-FF model of "
+             "its configuration.\n\n")
     for (split, frac), part in cells.groupby(["split_seed", "train_fraction"]):
         Ts = sorted(part["iterations"].unique())
         ff = part.iloc[0]
-        text += (f"## split {split}, {fraction_label(frac)} % training data: FF average "
-                 f"{fmt(ff['ff_mean'], 'perf')} ± {fmt(ff['ff_sem'], 'perf')} "
-                 f"({ff['ff_n_models']} models)\n\n")
-        rows = []
-        for mode in _mode_order(part["readout"].unique()):
-            line = [mode]
-            for T in Ts:
-                c = part[(part["readout"] == mode) & (part["iterations"] == T)]
-                if c.empty:
-                    line.append("")
-                    continue
-                r = c.iloc[0]
-                line.append(
-                    f"{fmt(r['perf_mean'], 'perf')} ± {fmt(r['perf_sem'], 'perf')}; "
-                    f"{fmt(r['gain_pct'], 'pct')} %; {effect_text(r)}; "
-                    f"p {fmt(r['p_holm'], 'p')}"
-                )
-            rows.append(line)
-        text += markdown_table(["readout \\ T", *[f"T = {int(T)}" for T in Ts]], rows) + "\n"
+        text += (f"## split {split}, {fraction_label(frac)} % training data: size-matched FF "
+                 f"({ff['ff_blocks'] or 'n/a'} blocks) {fmt(ff['ff_mean'], 'perf')} ± "
+                 f"{fmt(ff['ff_sem'], 'perf')} ({ff['ff_n_models']} models); best FF "
+                 f"({_bestff_name(ff)}) {fmt(ff['bestff_mean'], 'perf')} ± "
+                 f"{fmt(ff['bestff_sem'], 'perf')} ({fmt(ff['bestff_n_models'], 'int')} models)\n\n")
+        for title, prefix in (("vs the size-matched FF", ""), ("vs the best FF", "bestff_")):
+            rows = []
+            for mode in _mode_order(part["readout"].unique()):
+                line = [mode]
+                for T in Ts:
+                    c = part[(part["readout"] == mode) & (part["iterations"] == T)]
+                    if c.empty:
+                        line.append("")
+                        continue
+                    r = c.iloc[0]
+                    line.append(
+                        f"{fmt(r['perf_mean'], 'perf')} ± {fmt(r['perf_sem'], 'perf')}; "
+                        f"{fmt(r[prefix + 'gain_pct'], 'pct')} %; {effect_text(r, prefix)}; "
+                        f"p {fmt(r[prefix + 'p_holm'], 'p')}"
+                    )
+                rows.append(line)
+            text += (f"### {title}\n\n"
+                     + markdown_table(["readout \\ T", *[f"T = {int(T)}" for T in Ts]], rows) + "\n")
     if cells.empty:
         text += "No recurrent models in the results table.\n"
+    for line in (units_text(cells), baselines_text(baselines, set(cells["split_seed"]), metric)):
+        if line:
+            text += line + "\n\n"
     return text
 
 
@@ -547,8 +848,10 @@ def generic_markdown(table: pd.DataFrame, title: str, columns: list[str],
     rows = [[fmt(r[c], kind(c)) if not (isinstance(r[c], str)) else r[c] for c in cols]
             for _, r in table.iterrows()]
     body = markdown_table(cols, rows) if len(rows) else "No models of this family in the results table.\n"
+    units = units_text(table)
     return (f"# {title}\n\n{measure_text(metric)} Paired statistics as in Table 1 (below "
-            f"{stats.MIN_PAIRS} pairs no CI or p-value; the note says so).\n\n" + body)
+            f"{stats.MIN_PAIRS} pairs no CI or p-value; the note says so).\n\n" + body
+            + (f"\n{units}\n" if units else ""))
 
 
 # --------------------------------------------------------------------------- CLI
@@ -558,17 +861,18 @@ _PAIRED_MD = ["n_pairs", "diff_mean", "diff_ci_low", "diff_ci_high", "paired_gai
               "paired_gain_ci_low_pct", "paired_gain_ci_high_pct", "p"]
 
 
-def build(name: str, df: pd.DataFrame, dataset: str = "",
-          selection: str = "validation") -> tuple[pd.DataFrame, str]:
-    """Compute table ``name`` and its Markdown rendering."""
+def build(name: str, df: pd.DataFrame, dataset: str = "", selection: str = "validation",
+          baselines: pd.DataFrame | None = None) -> tuple[pd.DataFrame, str]:
+    """Compute table ``name`` and its Markdown rendering; ``baselines``
+    (analysis.load.read_baselines) go into Table 1 and the cells table."""
     metric = metric_of(df)
     on = f" on {dataset}" if dataset else ""
     if name == "table1":
-        t = table1(df, selection=selection)
-        return t, table1_markdown(t, dataset, metric)
+        t = table1(df, selection=selection, baselines=baselines)
+        return t, table1_markdown(t, dataset, metric, baselines)
     if name == "recurrent_vs_ff":
-        t = recurrent_vs_ff(df)
-        return t, cells_markdown(t, dataset, metric)
+        t = recurrent_vs_ff(df, baselines)
+        return t, cells_markdown(t, dataset, metric, baselines)
     if name == "multipath_vs_recurrent":
         t = multipath_vs_recurrent(df)
         md = generic_markdown(t, "Multi-path models vs their recurrent twins" + on,
@@ -597,10 +901,14 @@ def main(argv=None) -> int:
                     help="performance measure (default: cc_norm2 when defined, else cc_raw)")
     ap.add_argument("--selection", default="validation", choices=SELECTIONS,
                     help="how Table 1's best cell is chosen")
+    ap.add_argument("--baselines", default=None,
+                    help="results/{dataset}/baselines.csv (optional; missing or empty: no "
+                         "baselines)")
     args = ap.parse_args(argv)
     try:
         df = read_results(args.results, metric=args.metric)
-        t, md = build(args.name, df, args.dataset, args.selection)
+        baselines = read_baselines(args.baselines, metric_of(df))
+        t, md = build(args.name, df, args.dataset, args.selection, baselines)
     except RcpbError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -172,24 +172,80 @@ def _pct(v) -> str:
 
 def comparison_text(r: dict, prefix: str = "") -> str:
     """'effect +0.0123 [+0.0040, +0.0206], gain +3.41 % [+1.02 %, +5.90 %], p = 0.004, n = 12
-    pairs' (or '... n = 2 pair(s): too few for a CI or p-value') from a table row with paired
-    columns (analysis.tables.PAIRED_COLUMNS, optionally under ``prefix``)."""
+    pairs (configurations, seeds averaged)' (or '... n = 2 pair(s): too few for a CI or
+    p-value') from a table row with paired columns (analysis.tables.PAIRED_COLUMNS, optionally
+    under ``prefix``)."""
     def col(name):
         return r.get(prefix + name)
 
     n = fmt(col("n_pairs"), "int").replace("n/a", "0")
+    unit = col("unit")
+    unit = f" ({unit})" if isinstance(unit, str) and unit else ""
     effect, gain = f"effect {fmt(col('diff_mean'), 'diff')}", f"gain {_pct(col('paired_gain_pct'))}"
     lo, hi = _num(col("diff_ci_low")), _num(col("diff_ci_high"))
     if not (math.isfinite(lo) and math.isfinite(hi)):
-        return f"{effect}, {gain}, n = {n} pair(s): too few for a CI or p-value"
+        return f"{effect}, {gain}, n = {n} pair(s){unit}: too few for a CI or p-value"
     glo, ghi = _num(col("paired_gain_ci_low_pct")), _num(col("paired_gain_ci_high_pct"))
     gci = f" [{_pct(glo)}, {_pct(ghi)}]" if math.isfinite(glo) and math.isfinite(ghi) else ""
     return (f"{effect} [{fmt(lo, 'diff')}, {fmt(hi, 'diff')}], {gain}{gci}, "
-            f"p = {fmt(col('p'), 'p')}, n = {n} pairs")
+            f"p = {fmt(col('p'), 'p')}, n = {n} pairs{unit}")
 
 
-def answer_lines(t1_records: list[dict], measure: str = "CC_norm^2") -> list[str]:
-    """The answer of a dataset, one line per (split, fraction), from Table 1's rows."""
+def known_answer(config: dict, dataset: str) -> dict | None:
+    """The known answer of a dataset simulated from a built-in ground truth: {"circuit",
+    "recurrence" ("helps" or "none"), "text"} from rcpb.data.simulate.KNOWN_ANSWERS; None for
+    recorded data or a circuit without a known answer."""
+    ds = (config.get("datasets") or {}).get(dataset) or {}
+    sim = ds.get("simulate")
+    if not isinstance(sim, dict):
+        return None
+    return known_answer_of(sim.get("circuit", "recurrent"))
+
+
+def known_answer_of(circuit: str | None) -> dict | None:
+    """{"circuit", "recurrence", "text"} of a built-in ground truth (None when unknown)."""
+    if not circuit:
+        return None
+    from rcpb.data.simulate import KNOWN_ANSWERS
+
+    known = KNOWN_ANSWERS.get(circuit)
+    return None if known is None else {"circuit": circuit, **known}
+
+
+def verdict(r: dict, known: dict | None) -> str:
+    """Whether a Table 1 row agrees with the known answer, judged on the CI of the effect of the
+    best cell over the best FF (``bestff_diff_ci_low``/``_high``): for "helps", "detected" when
+    the CI lies above 0, else "not detected"; for "none", "consistent" when it does not lie
+    above 0, else "inconsistent"; "undecided" without a CI; "" without a known answer."""
+    if not known:
+        return ""
+    lo, hi = _num(r.get("bestff_diff_ci_low")), _num(r.get("bestff_diff_ci_high"))
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return "undecided"
+    above = lo > 0
+    if known["recurrence"] == "helps":
+        return "detected" if above else "not detected"
+    return "inconsistent" if above else "consistent"
+
+
+_VERDICT_TEXT = {
+    "detected": "the CI of (best cell - best FF) lies above 0",
+    "not detected": "the CI of (best cell - best FF) does not lie above 0",
+    "consistent": "the CI of (best cell - best FF) does not lie above 0",
+    "inconsistent": "the CI of (best cell - best FF) lies above 0, where recurrence should not help",
+    "undecided": "no CI of (best cell - best FF): too few pairs",
+}
+
+
+def _blocks(v) -> str:
+    return f"{int(_num(v))} blocks" if math.isfinite(_num(v)) else "n/a"
+
+
+def answer_lines(t1_records: list[dict], measure: str = "CC_norm^2",
+                 known: dict | None = None) -> list[str]:
+    """The answer of a dataset, one line per (split, fraction), from Table 1's rows: the best
+    cell against the best FF and against the size-matched FF, each with its CI (or why there is
+    none), and with a ``known`` answer (:func:`known_answer`) the :func:`verdict`."""
     lines = []
     for r in t1_records:
         where = f"split {int(_num(r['split_seed']))}, {r.get('training_data') or fraction_label(r['train_fraction']) + ' %'} training data"
@@ -198,14 +254,37 @@ def answer_lines(t1_records: list[dict], measure: str = "CC_norm^2") -> list[str
             continue
         chosen = ("chosen on validation" if r.get("selection", "validation") == "validation"
                   else "chosen on half of the seeds, reported on the other half")
-        lines.append(
-            f"{where}: recurrent vs size-matched feed-forward ({measure}), best cell "
+        line = (
+            f"{where}: recurrent vs feed-forward ({measure}), best cell "
             f"{r['best_readout']}, T = {int(_num(r['best_iterations']))} ({chosen}, of "
-            f"{int(_num(r['n_cells']))} cells): test {fmt(r['best_perf_mean'], 'perf')} vs FF "
-            f"{fmt(r['ff_mean'], 'perf')}; {comparison_text(r)}. Mean over all "
-            f"{int(_num(r['n_cells']))} cells: {fmt(r['cells_mean'], 'perf')}; {comparison_text(r, 'all_')}."
+            f"{int(_num(r['n_cells']))} cells): test {fmt(r['best_perf_mean'], 'perf')}. "
+            f"Vs the best FF ({_blocks(r.get('bestff_blocks'))}, chosen on validation; test "
+            f"{fmt(r.get('bestff_mean'), 'perf')}): {comparison_text(r, 'bestff_')}. "
+            f"Vs the size-matched FF ({r.get('ff_blocks') or 'n/a'} blocks; test "
+            f"{fmt(r['ff_mean'], 'perf')}): {comparison_text(r)}. Mean over all "
+            f"{int(_num(r['n_cells']))} cells: {fmt(r['cells_mean'], 'perf')}; vs the "
+            f"size-matched FF {comparison_text(r, 'all_')}."
         )
+        v = verdict(r, known)
+        if v:
+            line += f" Known answer: recurrence {known['recurrence']}; result: {v} ({_VERDICT_TEXT[v]})."
+        lines.append(line)
     return lines
+
+
+def baselines_line(records: list[dict], measure: str = "CC_norm^2") -> str:
+    """'Baselines (test CC_norm^2): split 0: truth 0.9800 (...), drive 0.4100 (...).' from the
+    records of analysis.load.read_baselines ("" without any)."""
+    by_split: dict = {}
+    for b in records:
+        desc = f" ({b['description']})" if b.get("description") else ""
+        by_split.setdefault(int(_num(b["split_seed"])), []).append(
+            f"{b['predictor']} {fmt(b.get('perf'), 'perf')}{desc}")
+    if not by_split:
+        return ""
+    return (f"Baselines (test {measure}, not trained models): "
+            + "; ".join(f"split {s}: {', '.join(items)}" for s, items in sorted(by_split.items()))
+            + ".")
 
 
 def headlines(tables: dict) -> dict:
@@ -222,7 +301,9 @@ def headlines(tables: dict) -> dict:
         for r in t1.to_dict("records"):
             if isinstance(r.get("best_readout"), str) and r["best_readout"]:
                 per_split.setdefault(int(r["split_seed"]), []).append(
-                    f"{fraction_label(r['train_fraction'])} %: {comparison_text(r, 'all_')}")
+                    f"{fraction_label(r['train_fraction'])} %: {comparison_text(r, 'all_')}; "
+                    f"vs the best FF ({_blocks(r.get('bestff_blocks'))}): "
+                    f"{comparison_text(r, 'all_bestff_')}")
         for split, items in per_split.items():
             out[f"fig3a/split{split}"] = "all cells vs FF: " + "; ".join(items)
     cells = tables.get("recurrent_vs_ff")
@@ -235,8 +316,10 @@ def headlines(tables: dict) -> dict:
                 continue
             out[f"fig3d/split{int(s)}/frac{fraction_label(f)}"] = (
                 f"best on validation: {best['readout']}, T = {int(best['iterations'])}: test "
-                f"{fmt(best['perf_mean'], 'perf')} vs FF {fmt(best['ff_mean'], 'perf')}; "
-                f"{comparison_text(best.to_dict())}")
+                f"{fmt(best['perf_mean'], 'perf')} vs size-matched FF "
+                f"{fmt(best['ff_mean'], 'perf')}; {comparison_text(best.to_dict())}; vs best FF "
+                f"({_blocks(best.get('bestff_blocks'))}) {fmt(best.get('bestff_mean'), 'perf')}; "
+                f"{comparison_text(best.to_dict(), 'bestff_')}")
     mp = tables.get("multipath_vs_recurrent")
     if mp is not None and len(mp):
         for r in mp[mp["readout"] == "all"].to_dict("records"):
@@ -343,29 +426,32 @@ def convergence_line(conv: dict) -> str:
 
 
 def dataset_description(config: dict, dataset: str) -> str:
-    """What a dataset is, for the report's front page ("simulated: ... circuit", or its file)."""
+    """What a dataset is, for the report's front page ("simulated recurrent_teacher circuit",
+    or its file); the known answer of a simulated one is :func:`known_answer`."""
     ds = (config.get("datasets") or {}).get(dataset) or {}
     sim = ds.get("simulate")
     if isinstance(sim, dict):
-        circuit = sim.get("circuit", "recurrent")
-        truth = {"recurrent": "a ground truth with lateral recurrence, where recurrent models "
-                              "should win",
-                 "feedforward": "a feed-forward control, where recurrent models should hold no "
-                                "advantage"}
-        return f"simulated {circuit} circuit: {truth.get(circuit, 'a known ground truth')}"
+        return f"simulated {sim.get('circuit', 'recurrent')} circuit"
     return f"recordings from {ds['file']}" if ds.get("file") else ""
 
 
 def write_summary(table_csvs: list[str], out: str, results_csv: str | None = None,
-                  metric: str = "auto", dataset: str = "", description: str = "") -> dict:
+                  metric: str = "auto", dataset: str = "", description: str = "",
+                  baselines_csv: str | None = None, circuit: str = "") -> dict:
     """Read the table CSVs (and the results table for the figures' headlines), compute headlines
     and the dataset's answer, and write the summary JSON; returns it.
 
     Keys: dataset, description, metric (the performance measure used), headlines (item ->
     text), table1 (its rows), answer (one line per split and fraction, see answer_lines),
+    known_answer ({"circuit", "recurrence", "text"} of the simulated ground truth ``circuit``,
+    or null), verdicts (one per Table 1 row: split_seed, train_fraction, verdict; see
+    :func:`verdict`), baselines (the rows of ``baselines_csv`` in the measure:
+    split_seed, predictor, description, perf, val_perf; see analysis.load.read_baselines),
     convergence (how the trainings ended, see :func:`convergence`; with the results table).
     """
     import pandas as pd
+
+    from analysis.load import METRICS, read_baselines
 
     tables = {}
     for path in table_csvs:
@@ -374,10 +460,12 @@ def write_summary(table_csvs: list[str], out: str, results_csv: str | None = Non
             tables[name] = pd.read_csv(path, keep_default_na=True)
         except pd.errors.EmptyDataError:
             tables[name] = pd.DataFrame()
-        if "best_readout" in tables[name].columns:
-            tables[name]["best_readout"] = tables[name]["best_readout"].fillna("")
+        for col in ("best_readout", "ff_blocks"):
+            if col in tables[name].columns:
+                tables[name][col] = tables[name][col].fillna("").astype(str)
+    known = known_answer_of(circuit)
     summary = {"dataset": dataset, "description": description, "metric": metric,
-               "headlines": headlines(tables)}
+               "known_answer": known, "headlines": headlines(tables)}
     if results_csv is not None:
         from analysis.load import metric_of, read_results
 
@@ -385,20 +473,27 @@ def write_summary(table_csvs: list[str], out: str, results_csv: str | None = Non
         summary["metric"] = metric_of(df)
         summary["headlines"].update(results_headlines(df))
         summary["convergence"] = convergence(df)
+    measure_metric = summary["metric"] if summary["metric"] in METRICS else "cc_norm2"
+    summary["baselines"] = json.loads(
+        read_baselines(baselines_csv, measure_metric).to_json(orient="records"))
     if "table1" in tables:
-        from analysis.load import METRICS
-
         records = json.loads(tables["table1"].to_json(orient="records"))
         summary["table1"] = records
         measure = METRICS.get(summary["metric"], ("", summary["metric"]))[1]
-        summary["answer"] = answer_lines(records, measure)
+        summary["answer"] = answer_lines(records, measure, known)
+        summary["verdicts"] = [{"split_seed": r["split_seed"], "train_fraction": r["train_fraction"],
+                                "verdict": verdict(r, known)} for r in records]
     write_json_atomic(out, summary)
     return summary
 
 
 def front_page(summaries: list[str], intro: str, out: str) -> str:
     """The report's landing text (reStructuredText): the answer of every dataset, read from its
-    summary.json, followed by ``intro`` (report/workflow.rst without its title). Returns it."""
+    summary.json (its known answer when simulated from a built-in ground truth, the best cell
+    against the best FF and the size-matched FF per split and fraction, the baselines, how the
+    trainings ended), followed by ``intro`` (report/workflow.rst without its title). Returns it."""
+    from analysis.load import METRICS
+
     with open(intro, encoding="utf-8") as f:
         lines = f.read().splitlines()
     title, body = lines[:2], lines[2:]
@@ -409,15 +504,24 @@ def front_page(summaries: list[str], intro: str, out: str) -> str:
         name = s.get("dataset") or os.path.basename(os.path.dirname(path))
         desc = f" ({s['description']})" if s.get("description") else ""
         text += f"**{name}**{desc}:\n\n"
-        answer = s.get("answer") or ["no Table 1 for this dataset."]
-        trained = convergence_line(s.get("convergence") or {})
-        text += "".join(f"- {line}\n" for line in answer + ([trained] if trained else []))
+        known = s.get("known_answer")
+        items = [f"Known answer: recurrence {known['recurrence']} ({known['text']})."] if known else []
+        items += s.get("answer") or ["no Table 1 for this dataset."]
+        measure = METRICS.get(s.get("metric"), ("", s.get("metric") or ""))[1]
+        items += [baselines_line(s.get("baselines") or [], measure),
+                  convergence_line(s.get("convergence") or {})]
+        text += "".join(f"- {line}\n" for line in items if line)
         text += "\n"
     text += ("Each line is generated from ``results/<dataset>/summary.json`` (Table 1): the best "
-             "(readout mode, T) cell is chosen on validation data and reported on test data; "
-             "effect = mean paired difference (recurrent - size-matched feed-forward, seeds "
-             "averaged) with its 95 % t-interval, gain = ratio of means - 1 with Fieller's 95 % "
-             "interval, p = paired t-test, n = configurations.\n")
+             "(readout mode, T) cell and the best feed-forward depth are chosen on validation "
+             "data and reported on test data; effect = mean paired difference (recurrent - "
+             "feed-forward) with its 95 % t-interval, gain = ratio of means - 1 with Fieller's "
+             "95 % interval, p = paired t-test; n = configurations with their seeds averaged, or "
+             "the seeds when there is one configuration. The known answer of a simulated ground "
+             "truth is detected (recurrence helps) or respected (it does not) when the CI of "
+             "(best cell - best FF) lies above 0, or does not; without a CI it is undecided. "
+             "Baselines: the simulator's true mean rates (the ceiling any model can reach) and "
+             "its feed-forward drive alone.\n")
     text += "\n".join(body) + "\n"
     write_text_atomic(out, text)
     return text
@@ -434,7 +538,8 @@ def headline_for(dataset: str, key: str) -> str:
 
 
 def main(argv=None) -> int:
-    """``python -m analysis.workflow summary OUT.json [--results RESULTS.csv] TABLE.csv ...``"""
+    """``python -m analysis.workflow summary OUT.json [--results RESULTS.csv] [--baselines
+    BASELINES.csv] [--circuit CIRCUIT] TABLE.csv ...`` or ``... front OUT.rst SUMMARY.json ...``"""
     import argparse
 
     ap = argparse.ArgumentParser(prog="python -m analysis.workflow",
@@ -448,13 +553,17 @@ def main(argv=None) -> int:
     ap.add_argument("--dataset", default="", help="dataset name")
     ap.add_argument("--description", default="", help="what the dataset is")
     ap.add_argument("--intro", default="report/workflow.rst", help="front: the report's text")
+    ap.add_argument("--baselines", default=None, help="summary: results/{dataset}/baselines.csv "
+                    "(optional; missing or empty: no baselines)")
+    ap.add_argument("--circuit", default="", help="summary: the simulated ground truth's "
+                    "circuit (rcpb.data.simulate.KNOWN_ANSWERS), '' for recorded data")
     args = ap.parse_args(argv)
     if args.command == "front":
         front_page(args.inputs, args.intro, args.out)
         print(f"{args.out}: the answer of {len(args.inputs)} dataset(s)")
         return 0
     s = write_summary(args.inputs, args.out, args.results, args.metric, args.dataset,
-                      args.description)
+                      args.description, args.baselines, args.circuit)
     print(f"{args.out}: {len(s['headlines'])} headlines")
     return 0
 

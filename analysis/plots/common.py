@@ -23,6 +23,12 @@ LENGTH_AXIS = "average path length (convs)"
 # paper fig. 6e-f colours: no-avg blue, early-avg orange, late-avg green, 2-avg red
 MODE_COLORS = dict(zip(READOUT_MODES, ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728")))
 FF_COLOR = "#333333"
+BEST_FF_COLOR = "#8c510a"
+# baselines.csv predictor -> (colour, line style, legend label); others: grey, dotted, their name
+BASELINE_STYLES = {
+    "truth": ("#1b7837", ":", "truth ceiling (simulator's mean rates)"),
+    "drive": ("#762a83", "-.", "drive only (feed-forward first stage)"),
+}
 _FRACTION_COLORS = ("#7b3294", "#008837", "#e66101", "#0571b0", "#a6611a")
 
 
@@ -133,6 +139,26 @@ def finish_data(data: pd.DataFrame, df: pd.DataFrame, notes=()) -> pd.DataFrame:
     else:
         out["note"] = note
     return out
+
+
+def baseline_rows(baselines: pd.DataFrame | None, split: int) -> pd.DataFrame:
+    """The baselines of split ``split`` with a finite test performance, as figure-CSV rows:
+    series "baseline", predictor, description, perf_mean (analysis.load.read_baselines)."""
+    cols = ["series", "predictor", "description", "perf_mean"]
+    if baselines is None or baselines.empty:
+        return pd.DataFrame(columns=cols)
+    b = baselines[(baselines["split_seed"] == int(split)) & baselines["perf"].notna()]
+    return pd.DataFrame({"series": "baseline", "predictor": b["predictor"].to_numpy(),
+                         "description": b["description"].to_numpy(),
+                         "perf_mean": b["perf"].to_numpy(dtype=float)}, columns=cols)
+
+
+def draw_baselines(ax, rows: pd.DataFrame) -> None:
+    """Labelled horizontal lines at the baselines' performance (rows from :func:`baseline_rows`)."""
+    for r in rows.itertuples():
+        color, ls, label = BASELINE_STYLES.get(r.predictor, ("#7f7f7f", ":", r.predictor))
+        ax.axhline(r.perf_mean, color=color, ls=ls, lw=1.2, zorder=1,
+                   label=f"{label}: {r.perf_mean:.3f}")
 
 
 def style() -> None:

@@ -399,7 +399,7 @@ def circuit_rates(images: np.ndarray, circuit: str, neurons: Neurons, geometry: 
     e = np.empty((n_img, g.params.n_orientations, g.h, g.h), dtype=np.float32)
     for b in range(0, n_img, BATCH):
         e[b:b + BATCH] = g.sheet_amplitudes(x[b:b + BATCH])
-    e /= e.mean(axis=(0, 2, 3), dtype=np.float64).astype(np.float32)[None, :, None, None]
+    e /= e.mean(axis=(0, 2, 3), dtype=np.float64).clip(1e-12).astype(np.float32)[None, :, None, None]
     gain = np.empty_like(drive)
     srow, scol = neurons.row // g.stride, neurons.col // g.stride
     for b in range(0, n_img, BATCH):
