@@ -1,7 +1,7 @@
 """Write one figure (PNG + PDF) and the numbers it shows (CSV) from the results table.
 
 ``python -m analysis.figures NAME --results results/D/results.csv --split S [--fraction F]
-[--metric M] --png OUT.png --pdf OUT.pdf --csv OUT.csv``
+[--metric M] [--baselines results/D/baselines.csv] --png OUT.png --pdf OUT.pdf --csv OUT.csv``
 
 NAME (paper figure numbers; appendix versions are the same figure for another dataset,
 fraction or split seed):
@@ -10,7 +10,7 @@ fraction or split seed):
 name        fraction  what
 ==========  ========  ==================================================================
 fig3a       no        recurrent vs matched FF, 24 panels, coloured by fraction (fig 3a, 9, 10, 26)
-fig3d       yes       performance vs T per readout mode, FF line (fig 3d-f, 11, 27)
+fig3d       yes       performance vs T per readout mode, FF lines, every FF depth (fig 3d-f, 11, 27)
 fig4cd      yes       multi-path vs recurrent: performance and path length (fig 4c-d, 12, 13)
 fig6ab      yes       performance vs T for 1 and 2 recurrent layers (fig 6a-b, 14, 15, 18-20)
 fig6cd      yes       performance vs average path length (fig 6c-d, 16, 17, 21-23)
@@ -25,7 +25,10 @@ analysis.load.choose_metric); axis labels name it and the CSV has it in a ``metr
 Models whose performance is NaN are left out of what is drawn and the figure says so (panel
 text, title and the CSV's ``note`` column). When the models a figure needs are absent, or none
 of them has a finite value to draw, the PNG/PDF say so and the CSV has only the columns
-``note`` and ``metric``.
+``note`` and ``metric``. ``--baselines``: the dataset's non-model predictors (the truth ceiling,
+the drive-only predictor; analysis.load.read_baselines), drawn as labelled horizontal lines in
+fig3a, fig3d and fig6ab next to the size-matched and the best FF; a missing or empty file draws
+none.
 """
 
 from __future__ import annotations
@@ -36,12 +39,15 @@ import sys
 import pandas as pd
 
 from analysis.labels import parse_fraction_label
-from analysis.load import METRIC_CHOICES, metric_of, read_results
+from analysis.load import METRIC_CHOICES, metric_of, read_baselines, read_results
 from analysis.plots.ablation import fig6gi, fig_lege
 from analysis.plots.common import NoData, NoFinite, placeholder, save, write_csv
 from analysis.plots.compare import fig3a, fig3d, fig6ab
 from analysis.plots.path_figures import fig4cd, fig6cd, fig6ef
 from rcpb.errors import RcpbError
+
+#: figures comparing recurrent with feed-forward performance: they draw the baselines
+WITH_BASELINES = ("fig3a", "fig3d", "fig6ab")
 
 # name -> (function, takes a fraction)
 FIGURES = {
@@ -57,15 +63,19 @@ FIGURES = {
 
 
 def render(name: str, df: pd.DataFrame, split: int, fraction: float | None,
-           png: str | None = None, pdf: str | None = None, csv: str | None = None) -> str:
-    """Draw figure ``name`` and write PNG/PDF/CSV; returns the headline (or the reason it is empty)."""
+           png: str | None = None, pdf: str | None = None, csv: str | None = None,
+           baselines: pd.DataFrame | None = None) -> str:
+    """Draw figure ``name`` and write PNG/PDF/CSV; returns the headline (or the reason it is
+    empty). ``baselines`` (analysis.load.read_baselines) are drawn by the WITH_BASELINES figures."""
     if name not in FIGURES:
         raise RcpbError(f"figure {name!r}: unknown; use one of {', '.join(FIGURES)}.")
     func, needs_fraction = FIGURES[name]
     if needs_fraction and fraction is None:
         raise RcpbError(f"figure {name!r} needs --fraction (training fraction in percent, e.g. 100).")
     try:
-        fig, data, headline = func(df, split, fraction) if needs_fraction else func(df, split)
+        kw = {"baselines": baselines} if name in WITH_BASELINES else {}
+        fig, data, headline = (func(df, split, fraction, **kw) if needs_fraction
+                               else func(df, split, **kw))
     except NoData as e:
         headline = str(e) if isinstance(e, NoFinite) else f"{e} (results table has no such models)"
         fig = placeholder(headline)
@@ -85,6 +95,9 @@ def main(argv=None) -> int:
     ap.add_argument("--metric", choices=METRIC_CHOICES, default="auto",
                     help="performance measure (default auto: cc_norm2 when some model has a noise "
                          "ceiling, else cc_raw)")
+    ap.add_argument("--baselines", default=None,
+                    help="results/{dataset}/baselines.csv: drawn as reference lines in "
+                         f"{', '.join(WITH_BASELINES)} (optional; missing or empty: none)")
     ap.add_argument("--png")
     ap.add_argument("--pdf")
     ap.add_argument("--csv")
@@ -92,7 +105,8 @@ def main(argv=None) -> int:
     try:
         df = read_results(args.results, metric=args.metric)
         frac = parse_fraction_label(args.fraction) if args.fraction is not None else None
-        headline = render(args.name, df, args.split, frac, args.png, args.pdf, args.csv)
+        baselines = read_baselines(args.baselines, metric_of(df))
+        headline = render(args.name, df, args.split, frac, args.png, args.pdf, args.csv, baselines)
     except RcpbError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

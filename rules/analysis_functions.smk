@@ -42,6 +42,13 @@ def dataset_analysis_args(wildcards):
     return f"--metric {entry.get('metric', 'auto')} --selection {entry.get('selection', 'validation')}"
 
 
+def dataset_circuit(wildcards):
+    """The simulated ground truth's circuit (rcpb.data.simulate.KNOWN_ANSWERS), "" for
+    recorded data: the summary states its known answer."""
+    sim = _dataset_entry(wildcards).get("simulate")
+    return sim.get("circuit", "recurrent") if isinstance(sim, dict) else ""
+
+
 def dataset_description(wildcards):
     from analysis.workflow import dataset_description as describe
 

@@ -12,7 +12,7 @@ FIGURES = [
     ("fig3a", "fig3a", "Fig. 3a: recurrent vs FF scatter", False,
      "Recurrent vs size-matched FF, 24 panels (readout mode x T), coloured by fraction (fig. 3a, 9, 10, 26)."),
     ("fig3d", "fig3d", "Fig. 3d-f: performance vs iterations", True,
-     "Performance vs T per readout mode with the FF average (fig. 3d-f, 11, 27)."),
+     "Performance vs T per readout mode with the size-matched and best FF, every FF depth and the baselines (fig. 3d-f, 11, 27)."),
     ("fig4cd", "fig4cd", "Fig. 4c-d: multi-path vs recurrent", True,
      "Multi-path vs recurrent models: performance and average path length (fig. 4c-d, 12, 13)."),
     ("fig6ab", "fig6ab", "Fig. 6a-b: performance vs iterations by layers", True,
@@ -37,7 +37,9 @@ for rule_name, figure, title, per_fraction, description in FIGURES:
         name:
             rule_name
         input:
-            "results/{dataset}/results.csv",
+            results="results/{dataset}/results.csv",
+            # reference lines of the recurrent-vs-FF figures (header alone for recorded data)
+            baselines="results/{dataset}/baselines.csv",
         output:
             png=report(
                 f"{stem}.png",
@@ -61,7 +63,8 @@ for rule_name, figure, title, per_fraction, description in FIGURES:
             fraction="--fraction {fraction}" if per_fraction else "",
             metric=dataset_metric,
         shell:
-            "python -m analysis.figures {params.figure} --results {input:q} --split {wildcards.split}"
+            "python -m analysis.figures {params.figure} --results {input.results:q}"
+            " --baselines {input.baselines:q} --split {wildcards.split}"
             " {params.fraction} --metric {params.metric} --png {output.png:q} --pdf {output.pdf:q}"
             " --csv {output.csv:q} > {log:q} 2>&1"
 

@@ -18,6 +18,7 @@ rule analysis_summary:
     """Headline numbers of every table and figure of a dataset, for the report."""
     input:
         results="results/{dataset}/results.csv",
+        baselines="results/{dataset}/baselines.csv",
         tables=summary_tables,
     output:
         "results/{dataset}/summary.json",
@@ -28,15 +29,18 @@ rule analysis_summary:
     params:
         metric=dataset_metric,
         description=dataset_description,
+        circuit=dataset_circuit,
     shell:
         "python -m analysis.workflow summary {output:q} {input.tables:q}"
-        " --results {input.results:q} --metric {params.metric} --dataset {wildcards.dataset:q}"
-        " --description={params.description:q} > {log:q} 2>&1"
+        " --results {input.results:q} --baselines {input.baselines:q} --metric {params.metric}"
+        " --dataset {wildcards.dataset:q} --description={params.description:q}"
+        " --circuit={params.circuit:q} > {log:q} 2>&1"
 
 
 rule front_page:
-    """The report's landing text: per dataset the answer (Table 1 as sentences), then the
-    report's description."""
+    """The report's landing text: per dataset its known answer (a simulated ground truth), the
+    answer (Table 1 as sentences: the best cell vs the best and the size-matched FF, and whether
+    that agrees with the known answer), the baselines, then the report's description."""
     input:
         summaries=[f"results/{name}/summary.json" for name in config["datasets"]],
         intro=os.path.join(str(workflow.current_basedir), "..", "report", "workflow.rst"),

@@ -6,9 +6,9 @@
 # rule name, table name (analysis.tables, file names), report label, description
 TABLES = [
     ("table1", "table1", "Table 1/3: recurrent vs feed-forward",
-     "Paper table 1 / 3: FF average, best (readout mode, T) and its gain, per split and fraction."),
+     "Paper table 1 / 3: size-matched and best FF, best (readout mode, T) and its gains, baselines, per split and fraction."),
     ("table_recurrent_vs_ff", "recurrent_vs_ff", "Recurrent vs FF, every readout mode and T",
-     "Every (readout mode, T) cell vs FF with paired gains, bootstrap CIs and Wilcoxon tests."),
+     "Every (readout mode, T) cell vs the size-matched and the best FF with paired gains, t CIs and Wilcoxon tests."),
     ("table_multipath_vs_recurrent", "multipath_vs_recurrent", "Multi-path vs recurrent",
      "Multi-path models vs their recurrent twins (paired statistics, Pearson r)."),
     ("table_ablation_rm", "ablation_rm", "Ablations: removed path lengths",
@@ -24,7 +24,9 @@ for rule_name, table, title, description in TABLES:
         name:
             rule_name
         input:
-            "results/{dataset}/results.csv",
+            results="results/{dataset}/results.csv",
+            # the truth ceiling and drive-only predictor (header alone for recorded data)
+            baselines="results/{dataset}/baselines.csv",
         output:
             csv=report(
                 f"results/{{dataset}}/tables/{table}.csv",
@@ -44,7 +46,8 @@ for rule_name, table, title, description in TABLES:
             table=table,
             analysis=dataset_analysis_args,
         shell:
-            "python -m analysis.tables {params.table} --results {input:q} --csv {output.csv:q}"
-            " --md {output.md:q} --dataset {wildcards.dataset:q} {params.analysis} > {log:q} 2>&1"
+            "python -m analysis.tables {params.table} --results {input.results:q}"
+            " --baselines {input.baselines:q} --csv {output.csv:q} --md {output.md:q}"
+            " --dataset {wildcards.dataset:q} {params.analysis} > {log:q} 2>&1"
 
     workflow.get_rule(rule_name).docstring = description

@@ -50,17 +50,23 @@ def _render(tmp_path, name, df, split=0, fraction=1.0, pdf=False):
 
 def test_fig3a_one_dot_per_seed_averaged_pair(tmp_path, small):
     data, head = _render(tmp_path, "fig3a", small, fraction=None)
+    dots = data[data["series"] == "pair"]
     # 2 fractions x 2 layer counts x 4 modes x 3 T, each averaged over 2 seeds
-    assert len(data) == 2 * 2 * 4 * len(TS)
-    assert set(data["n_seeds"]) == {2}
+    assert len(dots) == 2 * 2 * 4 * len(TS)
+    assert set(dots["n_seeds"]) == {2}
+    # one best-FF line per fraction, nothing else without baselines
+    assert len(data) == len(dots) + 2
+    assert data.loc[data["series"] == "FF depth", "best_ff"].all()
     assert {"ff_perf", "recurrent_perf"} <= set(data.columns)
     assert "seed-averaged pairs" in head
 
 
 def test_fig3d_rows_per_type_plus_ff(tmp_path, small):
     data, head = _render(tmp_path, "fig3d", small, pdf=True)
-    assert len(data) == 4 * len(TS) + 1
-    ff = data[data["readout"] == "ff"].iloc[0]
+    # types, the size-matched FF line, and the two FF depths (3 and 5 blocks)
+    assert len(data) == 4 * len(TS) + 1 + 2
+    assert list(data.loc[data["series"] == "FF depth", "blocks"]) == [3, 5]
+    ff = data[data["series"] == "size-matched FF"].iloc[0]
     assert ff["n_models"] == 4  # 2 sizes x 2 seeds
     assert set(data.loc[data["readout"] != "ff", "n_models"]) == {4}  # 2 layers x 2 seeds
     assert head.startswith("best (chosen on validation): ")
@@ -260,6 +266,7 @@ def test_type_nan_is_left_out_and_named(tmp_path, raw):
 def test_rows_nan_counts_only_finite_pairs(tmp_path, raw):
     df = _nan_case(raw, "rows")
     data, head = _render(tmp_path, "fig3a", df, fraction=None)
+    data = data[data["series"] == "pair"]
     ok = data["ff_perf"].notna() & data["recurrent_perf"].notna()
     assert 0 < ok.sum() < len(data)
     above = (data.loc[ok, "recurrent_perf"] > data.loc[ok, "ff_perf"]).mean()
@@ -277,7 +284,7 @@ def test_missing_partners(tmp_path, raw):
     d = d[~((d["family"] == "multipath") & (d["readout"] == "no-avg"))]
     df = normalise(d)
     data, head = _render(tmp_path, "fig3a", df, fraction=None)
-    assert set(data["recurrent_layers"]) == {1}
+    assert set(data.loc[data["series"] == "pair", "recurrent_layers"]) == {1}
     assert "recurrent models without their FF partner (left out)" in _note(data)
     data, head = _render(tmp_path, "fig6ab", df)
     assert "no FF (5 blocks) models" in _note(data)

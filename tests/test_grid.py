@@ -12,6 +12,7 @@ from rcpb.errors import RcpbError
 from rcpb.config import load_config, validate_config
 
 ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "tests" / "fixtures" / "demo_config.yaml"   # a richer grid than config.yaml
 ID_RE = re.compile(r"^[A-Za-z0-9_.-]+-[0-9a-f]{8}$")
 
 
@@ -321,13 +322,13 @@ def test_aliases_need_every_other_field_equal():
 
 
 def test_example_config_training_counts_by_hand():
-    """config.yaml, sim_recurrent: 8 FF (2 sizes x 2 fractions x 2 seeds), 64 recurrent
+    """The demo fixture, sim_recurrent: 8 FF (2 sizes x 2 fractions x 2 seeds), 64 recurrent
     (2 layers x 2 T x 4 readouts x 2 fractions x 2 seeds), 8 multi-path (1 layer x 2 T x
     2 readouts x 2 seeds), 7 rm (T = 4: rm1..rm4 and rm1-2, rm2-3, rm3-4) and of the 8 le/ge
     names only le1 and ge4 (the other 6 as in test_t4_aliases_hand_worked): 89 trainings,
     95 before aliases. sim_feedforward: 2 FF + 8 recurrent."""
     aliases = {}
-    expanded = grid.expand(load_config(ROOT / "config.yaml"), aliases=aliases)
+    expanded = grid.expand(load_config(DEMO), aliases=aliases)
     assert counts_by_family(expanded["sim_recurrent"]) == {
         "ff": 8, "recurrent": 64, "multipath": 8, "ablation_rm": 7, "ablation_lege": 2}
     assert len(expanded["sim_recurrent"]) == 89
@@ -336,10 +337,27 @@ def test_example_config_training_counts_by_hand():
     assert len(expanded["sim_feedforward"]) == 10 and aliases["sim_feedforward"] == []
 
 
+def test_built_in_example_counts_by_hand():
+    """config.yaml: on each teacher 18 FF (depths 1, 2, 3 x 6 seeds) and 12 recurrent (T = 4 x
+    no-avg, 2-avg x 6 seeds); on the positive control also 2 multi-path twins (the 2 readouts,
+    seed 0), 4 rm ablations of the 2-avg twin (rm1..rm4) and of the 8 le/ge names le1, le2,
+    ge3, ge4 (le3 = rm4 and ge2 = rm1 keep the same lengths, le4 = ge1 = the full model)."""
+    aliases = {}
+    expanded = grid.expand(load_config(ROOT / "config.yaml"), aliases=aliases)
+    assert counts_by_family(expanded["teacher_recurrent"]) == {
+        "ff": 18, "recurrent": 12, "multipath": 2, "ablation_rm": 4, "ablation_lege": 4}
+    assert counts_by_family(expanded["teacher_feedforward"]) == {"ff": 18, "recurrent": 12}
+    assert counts_by_family(aliases["teacher_recurrent"]) == {"ablation_lege": 4}
+    for configs in expanded.values():
+        assert not any(c.get("added_as_partner") for c in configs)
+        recurrent = [c for c in configs if c["family"] == "recurrent"]
+        assert {c["model_seed"] for c in recurrent} == set(range(6))   # 6 pairs per cell
+
+
 def test_grid_command_counts_aliases(capsys):
     from rcpb.cli import main
 
-    assert main(["grid", str(ROOT / "config.yaml")]) == 0
+    assert main(["grid", str(DEMO)]) == 0
     out = capsys.readouterr().out
     row = next(line.split() for line in out.splitlines()
                if line.startswith("sim_recurrent") and "ablation_lege" in line)
@@ -387,7 +405,7 @@ def test_semantic_errors_name_the_problem():
 
 
 def test_example_config_expands_with_every_family():
-    expanded = grid.expand(load_config(ROOT / "config.yaml"))
+    expanded = grid.expand(load_config(DEMO))
     families = {c["family"] for c in expanded["sim_recurrent"]}
     assert families == set(grid.FAMILIES)
     assert not any(c.get("added_as_partner") for cfgs in expanded.values() for c in cfgs)
@@ -426,7 +444,7 @@ def test_grid_file_unknown_id_and_missing_file_name_the_problem(tmp_path, paper_
 def test_packs_cover_every_configuration_once_in_groups_of_one_structure():
     from rcpb.pack.kinds import pack_key
 
-    configs = grid.expand(load_config(ROOT / "config.yaml"))["sim_recurrent"]
+    configs = grid.expand(load_config(DEMO))["sim_recurrent"]
     packs = grid.packs(configs, 3, "cuda")
     members = [c["config_id"] for pack in packs.values() for c in pack]
     assert sorted(members) == sorted(c["config_id"] for c in configs)  # each exactly once
@@ -452,7 +470,7 @@ def test_packs_cover_every_configuration_once_in_groups_of_one_structure():
 def test_cpu_packs_group_by_architecture_and_size():
     from rcpb.pack.kinds import job_key
 
-    configs = grid.expand(load_config(ROOT / "config.yaml"))["sim_recurrent"]
+    configs = grid.expand(load_config(DEMO))["sim_recurrent"]
     packs = grid.packs(configs, 8)     # device cpu: the loop engine takes any structures
     assert sorted(c["config_id"] for p in packs.values() for c in p) == sorted(
         c["config_id"] for c in configs)
@@ -469,7 +487,7 @@ def test_cpu_packs_group_by_architecture_and_size():
 
 
 def test_packs_are_the_same_for_the_same_grid_in_any_order():
-    configs = grid.expand(load_config(ROOT / "config.yaml"))["sim_recurrent"]
+    configs = grid.expand(load_config(DEMO))["sim_recurrent"]
     first = grid.packs(configs, 4, "cuda")
     again = grid.packs(list(reversed(configs)), 4, "cuda")
     assert list(first) == list(again)
@@ -537,7 +555,8 @@ def test_pack_settings_must_be_positive_integers(key, value):
 
 
 def test_example_and_paper_configs_set_pack_settings():
-    for path in ("config.yaml", "configs/paper_ns2250.yaml", "configs/paper_imagenet8k.yaml"):
+    for path in ("config.yaml", "configs/paper_ns2250.yaml", "configs/paper_imagenet8k.yaml",
+                 "configs/ground_truths.yaml"):
         config = load_config(ROOT / path)
         size, slots = grid.pack_settings(config)
         assert size >= 1 and slots >= 1, path

@@ -26,8 +26,8 @@ FF_COLOR = "#333333"
 BEST_FF_COLOR = "#8c510a"
 # baselines.csv predictor -> (colour, line style, legend label); others: grey, dotted, their name
 BASELINE_STYLES = {
-    "truth": ("#1b7837", ":", "truth ceiling (simulator's mean rates)"),
-    "drive": ("#762a83", "-.", "drive only (feed-forward first stage)"),
+    "truth": ("#c51b7d", ":", "truth ceiling (simulator's mean rates)"),
+    "drive": ("#17becf", "-.", "drive only (feed-forward first stage)"),
 }
 _FRACTION_COLORS = ("#7b3294", "#008837", "#e66101", "#0571b0", "#a6611a")
 
