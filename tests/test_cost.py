@@ -192,7 +192,7 @@ def test_example_grid_cost_equals_a_hand_computation(synthetic_benchmark, capsys
         assert (trainings, model_steps) == (n, n * steps)
         assert hours == printed(seconds / 3600)
     trainings, model_steps, hours = table[("all", "all")]
-    assert trainings == sum(n for n, _ in expected.values()) == 99
+    assert trainings == sum(n for n, _ in expected.values()) == 70
     assert hours == printed(total / 3600)
     assert "UPPER BOUND" in out and str(synthetic_benchmark) in out
 
