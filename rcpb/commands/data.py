@@ -4,8 +4,9 @@
     rcpb data summary FILE [--json]
     rcpb data import SRC --out OUT.h5 --images NAME --responses NAME [--images-axes nhw]
                      [--responses-axes stn] [--split NAME] [--neuron-ids NAME] [--name NAME]
-    rcpb data simulate --circuit recurrent|feedforward --out FILE [--images FILE]
-                       [--neurons 34] [--trials 8] [--seed 0] [--input-size N]
+    rcpb data simulate --circuit recurrent|feedforward|recurrent_teacher|feedforward_teacher
+                       --out FILE [--images FILE] [--neurons 34] [--trials 8] [--seed 0]
+                       [--input-size N] [--crop C --downsample F]
 """
 
 from __future__ import annotations

@@ -1,19 +1,22 @@
-"""Ground-truth simulator (SPEC 2.4): trial responses of a seeded model V1 circuit.
+"""Ground-truth simulator (SPEC 2.4, docs/ground_truth.md): trial responses of a seeded truth.
 
 Turns an image set into a dataset file whose responses have a known truth (``true_rates``).
-Lengths are in pixels of the image file (the bundled NS 2250 set: 74 px); with ``input_size``
-the images are first cropped/downsampled (:func:`resize_images`) and lengths are converted.
+Four ground truths (``CIRCUITS``; what each should make the pipeline find: ``KNOWN_ANSWERS``):
+two teacher networks of rcpb's own classes (:mod:`rcpb.data.teachers`) and two model V1
+circuits, described here. Circuit lengths are in pixels of the image file (the bundled NS 2250
+set: 74 px); with ``input_size`` the images are first cropped/downsampled
+(:func:`resize_images`) and lengths are converted.
 
 1. Image ``x = (I - mean(I)) / 255`` per image, shown on a mean-gray background (zero padding).
 2. First stage (feed-forward). Each neuron n has a complex Gabor ``g_n`` (orientation theta_n of
    8, wavelength lambda_n of 6, 9, 13.5 px, envelope sigma 0.5 lambda, zero mean, unit norm) at
    its RF centre p_n: ``z_n = <x, g_n>``. Complex cell: ``d_n = |z_n|``; simple cell with phase
    phi_n (0, 90, 180, 270 deg): ``d_n = max(Re(exp(-i phi_n) z_n), 0)``; d_n is divided by its
-   mean over stimuli.
-3. Recurrence (``recurrent`` only) on a retinotopic sheet: the images downsampled by local mean
-   to a 2 px grid, one broadband complex Gabor per orientation (lambda 9 px, sigma 0.4 lambda),
-   amplitude ``E_o(p)``, each orientation divided by its mean over images and positions.
-   ``r^0 = E``; for t = 1..T (T = 4)::
+   mean over stimuli (the *drive*, stored as the baseline predictor ``drive``).
+3. Context on a retinotopic sheet: the images downsampled by local mean to a 2 px grid, one
+   broadband complex Gabor per orientation (lambda 9 px, sigma 0.4 lambda), amplitude
+   ``E_o(p)``, each orientation divided by its mean over images and positions.
+   ``recurrent``: ``r^0 = E``; for t = 1..T (T = 4)::
 
        F_o = K_o * r^{t-1}_o            collinear facilitation: two flanks along orientation o
                                         (Gaussian sigma 8 px along, 1.5 px across, centre with
@@ -22,30 +25,29 @@ the images are first cropped/downsampled (:func:`resize_images`) and lengths are
                                         orientation-tuned surround: annulus G (Gaussian sigma
                                         12 px, centre with sigma 5 px removed; sum 1),
                                         w = (1 + kappa cos 2(theta_o - theta_o')) / 8, kappa = 1
-       M^t_o = (1 + alpha F_o) / (1 + beta S_o)     divisive normalisation, alpha = beta = 10
+       M^t_o = (1 + alpha F_o / (1 + F_o)) / (1 + beta S_o / (1 + S_o))
+                                        bounded gain in [1 / (1 + beta), 1 + alpha],
+                                        alpha = beta = 2
        r^t_o = E_o M^t_o
 
-   Rate of neuron n: ``d_n M^T_{o_n}(p_n)`` (its own drive times the contextual gain of its
-   orientation at its position); ``feedforward``: ``d_n``. Each iteration reaches ~2-3 sigma
-   further, so after T iterations the gain depends on context (contours, surround texture)
-   beyond the classical RF and beyond the receptive field of a short feed-forward CNN, while a
-   CNN with lateral 3x3 convolutions iterated a few times can follow the propagation. (NS 2250,
-   600 images: with the image gray beyond 14 / 18 / 24 px from the centre, the rates correlate
-   0.91 / 0.96 / 0.99 with the full-image rates; feed-forward circuit 0.99 / 1.00 / 1.00.)
-   attrs ``recurrence_corr`` (mean over neurons of the correlation over stimuli between d_n and
-   the rate) and ``recurrence_corr_min`` (1 for ``feedforward``).
+   ``feedforward``: one pass (T = 1) of the same gain from ``E``, with every kernel length
+   times sqrt(4) = 2 (:func:`one_pass`: kernels that reach as far as the four iterations).
+   Rate of neuron n: ``d_n M_{o_n}(p_n)`` (its own drive times the contextual gain of its
+   orientation at its position). attrs ``recurrence_corr`` (mean over neurons of the
+   correlation over stimuli between d_n and the rate: 0.994 for both on NS 2250, the context
+   explains little of the rates: docs/ground_truth.md) and ``recurrence_corr_min``.
 4. Neurons: RF centres on the sheet grid, uniform within 6 px of the image centre; orientation,
    wavelength, phase uniform; 40 % simple cells. They depend on the seed only, so both circuits
    share them. ``neuron_ids`` spell out each neuron's type, orientation and wavelength.
-5. Trials: Poisson counts, mean ``lambda_n = g_n (rate_n + b_n mean(rate_n))`` (= ``true_rates``,
-   spike counts per trial). Per neuron a target ceiling ``c_n`` ~ U(0.5, 0.95) (correlation of
-   the ``n_trials`` average with lambda, which ``cc_max`` estimates) and a mean count ``mu_n`` ~
-   log-U(1, 10): ``(1 + b)^2 = mu K var(rate) (1/c^2 - 1) / mean(rate)^2`` (b >= 0; if b would be
-   negative b = 0 and the mean count is below mu_n), ``g = (1 + b) mean(rate) /
-   (K var(rate) (1/c^2 - 1))``.
+5. Trials (every ground truth): Poisson counts, mean ``lambda_n = g_n (rate_n + b_n
+   mean(rate_n))`` (= ``true_rates``, spike counts per trial). Per neuron a target ceiling
+   ``c_n`` ~ U(0.5, 0.95) (correlation of the ``n_trials`` average with lambda, which
+   ``cc_max`` estimates) and a mean count ``mu_n`` ~ log-U(1, 10): ``(1 + b)^2 = mu K var(rate)
+   (1/c^2 - 1) / mean(rate)^2`` (b >= 0; if b would be negative b = 0 and the mean count is
+   below mu_n), ``g = (1 + b) mean(rate) / (K var(rate) (1/c^2 - 1))``.
 
-Seeded: same images, circuit, sizes and seed give identical arrays. All parameters are in
-:class:`CircuitParams` and are stored in the file attrs (``sim_*``).
+Seeded: same images, ground truth, sizes and seed give identical arrays. Circuit parameters are
+in :class:`CircuitParams` and stored in the file attrs (``sim_*``).
 """
 
 from __future__ import annotations
