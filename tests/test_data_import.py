@@ -192,9 +192,9 @@ def test_cli_simulate_passes_options(tmp_path, monkeypatch, write_tiny, capsys):
     monkeypatch.setitem(sys.modules, "rcpb.data.simulate", fake)
     assert main(["data", "simulate", "--circuit", "feedforward", "--out", str(target),
                  "--images", str(images), "--neurons", "5", "--trials", "2", "--seed", "3",
-                 "--input-size", "37"]) == 0
+                 "--input-size", "37", "--crop", "36", "--downsample", "2"]) == 0
     assert calls == [dict(images_file=str(images), out=str(target), circuit="feedforward",
-                          n_neurons=5, n_trials=2, seed=3, input_size=37)]
+                          n_neurons=5, n_trials=2, seed=3, input_size=37, teacher_input=(36, 2))]
     assert "valid dataset" in capsys.readouterr().out
 
 
