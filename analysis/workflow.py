@@ -228,6 +228,7 @@ def verdict(r: dict, known: dict | None) -> str:
     return "inconsistent" if above else "consistent"
 
 
+ANSWER_TEXT = {"helps": "recurrence helps", "none": "recurrence does not help"}
 _VERDICT_TEXT = {
     "detected": "the CI of (best cell - best FF) lies above 0",
     "not detected": "the CI of (best cell - best FF) does not lie above 0",
@@ -267,7 +268,7 @@ def answer_lines(t1_records: list[dict], measure: str = "CC_norm^2",
         )
         v = verdict(r, known)
         if v:
-            line += f" Known answer: recurrence {known['recurrence']}; result: {v} ({_VERDICT_TEXT[v]})."
+            line += f" Known answer: {ANSWER_TEXT[known['recurrence']]}; result: {v} ({_VERDICT_TEXT[v]})."
         lines.append(line)
     return lines
 
@@ -426,12 +427,12 @@ def convergence_line(conv: dict) -> str:
 
 
 def dataset_description(config: dict, dataset: str) -> str:
-    """What a dataset is, for the report's front page ("simulated recurrent_teacher circuit",
+    """What a dataset is, for the report's front page ("simulated ground truth: recurrent_teacher",
     or its file); the known answer of a simulated one is :func:`known_answer`."""
     ds = (config.get("datasets") or {}).get(dataset) or {}
     sim = ds.get("simulate")
     if isinstance(sim, dict):
-        return f"simulated {sim.get('circuit', 'recurrent')} circuit"
+        return f"simulated ground truth: {sim.get('circuit', 'recurrent')}"
     return f"recordings from {ds['file']}" if ds.get("file") else ""
 
 
@@ -505,7 +506,7 @@ def front_page(summaries: list[str], intro: str, out: str) -> str:
         desc = f" ({s['description']})" if s.get("description") else ""
         text += f"**{name}**{desc}:\n\n"
         known = s.get("known_answer")
-        items = [f"Known answer: recurrence {known['recurrence']} ({known['text']})."] if known else []
+        items = [f"Known answer: {ANSWER_TEXT[known['recurrence']]} ({known['text']})."] if known else []
         items += s.get("answer") or ["no Table 1 for this dataset."]
         measure = METRICS.get(s.get("metric"), ("", s.get("metric") or ""))[1]
         items += [baselines_line(s.get("baselines") or [], measure),
@@ -518,8 +519,9 @@ def front_page(summaries: list[str], intro: str, out: str) -> str:
              "feed-forward) with its 95 % t-interval, gain = ratio of means - 1 with Fieller's "
              "95 % interval, p = paired t-test; n = configurations with their seeds averaged, or "
              "the seeds when there is one configuration. The known answer of a simulated ground "
-             "truth is detected (recurrence helps) or respected (it does not) when the CI of "
-             "(best cell - best FF) lies above 0, or does not; without a CI it is undecided. "
+             "truth is detected (where recurrence helps) when the CI of (best cell - best FF) lies "
+             "above 0, and the result is consistent (where it does not help) when that CI does "
+             "not lie above 0; without a CI it is undecided. "
              "Baselines: the simulator's true mean rates (the ceiling any model can reach) and "
              "its feed-forward drive alone.\n")
     text += "\n".join(body) + "\n"

@@ -210,8 +210,13 @@ def test_fig3d_draws_every_depth_the_best_ff_and_the_baselines(tmp_path, baselin
 
 def test_fig3a_and_fig6ab_draw_the_best_ff_and_the_baselines(tmp_path, baselines_csv):
     b = read_baselines(str(baselines_csv), "cc_norm2")
-    data, _ = _render(tmp_path, "fig3a", _table(), b, fraction=None)
-    assert (data["series"] == "pair").sum() == 1
+    data, head = _render(tmp_path, "fig3a", _table(), b, fraction=None)
+    # one configuration: its 6 seeds are the units of the statistics, and the dots
+    dots = data[data["series"] == "pair"]
+    assert sorted(dots["model_seed"]) == list(SEEDS)
+    assert list(dots["recurrent_perf"] - dots["ff_perf"]) == pytest.approx(
+        [0.47 + 0.003 * s - (FF_BASE[3][0] + 0.001 * s) for s in sorted(SEEDS)])
+    assert "6 pairs (seeds of the one configuration)" in head
     best = data[data["series"] == "FF depth"]
     assert list(best["blocks"]) == [2] and best["perf_mean"].iloc[0] == pytest.approx(0.4525)
     assert sorted(data.loc[data["series"] == "baseline", "perf_mean"]) == [0.31, 0.97]

@@ -58,7 +58,7 @@ def test_fig3a_one_dot_per_seed_averaged_pair(tmp_path, small):
     assert len(data) == len(dots) + 2
     assert data.loc[data["series"] == "FF depth", "best_ff"].all()
     assert {"ff_perf", "recurrent_perf"} <= set(data.columns)
-    assert "seed-averaged pairs" in head
+    assert "48 pairs (configurations, seeds averaged)" in head
 
 
 def test_fig3d_rows_per_type_plus_ff(tmp_path, small):

@@ -352,7 +352,7 @@ def test_dataset_description_and_known_answer_of_the_ground_truths():
                  if isinstance(e.get("simulate"), dict)}
     assert simulated
     for ds, circuit in simulated.items():
-        assert workflow.dataset_description(config, ds) == f"simulated {circuit} circuit"
+        assert workflow.dataset_description(config, ds) == f"simulated ground truth: {circuit}"
         known = workflow.known_answer(config, ds)
         assert known == {"circuit": circuit, **KNOWN_ANSWERS[circuit]}
     assert workflow.known_answer({"datasets": {"real": {"file": "x.h5"}}}, "real") is None

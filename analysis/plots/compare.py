@@ -31,8 +31,9 @@ import numpy as np
 import pandas as pd
 
 from analysis import stats
-from analysis.load import PERF, VAL_PERF, fraction_text, select
-from analysis.tables import best_cell, ff_depths, seed_averaged_pairs, size_matched_ff
+from analysis.load import PERF, VAL_PERF, fraction_text, pairs, select
+from analysis.tables import (best_cell, comparison_units, ff_depths,
+                             size_matched_ff)
 from analysis.plots.common import (
     BEST_FF_COLOR, FF_COLOR, NoData, NoFinite, baseline_rows, dataset_name, draw_baselines,
     finish_data, fraction_colors, identity_line, join_notes, measure_name, merged_legend,
@@ -75,8 +76,24 @@ def _best_ff_label(row) -> str:
     return f"best FF ({int(row['blocks'])} blocks, chosen on validation)"
 
 
+def _cell_units(part: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """Recurrent/FF pairs of a split as the units of each (fraction, readout, T) cell's paired
+    statistics (comparison_units), and the units' name(s)."""
+    model_pairs = pairs(part, "recurrent", "ff")
+    if model_pairs.empty:
+        return model_pairs, ""
+    frames, names = [], []
+    for _, cell in model_pairs.groupby(["train_fraction", "readout", "iterations"]):
+        units, name = comparison_units(cell)
+        frames.append(units)
+        names.append(name)
+    return pd.concat(frames, ignore_index=True), " / ".join(dict.fromkeys(names))
+
+
 def fig3a(df: pd.DataFrame, split: int, baselines: pd.DataFrame | None = None):
-    """24 panels (rows readout mode, columns T): seed-averaged recurrent vs matched FF models.
+    """24 panels (rows readout mode, columns T): recurrent vs matched FF models, one dot per
+    unit of replication of the cell's paired statistics (analysis.tables.comparison_units:
+    configurations with seeds averaged, or the seeds of a single configuration).
 
     Dots coloured by training fraction; dashed identity line; in every panel a dashed
     horizontal line per fraction at the best FF's test mean (in the fraction's colour) and the
@@ -87,7 +104,7 @@ def fig3a(df: pd.DataFrame, split: int, baselines: pd.DataFrame | None = None):
     note.
     """
     part = select(df, None, split)
-    pr = seed_averaged_pairs(part, "recurrent", "ff")
+    pr, units = _cell_units(part)
     if pr.empty:
         raise NoData(f"no recurrent models with a feed-forward partner in split {split}")
     measure, label = measure_name(df), perf_label(df)
@@ -97,7 +114,7 @@ def fig3a(df: pd.DataFrame, split: int, baselines: pd.DataFrame | None = None):
              missing_perf("recurrent", select(part, "recurrent"), measure),
              missing_perf("FF", select(part, "ff"), measure)]
     if (~ok).any():
-        notes.append(f"{int((~ok).sum())} of {len(pr)} seed-averaged pairs without a finite "
+        notes.append(f"{int((~ok).sum())} of {len(pr)} pairs ({units}) without a finite "
                      f"{measure} on both sides (not drawn)")
     if not ok.any():
         raise NoFinite(f"{dataset_name(part)}, {where(split)}: no recurrent/FF pair with a finite "
@@ -152,15 +169,16 @@ def fig3a(df: pd.DataFrame, split: int, baselines: pd.DataFrame | None = None):
     fig.supxlabel(f"feed-forward model {label}")
     fig.supylabel(f"recurrent model {label}")
     overall = float((fin[PERF] > fin[f"ref_{PERF}"]).mean())
-    headline = f"recurrent above matched FF in {100 * overall:.0f} % of {len(fin)} seed-averaged pairs"
+    headline = f"recurrent above matched FF in {100 * overall:.0f} % of {len(fin)} pairs ({units})"
     if (~ok).any():
         headline += f" ({int((~ok).sum())} pairs with NaN {measure} left out)"
-    fig.suptitle(f"{dataset_name(part)}, {where(split)}: recurrent vs size-matched FF models "
-                 f"(seeds averaged)\n{headline}", y=1.06)
+    fig.suptitle(f"{dataset_name(part)}, {where(split)}: recurrent vs size-matched FF models"
+                 f"\n{headline}", y=1.06)
     fig.tight_layout(rect=(0, 0, 1, 0.95 - 0.025 * (legend_rows - 1)))
     data = pr.rename(columns={PERF: "recurrent_perf", f"ref_{PERF}": "ff_perf"})
     keep = [c for c in ["split_seed", "train_fraction", "readout", "iterations", "recurrent_layers",
-                        "channels", "act", "first_block_order", "loss", "n_seeds", "ff_perf",
+                        "channels", "act", "first_block_order", "loss", "model_seed", "n_seeds",
+                        "ff_perf",
                         "recurrent_perf"] if c in data.columns]
     data = _flags(pd.concat([data[keep].assign(series="pair"),
                              best_ff.assign(split_seed=int(split)),
