@@ -42,9 +42,11 @@ set: 74 px); with ``input_size`` the images are first cropped/downsampled
 5. Trials (every ground truth): Poisson counts, mean ``lambda_n = g_n (rate_n + b_n
    mean(rate_n))`` (= ``true_rates``, spike counts per trial). Per neuron a target ceiling
    ``c_n`` ~ U(0.5, 0.95) (correlation of the ``n_trials`` average with lambda, which
-   ``cc_max`` estimates) and a mean count ``mu_n`` ~ log-U(1, 10): ``(1 + b)^2 = mu K var(rate)
-   (1/c^2 - 1) / mean(rate)^2`` (b >= 0; if b would be negative b = 0 and the mean count is
-   below mu_n), ``g = (1 + b) mean(rate) / (K var(rate) (1/c^2 - 1))``.
+   ``cc_max`` estimates) and, for the circuits, a mean count ``mu_n`` ~ log-U(1, 10):
+   ``(1 + b)^2 = mu K var(rate) (1/c^2 - 1) / mean(rate)^2`` (b >= 0; if b would be negative
+   b = 0 and the mean count is below mu_n), ``g = (1 + b) mean(rate) / (K var(rate) (1/c^2 -
+   1))``. Teachers: b = 0, so that ``lambda = g rate`` is itself an rcpb model's output (the
+   mean count follows from the ceiling).
 
 Seeded: same images, ground truth, sizes and seed give identical arrays. Circuit parameters are
 in :class:`CircuitParams` and stored in the file attrs (``sim_*``).
@@ -419,6 +421,8 @@ def poisson_trials(rates: np.ndarray, target_cc: np.ndarray, mean_count: np.ndar
                    n_trials: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Trial counts around ``rates`` ``[stimuli, neurons]`` (see module docstring, step 5),
     with per-neuron target ceilings ``target_cc`` and mean counts ``mean_count`` ``[neurons]``.
+    ``mean_count`` None: no baseline (b = 0), ``lambda = g rate`` exactly, the mean count
+    follows from the ceiling (the teachers: their truth stays an rcpb model's output).
 
     Returns (responses ``[stimuli, trials, neurons]`` float32, true_rates ``lambda``
     ``[stimuli, neurons]``: expected count per trial).
@@ -429,9 +433,12 @@ def poisson_trials(rates: np.ndarray, target_cc: np.ndarray, mean_count: np.ndar
         raise RcpbError(f"the images drive neuron(s) {np.flatnonzero(v <= 1e-12 * m ** 2)[:5]} "
                         f"identically for every stimulus (blank or constant images?); "
                         f"simulate with an image set that has spatial structure.")
-    c, mu = target_cc, mean_count
-    one_plus_b = np.sqrt(np.maximum(mu * n_trials * v * (1 / c ** 2 - 1), 0)) / m
-    b = np.maximum(one_plus_b - 1, 0)
+    c = target_cc
+    if mean_count is None:
+        b = np.zeros_like(m)
+    else:
+        one_plus_b = np.sqrt(np.maximum(mean_count * n_trials * v * (1 / c ** 2 - 1), 0)) / m
+        b = np.maximum(one_plus_b - 1, 0)
     # g from c: g^2 v (1/c^2 - 1) = g (1 + b) m / K
     g = (1 + b) * m / (n_trials * v * (1 / c ** 2 - 1))
     lam = g * (rates + b * m)
@@ -462,11 +469,11 @@ def _teacher_truth(images, circuit, n_neurons, params, seed, teacher_input, rng)
     crop, factor = teacher_input
     x = preprocess_images(images, crop, factor)
     model, rates = make_teacher(circuit, x, n_neurons, seed)
-    lo, hi = np.log(params.mean_count_range)
     target_cc = rng.uniform(*params.cc_max_range, n_neurons)
-    mean_count = np.exp(rng.uniform(lo, hi, n_neurons))
     attrs = {"teacher_crop": -1 if crop is None else int(crop), "teacher_downsample": int(factor)}
-    return rates, [f"n{i:03d}-teacher" for i in range(n_neurons)], target_cc, mean_count, {}, \
+    # no baseline: lambda = g * (the teacher's output), itself the output of an rcpb model (a
+    # positive factor passes through the readout's ReLU), so the students can represent it
+    return rates, [f"n{i:03d}-teacher" for i in range(n_neurons)], target_cc, None, {}, \
         {**attrs, "_teacher": model}
 
 
