@@ -182,8 +182,8 @@ def _check_dataset_files():
 
         loss = "poisson" if any(c["loss"] == "poisson" for c in CONFIGS[name]) else None
         try:
-            data = load_dataset(path, loss=loss)
             pre = config["datasets"][name]["preprocess"]
+            data = load_dataset(path, loss=loss, clip_negative=pre.get("clip_negative"))
             size = preprocess_images(data.images[:1], pre["crop"], pre["downsample"]).shape[-1]
             # a stored split is the same for every split_seed: more than one is an error
             check_split_seeds(data, pre, (c["split_seed"] for c in CONFIGS[name]),

@@ -90,6 +90,24 @@ def test_negative_responses_with_poisson_loss(tmp_path):
     assert_stopped(result, "negative", "poisson", workdir=tmp_path)
 
 
+def test_float_noise_passes_only_within_the_stated_tolerance(tmp_path):
+    ds = good_dataset()
+    ds.responses[0, 0, 0] = -2e-8          # float noise of a deconvolved trace
+    write_dataset(tmp_path / "d.h5", ds)
+    cfg = config()
+    cfg["datasets"]["d"]["preprocess"] = {"clip_negative": 1e-6}
+    result = snakemake(tmp_path, cfg, "-n")
+    assert result.returncode == 0, result.stdout + result.stderr
+    ds.responses[1, 0, 0] = -0.25          # beyond it: stopped, naming the tolerance
+    write_dataset(tmp_path / "d.h5", ds)
+    result = snakemake(tmp_path, cfg, "-n")
+    assert_stopped(result, "datasets.d", "beyond the stated tolerance clip_negative = 1e-06",
+                   workdir=tmp_path)
+    cfg["datasets"]["d"]["preprocess"] = {"clip_negative": -1}
+    result = snakemake(tmp_path, cfg, "-n")
+    assert_stopped(result, "clip_negative", "-1", workdir=tmp_path)
+
+
 def test_images_too_small_for_the_model(tmp_path):
     write_dataset(tmp_path / "d.h5", good_dataset(size=16))
     cfg = config()

@@ -99,6 +99,46 @@ def test_negative_responses_only_rejected_for_poisson(write_tiny):
     assert "negative" in message and "'poisson'" in message and "stimuli 3" in message
 
 
+def test_negative_float_noise_within_a_stated_tolerance_is_clipped(write_tiny):
+    """Deconvolved traces hold values like -1.2e-8: with clip_negative = 1e-6 they become 0
+    (and are counted); -0.5 is beyond the tolerance and still stops a Poisson loss."""
+    responses = np.ones((20, 3, 4), np.float32)
+    responses[2, 0, 1] = -1.2e-8
+    responses[5, 2, 3] = -1e-6          # exactly at the tolerance: clipped
+    responses[7, 1, 0] = np.nan         # a missing trial stays missing
+    path = write_tiny(responses=responses)
+    assert "negative" in error_of(path, loss="poisson")
+    ds = load_dataset(path, loss="poisson", clip_negative=1e-6)
+    assert ds.responses[2, 0, 1] == 0 and ds.responses[5, 2, 3] == 0
+    assert np.isnan(ds.responses[7, 1, 0]) and np.nanmin(ds.responses) == 0
+    assert ds.attrs["clipped_negative"] == 2 and ds.attrs["clip_negative"] == 1e-6
+    text = format_summary(summarize_dataset(ds), path)
+    assert "clipped:   2 negative response values within 1e-06 of zero set to 0" in text
+    # beyond the tolerance: refused, naming the tolerance
+    responses[3, 1, 2] = -0.5
+    path = write_tiny("beyond.h5", responses=responses)
+    with pytest.raises(RcpbError, match="beyond the stated tolerance clip_negative = 1e-06"):
+        load_dataset(path, loss="poisson", clip_negative=1e-6)
+    assert load_dataset(path, clip_negative=1e-6).responses[3, 1, 2] == -0.5   # mse: kept
+    with pytest.raises(RcpbError, match="clip_negative = -1"):
+        load_dataset(path, clip_negative=-1)
+
+
+def test_prepare_and_cli_take_the_tolerance(write_tiny, capsys):
+    from rcpb.cli import main
+    from rcpb.data.prepare import prepare
+
+    responses = np.ones((40, 3, 4), np.float32)
+    responses[0, 0, 0] = -3e-9
+    path = write_tiny(n=40, h=16, w=16, responses=responses)
+    data = prepare(str(path), {"clip_negative": 1e-6, "split_sizes": [20, 10, 10]}, 0, 1.0,
+                   loss="poisson")
+    assert np.nanmin(data.responses) == 0
+    assert main(["data", "validate", str(path), "--loss", "poisson",
+                 "--clip-negative", "1e-6"]) == 0
+    assert "clipped:   1 negative response values" in capsys.readouterr().out
+
+
 def test_split_values_outside_codes(write_tiny):
     split = np.array([0, 1, 2, 3] * 5, np.int8)
     message = error_of(write_tiny(split=split))

@@ -1,6 +1,6 @@
 """``rcpb data``: validate, summarise, import and simulate dataset files (SPEC 2).
 
-    rcpb data validate FILE [--loss poisson]
+    rcpb data validate FILE [--loss poisson] [--clip-negative TOL]
     rcpb data summary FILE [--json]
     rcpb data import SRC --out OUT.h5 --images NAME --responses NAME [--images-axes nhw]
                      [--responses-axes stn] [--split NAME] [--neuron-ids NAME] [--name NAME]
@@ -30,6 +30,9 @@ def register(subparsers) -> None:
     p.add_argument("file", metavar="FILE")
     p.add_argument("--loss", choices=["mse", "poisson"], default=None,
                    help="also check what this loss needs (poisson: non-negative responses)")
+    p.add_argument("--clip-negative", type=float, default=None, metavar="TOL",
+                   help="set negative responses within TOL of zero to 0 (float noise), as the "
+                        "config's preprocess.clip_negative does; the summary counts them")
 
     p = sub.add_parser("summary", help="print facts about a dataset file")
     p.add_argument("file", metavar="FILE")
@@ -91,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
 
     cmd = args.data_command
     if cmd == "validate":
-        _print_summary(args.file, load_dataset(args.file, loss=args.loss))
+        _print_summary(args.file, load_dataset(args.file, loss=args.loss,
+                                               clip_negative=args.clip_negative))
     elif cmd == "summary":
         ds = load_dataset(args.file)
         if args.json:

@@ -25,7 +25,7 @@ from rcpb.metrics import CEILING_STIMULI
 from rcpb.errors import RcpbError
 
 PREPROCESS_KEYS = ("crop", "downsample", "neuron_scale", "split_sizes", "split",
-                   "ceiling_stimuli")
+                   "ceiling_stimuli", "clip_negative")
 SPLIT_SOURCES = ("stored", "generated")
 
 
@@ -97,7 +97,8 @@ def prepare(dataset_file: str, preprocess: dict, split_seed: int, train_fraction
     preprocess: {"crop": int px or None, "downsample": int factor or None,
     "neuron_scale": float or None, "split_sizes": [train, val, test] or None,
     "split": "stored" / "generated" / absent, "ceiling_stimuli": "evaluated" / "all" /
-    absent (= evaluated)}. The split is the file's (``split_source`` "stored") or one generated
+    absent (= evaluated), "clip_negative": a tolerance or absent (rcpb.data.validate)}.
+    The split is the file's (``split_source`` "stored") or one generated
     from ``split_seed`` with ``split_sizes`` (default: ``rcpb.data.splits.split_sizes``), see
     :func:`split_source`. ``train_fraction`` in (0, 1] takes a
     nested prefix of the seeded training order. ``neuron_scale`` uses each neuron's
@@ -106,7 +107,8 @@ def prepare(dataset_file: str, preprocess: dict, split_seed: int, train_fraction
     Deterministic in its arguments.
     """
     crop, factor, scale, sizes = _check_preprocess(preprocess)
-    ds = load_dataset(dataset_file, loss=loss)
+    ds = load_dataset(dataset_file, loss=loss,
+                      clip_negative=(preprocess or {}).get("clip_negative"))
     source = split_source(ds, preprocess, dataset_file)
     split = ds.split if source == "stored" else make_split(ds.n_stimuli, split_seed, sizes)
     train_full, val_index, test_index = split_indices(split)

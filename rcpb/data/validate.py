@@ -32,17 +32,26 @@ def _first(indices, n: int = 5) -> str:
     return text
 
 
-def validate(ds: Dataset, source: str | Path = "<dataset>", loss: str | None = None) -> Dataset:
+def validate(ds: Dataset, source: str | Path = "<dataset>", loss: str | None = None,
+             clip_negative: float | None = None) -> Dataset:
     """Check a dataset held in memory; return it with arrays in canonical dtypes.
 
     images: [stimuli, H, W] uint8 (kept) or any real dtype (-> float32);
     responses: [stimuli, trials, neurons] -> float32; split: [stimuli] -> int8;
     true_rates: [stimuli, neurons] -> float32. ``source`` names the file in messages.
     ``loss``: None, "mse" or "poisson" (Poisson requires non-negative responses).
+    ``clip_negative``: a stated tolerance (>= 0, in response units): responses in
+    [-clip_negative, 0) are set to 0 (float noise of deconvolved traces), counted in the
+    returned attrs ``clipped_negative`` (with ``clip_negative``); larger negative values are
+    left as they are (and still refused by the Poisson loss).
     """
     src = str(source)
     if loss is not None and loss not in LOSSES:
         raise RcpbError(f"loss '{loss}' is not known; use one of {', '.join(LOSSES)}.")
+    if clip_negative is not None and (isinstance(clip_negative, bool)
+                                      or not float(clip_negative) >= 0):
+        raise RcpbError(f"clip_negative = {clip_negative!r}; use a tolerance >= 0 (response "
+                        f"units), e.g. 1e-6, or leave it out.")
     for name in ("images", "responses"):
         if getattr(ds, name) is None:
             hint = (f" This file holds only images (a stimulus set): make a dataset from it "
@@ -136,15 +145,25 @@ def validate(ds: Dataset, source: str | Path = "<dataset>", loss: str | None = N
             f"(e.g. stimulus {stim[0]}: neurons {_first(neurons)}). Every stimulus needs at "
             f"least one valid trial for every neuron; drop those stimuli (from 'images', "
             f"'responses' and 'split' alike) or those neurons.")
+    attrs = dict(ds.attrs)
+    if clip_negative is not None:
+        tiny = (responses < 0) & (responses >= -float(clip_negative))   # NaN compares False
+        if tiny.any():
+            responses = np.where(tiny, np.float32(0), responses)
+        attrs.update(clip_negative=float(clip_negative), clipped_negative=int(tiny.sum()))
     if loss == "poisson":
         negative = np.nan_to_num(responses, nan=0.0) < 0
         if negative.any():
             stim = np.flatnonzero(negative.any(axis=(1, 2)))
+            beyond = ("" if clip_negative is None else
+                      f", beyond the stated tolerance clip_negative = {float(clip_negative):g}")
             raise RcpbError(
                 f"{src}: 'responses' has negative values (stimuli {_first(stim)}, minimum "
-                f"{np.nanmin(responses):g}) but the loss is 'poisson', which needs "
-                f"non-negative rates or counts. Use loss 'mse' for this dataset, or store "
-                f"responses without baseline subtraction.")
+                f"{np.nanmin(responses):g}{beyond}) but the loss is 'poisson', which needs "
+                f"non-negative rates or counts. Use loss 'mse' for this dataset, store "
+                f"responses without baseline subtraction, or, for float noise around zero, "
+                f"state a tolerance (preprocess.clip_negative, rcpb data validate "
+                f"--clip-negative).")
 
     if split is not None:
         if split.dtype.kind not in "uif" or not np.all(np.isin(split, (0, 1, 2))):
@@ -166,18 +185,19 @@ def validate(ds: Dataset, source: str | Path = "<dataset>", loss: str | None = N
 
     return Dataset(images=images, responses=responses, split=split,
                    neuron_ids=None if ds.neuron_ids is None else list(ds.neuron_ids),
-                   true_rates=true_rates, attrs=dict(ds.attrs))
+                   true_rates=true_rates, attrs=attrs)
 
 
-def load_dataset(path: str | Path, loss: str | None = None) -> Dataset:
+def load_dataset(path: str | Path, loss: str | None = None,
+                 clip_negative: float | None = None) -> Dataset:
     """Read and validate the dataset file at ``path`` (SPEC 2.1).
 
     ``loss``: None, "mse" or "poisson"; with "poisson", negative responses are an
-    error. Returns the Dataset (images uint8 or float32 [stimuli, H, W], responses
-    float32 [stimuli, trials, neurons], split int8 [stimuli] or None). Raises
-    RcpbError naming the file, the field and the fix.
+    error. ``clip_negative``: see :func:`validate`. Returns the Dataset (images uint8 or
+    float32 [stimuli, H, W], responses float32 [stimuli, trials, neurons], split int8
+    [stimuli] or None). Raises RcpbError naming the file, the field and the fix.
     """
-    return validate(read_raw(path), source=path, loss=loss)
+    return validate(read_raw(path), source=path, loss=loss, clip_negative=clip_negative)
 
 
 def valid_trial_counts(responses: np.ndarray) -> np.ndarray:
@@ -235,8 +255,12 @@ def format_summary(summary: dict, path: str | Path | None = None) -> str:
                      f"test {sp['test']} (stored)")
     if s["has_true_rates"]:
         lines.append("  true_rates: present (simulated data)")
-    for key in sorted(s["attrs"]):
-        value = str(s["attrs"][key])
+    attrs = dict(s["attrs"])
+    if "clip_negative" in attrs:
+        lines.append(f"  clipped:   {attrs.pop('clipped_negative', 0)} negative response values "
+                     f"within {attrs.pop('clip_negative'):g} of zero set to 0 (clip_negative)")
+    for key in sorted(attrs):
+        value = str(attrs[key])
         if len(value) > 100:
             value = value[:97] + "..."
         lines.append(f"  attr {key}: {value}")
