@@ -178,13 +178,16 @@ def _check_dataset_files():
             continue  # checked once, by the process that schedules the jobs
         from rcpb.data.prepare import check_split_seeds
         from rcpb.data.preprocess import preprocess_images
-        from rcpb.data.validate import load_dataset
+        from rcpb.data.validate import load_dataset, training_warnings
 
         loss = "poisson" if any(c["loss"] == "poisson" for c in CONFIGS[name]) else None
         try:
             pre = config["datasets"][name]["preprocess"]
             data = load_dataset(path, loss=loss, clip_negative=pre.get("clip_negative"))
             size = preprocess_images(data.images[:1], pre["crop"], pre["downsample"]).shape[-1]
+            models = {(c["train_fraction"], c["channels"]) for c in CONFIGS[name]}
+            for text in training_warnings(data, pre, models, size):
+                print(f"warning: datasets.{name} ({path}): {text}", file=sys.stderr)
             # a stored split is the same for every split_seed: more than one is an error
             check_split_seeds(data, pre, (c["split_seed"] for c in CONFIGS[name]),
                               source=path, name=name)

@@ -108,6 +108,15 @@ def test_float_noise_passes_only_within_the_stated_tolerance(tmp_path):
     assert_stopped(result, "clip_negative", "-1", workdir=tmp_path)
 
 
+def test_a_small_training_set_is_warned_about_not_refused(tmp_path):
+    write_dataset(tmp_path / "d.h5", good_dataset(n=40))      # 26 training stimuli
+    result = snakemake(tmp_path, config(), "-n")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert ("warning: datasets.d" in result.stderr
+            and "the training split has 26 stimuli (generated split), fewer than 200"
+            in result.stderr)
+
+
 def test_images_too_small_for_the_model(tmp_path):
     write_dataset(tmp_path / "d.h5", good_dataset(size=16))
     cfg = config()

@@ -139,6 +139,26 @@ def test_prepare_and_cli_take_the_tolerance(write_tiny, capsys):
     assert "clipped:   1 negative response values" in capsys.readouterr().out
 
 
+def test_small_training_sets_are_warned_about_with_their_numbers(write_tiny, capsys):
+    from rcpb.cli import main
+    from rcpb.data.validate import training_warnings
+
+    # 150 stimuli: generated split 96 / 24 / 30 (80 % of the 120 left by the 20 % test set)
+    ds = load_dataset(write_tiny(n=150, h=16, w=16))
+    warnings = training_warnings(ds)
+    assert len(warnings) == 1 and "96 stimuli (generated split), fewer than 200" in warnings[0]
+    # 16 px input: CPB1 leaves 8 px, pooled to 3 x 3: 9 + 4 channels + 1 = 14 readout
+    # parameters per neuron; 10 % of 96 = 10 stimuli is fewer, 50 % = 48 is not
+    warnings = training_warnings(ds, None, {(0.1, 4), (0.5, 4)}, 16)
+    assert len(warnings) == 2
+    assert "train_fraction 0.1 gives 10 training stimuli, fewer than the 14 parameters" in warnings[1]
+    # a stored split is counted as stored; 2,250 stimuli give no warning
+    split = np.array([0] * 250 + [1] * 50 + [2] * 50, np.int8)
+    assert training_warnings(load_dataset(write_tiny("s.h5", n=350, split=split))) == []
+    assert main(["data", "validate", str(write_tiny("w.h5", n=150))]) == 0
+    assert "warning: the training split has 96 stimuli" in capsys.readouterr().out
+
+
 def test_split_values_outside_codes(write_tiny):
     split = np.array([0, 1, 2, 3] * 5, np.int8)
     message = error_of(write_tiny(split=split))

@@ -94,8 +94,12 @@ def run(args: argparse.Namespace) -> int:
 
     cmd = args.data_command
     if cmd == "validate":
-        _print_summary(args.file, load_dataset(args.file, loss=args.loss,
-                                               clip_negative=args.clip_negative))
+        ds = load_dataset(args.file, loss=args.loss, clip_negative=args.clip_negative)
+        _print_summary(args.file, ds)
+        from rcpb.data.validate import training_warnings
+
+        for text in training_warnings(ds):
+            print(f"warning: {text}")
     elif cmd == "summary":
         ds = load_dataset(args.file)
         if args.json:

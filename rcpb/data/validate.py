@@ -265,3 +265,41 @@ def format_summary(summary: dict, path: str | Path | None = None) -> str:
             value = value[:97] + "..."
         lines.append(f"  attr {key}: {value}")
     return "\n".join(lines)
+
+
+#: Below this many training stimuli a model is likely to learn little: a warning, not an error.
+MIN_TRAIN_STIMULI = 200
+
+
+def training_warnings(ds: Dataset, preprocess: dict | None = None, models=(),
+                      input_size: int | None = None) -> list[str]:
+    """Warnings (not errors) about the training split of a validated dataset, each naming the
+    numbers: fewer than :data:`MIN_TRAIN_STIMULI` training stimuli (the stored split, or the
+    split ``preprocess`` generates), and, for each (train_fraction, channels) in ``models`` at
+    model input ``input_size`` px, fewer training stimuli than the parameters of one neuron's
+    readout (pooled side^2 spatial weights + channels feature weights + 1 bias), which the data
+    then cannot determine."""
+    from rcpb.cost import FIRST_KERNEL, pooled_size      # torch-free
+    from rcpb.data.prepare import split_source
+    from rcpb.data.splits import n_for_fraction, split_sizes
+
+    if split_source(ds, preprocess) == "stored":
+        n_train, how = int(np.sum(ds.split == 0)), "stored split"
+    else:
+        sizes = (preprocess or {}).get("split_sizes") or split_sizes(ds.n_stimuli)
+        n_train, how = int(sizes[0]), "generated split"
+    out = []
+    if n_train < MIN_TRAIN_STIMULI:
+        out.append(f"the training split has {n_train} stimuli ({how}), fewer than "
+                   f"{MIN_TRAIN_STIMULI}: models will likely learn little (cc_raw near 0).")
+    if input_size is not None and input_size >= FIRST_KERNEL:
+        side = pooled_size(input_size - FIRST_KERNEL + 1)
+        for fraction, channels in sorted(set(models)):
+            n = n_for_fraction(n_train, fraction)
+            per_neuron = side * side + channels + 1
+            if n < per_neuron:
+                out.append(f"train_fraction {fraction:g} gives {n} training stimuli, fewer than "
+                           f"the {per_neuron} parameters of one neuron's readout ({side}x{side} "
+                           f"spatial + {channels} feature weights + 1 bias at {input_size} px "
+                           f"input): the data cannot determine them.")
+    return out
