@@ -21,7 +21,8 @@ A model folder (``results/{dataset}/{family}/{config_id}/``, written by ``rcpb t
   steps`` means the best checkpoint was the last step;
 - neurons: one row per model and neuron: ``config_id``, ``neuron`` (index in the dataset's
   ``responses``), ``test_cc_norm2`` (NaN for a neuron without a defined noise ceiling),
-  ``test_cc_raw``.
+  ``test_cc_raw``, ``test_cc_max`` (the noise ceiling used for the neuron on the test split,
+  ``metrics.json`` ``test.cc_max_per_neuron``; NaN where undefined or not recorded).
 
 Aliases (:mod:`rcpb.grid`): an ablation name that keeps the same path lengths as another
 training (an rm set, another le/ge name, or every length: the unablated multi-path model) is not
@@ -66,7 +67,7 @@ METRIC_COLUMNS = [
     "n_conv_params", "n_train", "wall_time_s", "best_step", "steps", "phases",
     "phases_stopped_early", "avg_path_length", "path_entropy",
 ]
-NEURON_COLUMNS = ["config_id", "neuron", "test_cc_norm2", "test_cc_raw"]
+NEURON_COLUMNS = ["config_id", "neuron", "test_cc_norm2", "test_cc_raw", "test_cc_max"]
 FAILED_COLUMNS = ["config_id", "family", "reason"]
 #: the key of a failed training's metrics.json (rcpb.pack.run.FAILED_KEY): the reason
 FAILED_KEY = "failed"
@@ -175,8 +176,11 @@ def read_model(folder: str | Path, metrics: dict | None = None) -> tuple[dict, l
 
     norm2 = test.get("cc_norm2_per_neuron") or []
     raw = test.get("cc_raw_per_neuron") or []
+    ceiling = test.get("cc_max_per_neuron") or []
     neurons = [{"config_id": row["config_id"], "neuron": i, "test_cc_norm2": _number(n),
-                "test_cc_raw": _number(r)} for i, (n, r) in enumerate(zip(norm2, raw))]
+                "test_cc_raw": _number(r),
+                "test_cc_max": _number(ceiling[i]) if i < len(ceiling) else math.nan}
+               for i, (n, r) in enumerate(zip(norm2, raw))]
     return row, neurons
 
 

@@ -1,7 +1,8 @@
 """Write one figure (PNG + PDF) and the numbers it shows (CSV) from the results table.
 
 ``python -m analysis.figures NAME --results results/D/results.csv --split S [--fraction F]
-[--metric M] [--baselines results/D/baselines.csv] --png OUT.png --pdf OUT.pdf --csv OUT.csv``
+[--metric M] [--baselines results/D/baselines.csv] [--neurons results/D/neurons.csv] --png OUT.png
+--pdf OUT.pdf --csv OUT.csv``
 
 NAME (paper figure numbers; appendix versions are the same figure for another dataset,
 fraction or split seed):
@@ -17,6 +18,7 @@ fig6cd      yes       performance vs average path length (fig 6c-d, 16, 17, 21-2
 fig6ef      yes       path-length distributions of example types (fig 6e-f)
 fig6gi      yes       removing 1, 2, 3 adjacent path lengths (fig 6g-i, 24, 25)
 lege        yes       keeping lengths <= k or >= k
+neurons     yes       per neuron: best recurrent cell vs its size-matched FF, share improved
 ==========  ========  ==================================================================
 
 ``--fraction`` is the training fraction in percent (25, 50, 100). ``--metric`` is the performance
@@ -28,7 +30,8 @@ of them has a finite value to draw, the PNG/PDF say so and the CSV has only the 
 ``note`` and ``metric``. ``--baselines``: the dataset's non-model predictors (the truth ceiling,
 the drive-only predictor; analysis.load.read_baselines), drawn as labelled horizontal lines in
 fig3a, fig3d and fig6ab next to the size-matched and the best FF; a missing or empty file draws
-none.
+none. ``--neurons``: the per-neuron table (analysis.aggregate), which the ``neurons`` figure
+draws (analysis.plots.neurons); without it that figure is a placeholder saying so.
 """
 
 from __future__ import annotations
@@ -43,11 +46,14 @@ from analysis.load import METRIC_CHOICES, metric_of, read_baselines, read_result
 from analysis.plots.ablation import fig6gi, fig_lege
 from analysis.plots.common import NoData, NoFinite, placeholder, save, write_csv
 from analysis.plots.compare import fig3a, fig3d, fig6ab
+from analysis.plots.neurons import fig_neurons
 from analysis.plots.path_figures import fig4cd, fig6cd, fig6ef
 from rcpb.errors import RcpbError
 
 #: figures comparing recurrent with feed-forward performance: they draw the baselines
 WITH_BASELINES = ("fig3a", "fig3d", "fig6ab")
+#: figures drawn from the per-neuron table (results/{dataset}/neurons.csv)
+WITH_NEURONS = ("neurons",)
 
 # name -> (function, takes a fraction)
 FIGURES = {
@@ -59,14 +65,16 @@ FIGURES = {
     "fig6ef": (fig6ef, True),
     "fig6gi": (fig6gi, True),
     "lege": (fig_lege, True),
+    "neurons": (fig_neurons, True),
 }
 
 
 def render(name: str, df: pd.DataFrame, split: int, fraction: float | None,
            png: str | None = None, pdf: str | None = None, csv: str | None = None,
-           baselines: pd.DataFrame | None = None) -> str:
+           baselines: pd.DataFrame | None = None, neurons: pd.DataFrame | None = None) -> str:
     """Draw figure ``name`` and write PNG/PDF/CSV; returns the headline (or the reason it is
-    empty). ``baselines`` (analysis.load.read_baselines) are drawn by the WITH_BASELINES figures."""
+    empty). ``baselines`` (analysis.load.read_baselines) are drawn by the WITH_BASELINES figures,
+    ``neurons`` (the per-neuron table, :func:`read_neurons`) by the WITH_NEURONS figures."""
     if name not in FIGURES:
         raise RcpbError(f"figure {name!r}: unknown; use one of {', '.join(FIGURES)}.")
     func, needs_fraction = FIGURES[name]
@@ -74,6 +82,8 @@ def render(name: str, df: pd.DataFrame, split: int, fraction: float | None,
         raise RcpbError(f"figure {name!r} needs --fraction (training fraction in percent, e.g. 100).")
     try:
         kw = {"baselines": baselines} if name in WITH_BASELINES else {}
+        if name in WITH_NEURONS:
+            kw["neurons"] = neurons
         fig, data, headline = (func(df, split, fraction, **kw) if needs_fraction
                                else func(df, split, **kw))
     except NoData as e:
@@ -83,6 +93,26 @@ def render(name: str, df: pd.DataFrame, split: int, fraction: float | None,
     save(fig, png, pdf)
     write_csv(data, csv)
     return headline
+
+
+def read_neurons(path: str | None) -> pd.DataFrame | None:
+    """The per-neuron table (analysis.aggregate's neurons.csv); None without a path. Raises
+    RcpbError naming the file when it is missing or lacks its key columns."""
+    if path is None:
+        return None
+    try:
+        neurons = pd.read_csv(path)
+    except FileNotFoundError:
+        raise RcpbError(f"{path}: per-neuron table not found; run the aggregation first "
+                        "(`snakemake results/<dataset>/neurons.csv`).") from None
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame(columns=["config_id", "neuron"])
+    missing = [c for c in ("config_id", "neuron") if c not in neurons.columns]
+    if missing:
+        raise RcpbError(f"{path}: missing column(s) {', '.join(missing)}; the table must be "
+                        "written by `python -m analysis.aggregate`.")
+    neurons["config_id"] = neurons["config_id"].astype(str)
+    return neurons
 
 
 def main(argv=None) -> int:
@@ -98,6 +128,9 @@ def main(argv=None) -> int:
     ap.add_argument("--baselines", default=None,
                     help="results/{dataset}/baselines.csv: drawn as reference lines in "
                          f"{', '.join(WITH_BASELINES)} (optional; missing or empty: none)")
+    ap.add_argument("--neurons", default=None,
+                    help="results/{dataset}/neurons.csv: the per-neuron table drawn by "
+                         f"{', '.join(WITH_NEURONS)} (other figures ignore it)")
     ap.add_argument("--png")
     ap.add_argument("--pdf")
     ap.add_argument("--csv")
@@ -106,7 +139,9 @@ def main(argv=None) -> int:
         df = read_results(args.results, metric=args.metric)
         frac = parse_fraction_label(args.fraction) if args.fraction is not None else None
         baselines = read_baselines(args.baselines, metric_of(df))
-        headline = render(args.name, df, args.split, frac, args.png, args.pdf, args.csv, baselines)
+        neurons = read_neurons(args.neurons) if args.name in WITH_NEURONS else None
+        headline = render(args.name, df, args.split, frac, args.png, args.pdf, args.csv, baselines,
+                          neurons)
     except RcpbError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -30,6 +30,7 @@ FIGURE_FAMILIES = {
     "fig6ab": (("recurrent",), True),
     "fig6cd": (("recurrent",), True),
     "fig6ef": (("recurrent",), True),
+    "neurons": (("recurrent",), True),
     "fig4cd": (("multipath",), True),
     "fig6gi": (("ablation_rm",), True),
     "lege": (("ablation_lege",), True),

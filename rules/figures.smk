@@ -25,13 +25,34 @@ FIGURES = [
      "Removing 1, 2, 3 adjacent path lengths vs the full multi-path model (fig. 6g-i, 24, 25)."),
     ("fig_lege", "lege", "Fig. 6j (beyond the paper): keep lengths <= k / >= k", True,
      "Keeping only path lengths <= k or >= k vs the full multi-path model."),
+    ("fig_neurons", "neurons", "Per neuron (beyond the paper): recurrent vs FF", True,
+     "Per neuron: the validation-best recurrent cell vs its size-matched FF, against the noise "
+     "ceiling, with the share of neurons improved."),
 ]
+
+# figures drawn from the per-neuron table too (input `neurons`, passed as --neurons); only
+# these depend on neurons.csv, so the others can be built from a results table alone
+WITH_NEURONS = ("neurons",)
+
+
+def _neurons_option(per_neuron):
+    """Param function: '--neurons <input.neurons, quoted>' for a per-neuron figure, else ''
+    (a param, not a shell expression: the shell of these rules is evaluated at run time, after
+    the loop has moved on)."""
+    import shlex
+
+    def option(wildcards, input):
+        return f"--neurons {shlex.quote(input.neurons)}" if per_neuron else ""
+
+    return option
 
 
 for rule_name, figure, title, per_fraction, description in FIGURES:
     folder = "split{split}/frac{fraction}" if per_fraction else "split{split}"
     stem = f"results/{{dataset}}/figures/{folder}/{figure}"
     in_report = dict(caption=f"../report/{figure}.rst", category="{dataset}", subcategory=title)
+    per_neuron = figure in WITH_NEURONS
+    neurons_input = {"neurons": "results/{dataset}/neurons.csv"} if per_neuron else {}
 
     rule:
         name:
@@ -40,6 +61,8 @@ for rule_name, figure, title, per_fraction, description in FIGURES:
             results="results/{dataset}/results.csv",
             # reference lines of the recurrent-vs-FF figures (header alone for recorded data)
             baselines="results/{dataset}/baselines.csv",
+            # per-neuron values (results/{dataset}/neurons.csv) of the per-neuron figure
+            **neurons_input,
         output:
             png=report(
                 f"{stem}.png",
@@ -62,9 +85,10 @@ for rule_name, figure, title, per_fraction, description in FIGURES:
             figure=figure,
             fraction="--fraction {fraction}" if per_fraction else "",
             metric=dataset_metric,
+            neurons=_neurons_option(per_neuron),
         shell:
             "python -m analysis.figures {params.figure} --results {input.results:q}"
-            " --baselines {input.baselines:q} --split {wildcards.split}"
+            " --baselines {input.baselines:q} --split {wildcards.split} {params.neurons}"
             " {params.fraction} --metric {params.metric} --png {output.png:q} --pdf {output.pdf:q}"
             " --csv {output.csv:q} > {log:q} 2>&1"
 

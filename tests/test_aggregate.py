@@ -30,15 +30,19 @@ def t4_grid():
     return configs, aliases["d"]
 
 
-def write_model(folder, cfg, perf, paths_p):
-    """A finished model folder: config.json, metrics.json (2 neurons), paths.json."""
+def write_model(folder, cfg, perf, paths_p, ceiling=(0.8, 0.6)):
+    """A finished model folder: config.json, metrics.json (2 neurons; ``ceiling``: the test
+    split's cc_max_per_neuron, None for none recorded), paths.json."""
     folder.mkdir(parents=True)
     (folder / "config.json").write_text(json.dumps(cfg))
+    test = {"cc_norm2": perf, "cc_raw": perf / 2, "cc_raw2": perf / 4, "loss": 1.0,
+            "n_excluded": 0, "ceiling_stimuli": "evaluated", "cc_norm2_per_neuron": [perf, perf],
+            "cc_raw_per_neuron": [perf / 2, perf / 2]}
+    if ceiling is not None:
+        test["cc_max_per_neuron"] = list(ceiling)
     (folder / "metrics.json").write_text(json.dumps({
-        "test": {"cc_norm2": perf, "cc_raw": perf / 2, "cc_raw2": perf / 4, "loss": 1.0,
-                 "n_excluded": 0, "ceiling_stimuli": "evaluated", "cc_norm2_per_neuron": [perf, perf],
-                 "cc_raw_per_neuron": [perf / 2, perf / 2]},
-        "val": {"cc_norm2": perf, "loss": 1.0}, "n_params": 100, "n_train": 10}))
+        "test": test, "val": {"cc_norm2": perf, "loss": 1.0, "cc_max_per_neuron": [0.1, 0.1]},
+        "n_params": 100, "n_train": 10}))
     avg = sum(int(d) * p for d, p in paths_p.items())
     (folder / "paths.json").write_text(json.dumps({"avg_path_length": avg, "path_entropy": 0.5,
                                                    "path_p": paths_p}))
@@ -95,6 +99,30 @@ def test_every_alias_gets_a_copy_of_its_training_row(trained, tmp_path):
     assert n_neurons == len(neurons) == 2 * n_rows
     le2_neurons = neurons[neurons["config_id"] == names["le2"]["config_id"]]
     assert list(le2_neurons["test_cc_norm2"]) == [rows.loc[rm34["config_id"], "test_cc_norm2"]] * 2
+
+
+def test_neurons_table_has_the_test_ceiling_of_each_neuron(trained, tmp_path):
+    """test_cc_max comes from metrics.json test.cc_max_per_neuron (not val), NaN where it is
+    NaN or not recorded; the new column is the last one."""
+    configs, aliases, folders = trained
+    mp = next(c for c in configs if c["family"] == "multipath")
+    old, nan = tmp_path / "old" / "m-old", tmp_path / "nan" / "m-nan"
+    write_model(old, {**mp, "config_id": "m-old"}, 0.5, {"1": 1.0}, ceiling=None)
+    write_model(nan, {**mp, "config_id": "m-nan"}, 0.5, {"1": 1.0}, ceiling=(float("nan"), 0.3))
+    write_tables(folders + [old, nan], tmp_path / "results.csv", tmp_path / "neurons.csv",
+                 aliases)
+    neurons = pd.read_csv(tmp_path / "neurons.csv")
+    assert list(neurons.columns) == ["config_id", "neuron", "test_cc_norm2", "test_cc_raw",
+                                     "test_cc_max"]
+    trained_rows = neurons[neurons["config_id"].isin({c["config_id"] for c in configs})]
+    assert list(trained_rows["test_cc_max"]) == [0.8, 0.6] * len(configs)
+    # aliases copy their training's ceilings
+    alias_rows = neurons[neurons["config_id"].isin({a["config_id"] for a in aliases})]
+    alias_rows = alias_rows.sort_values(["config_id", "neuron"])
+    assert list(alias_rows["test_cc_max"]) == [0.8, 0.6] * len(aliases)
+    assert neurons.loc[neurons["config_id"] == "m-old", "test_cc_max"].isna().all()
+    nan_rows = neurons[neurons["config_id"] == "m-nan"]
+    assert pd.isna(nan_rows["test_cc_max"].iloc[0]) and nan_rows["test_cc_max"].iloc[1] == 0.3
 
 
 def test_without_aliases_trained_as_is_an_empty_column(trained):
