@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from analysis.load import PERF, select
+from analysis.load import select
 from analysis.plots.common import (
     FF_COLOR, NoData, NoFinite, dataset_name, finish_data, identity_line, join_notes,
     measure_name, mode_color, padded_limits, perf_label, style, unpaired_note, where,
