@@ -66,3 +66,12 @@ def report_fraction_label(label: str) -> str:
     is numeric order, which "12.5 %", "25 %", "100 %" would not be.
     """
     return f"{parse_fraction_label(label):g} ({label} %)"
+
+
+def blocks_label(value) -> str:
+    """'3 blocks' for a feed-forward depth, 'n/a' when there is none (None, NaN, text)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return "n/a"
+    return f"{int(v)} blocks" if math.isfinite(v) else "n/a"

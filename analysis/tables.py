@@ -56,7 +56,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import stats
-from analysis.labels import fmt, join_notes
+from analysis.labels import blocks_label, fmt, join_notes
 from analysis.load import (
     ARCH_COLUMNS, METRIC_CHOICES, PERF, READOUT_MODES, VAL_PERF, baseline_value, config_columns,
     fraction_label, fraction_text, metric_of, n_train_of, pairs, perf_text, read_baselines,
@@ -256,11 +256,11 @@ def _bestff_columns(choose: pd.DataFrame, report: pd.DataFrame, split, frac) -> 
     """BESTFF_COLUMNS of a split and fraction: the depth chosen on the validation performance
     of ``choose``, reported from the FF models of ``report``; and the choice
     {(split, fraction): blocks} ({} when no FF has a validation performance)."""
-    chosen = best_ff_blocks(ff_depths(select(choose, None, split, frac)))
+    d = ff_depths(select(choose, None, split, frac))
+    chosen = best_ff_blocks(d)
     blocks = _chosen(chosen, split, frac)
     if blocks is None:
         return {c: math.nan for c in BESTFF_COLUMNS}, chosen
-    d = ff_depths(select(choose, None, split, frac))
     val = d.loc[d["blocks"] == blocks, "val_mean"].iloc[0]
     ff = select(report, "ff", split, frac)
     ff = ff[ff["blocks"] == blocks]
@@ -715,11 +715,6 @@ def _ff_text(r, prefix: str = "ff_") -> str:
             f"({fmt(r[prefix + 'n_models'], 'int')})")
 
 
-def _bestff_name(r) -> str:
-    b = r["bestff_blocks"]
-    return "n/a" if not (isinstance(b, (int, float, np.integer)) and np.isfinite(b)) else f"{int(b)} blocks"
-
-
 def table1_markdown(t1: pd.DataFrame, dataset: str = "", metric: str = "cc_norm2",
                     baselines: pd.DataFrame | None = None) -> str:
     """Paper-style Markdown rendering of table1(): the best cell, then the mean over all cells,
@@ -730,7 +725,7 @@ def table1_markdown(t1: pd.DataFrame, dataset: str = "", metric: str = "cc_norm2
     for _, r in t1.iterrows():
         best = "n/a" if not r["best_readout"] else f"{r['best_readout']}, T = {int(r['best_iterations'])}"
         where = [str(r["split_seed"]), r["training_data"]]
-        ff, bff = _ff_text(r), f"{_bestff_name(r)}: {_ff_text(r, 'bestff_')}"
+        ff, bff = _ff_text(r), f"{blocks_label(r['bestff_blocks'])}: {_ff_text(r, 'bestff_')}"
         rows.append([*where, f"{ff}, {r['ff_blocks'] or 'n/a'} blocks", best,
                      fmt(r["best_perf_mean"], "perf"), fmt(r["gain_pct"], "pct"), effect_text(r),
                      gain_text(r), fmt(r["p"], "p"), fmt(r["n_pairs"], "int")])
@@ -799,7 +794,7 @@ def cells_markdown(cells: pd.DataFrame, dataset: str = "", metric: str = "cc_nor
         text += (f"## split {split}, {fraction_label(frac)} % training data: size-matched FF "
                  f"({ff['ff_blocks'] or 'n/a'} blocks) {fmt(ff['ff_mean'], 'perf')} ± "
                  f"{fmt(ff['ff_sem'], 'perf')} ({ff['ff_n_models']} models); best FF "
-                 f"({_bestff_name(ff)}) {fmt(ff['bestff_mean'], 'perf')} ± "
+                 f"({blocks_label(ff['bestff_blocks'])}) {fmt(ff['bestff_mean'], 'perf')} ± "
                  f"{fmt(ff['bestff_sem'], 'perf')} ({fmt(ff['bestff_n_models'], 'int')} models)\n\n")
         for title, prefix in (("vs the size-matched FF", ""), ("vs the best FF", "bestff_")):
             rows = []

@@ -19,7 +19,7 @@ import json
 import math
 import os
 
-from analysis.labels import fmt, fraction_label
+from analysis.labels import blocks_label, fmt, fraction_label
 from rcpb.grid import FAMILIES
 from rcpb.atomic_files import write_json_atomic, write_text_atomic
 
@@ -239,10 +239,6 @@ _VERDICT_TEXT = {
 }
 
 
-def _blocks(v) -> str:
-    return f"{int(_num(v))} blocks" if math.isfinite(_num(v)) else "n/a"
-
-
 def answer_lines(t1_records: list[dict], measure: str = "CC_norm^2",
                  known: dict | None = None) -> list[str]:
     """The answer of a dataset, one line per (split, fraction), from Table 1's rows: the best
@@ -260,7 +256,7 @@ def answer_lines(t1_records: list[dict], measure: str = "CC_norm^2",
             f"{where}: recurrent vs feed-forward ({measure}), best cell "
             f"{r['best_readout']}, T = {int(_num(r['best_iterations']))} ({chosen}, of "
             f"{int(_num(r['n_cells']))} cells): test {fmt(r['best_perf_mean'], 'perf')}. "
-            f"Vs the best FF ({_blocks(r.get('bestff_blocks'))}, chosen on validation; test "
+            f"Vs the best FF ({blocks_label(r.get('bestff_blocks'))}, chosen on validation; test "
             f"{fmt(r.get('bestff_mean'), 'perf')}): {comparison_text(r, 'bestff_')}. "
             f"Vs the size-matched FF ({r.get('ff_blocks') or 'n/a'} blocks; test "
             f"{fmt(r['ff_mean'], 'perf')}): {comparison_text(r)}. Mean over all "
@@ -304,7 +300,7 @@ def headlines(tables: dict) -> dict:
             if isinstance(r.get("best_readout"), str) and r["best_readout"]:
                 per_split.setdefault(int(r["split_seed"]), []).append(
                     f"{fraction_label(r['train_fraction'])} %: {comparison_text(r, 'all_')}; "
-                    f"vs the best FF ({_blocks(r.get('bestff_blocks'))}): "
+                    f"vs the best FF ({blocks_label(r.get('bestff_blocks'))}): "
                     f"{comparison_text(r, 'all_bestff_')}")
         for split, items in per_split.items():
             out[f"fig3a/split{split}"] = "all cells vs FF: " + "; ".join(items)
@@ -320,7 +316,7 @@ def headlines(tables: dict) -> dict:
                 f"best on validation: {best['readout']}, T = {int(best['iterations'])}: test "
                 f"{fmt(best['perf_mean'], 'perf')} vs size-matched FF "
                 f"{fmt(best['ff_mean'], 'perf')}; {comparison_text(best.to_dict())}; vs best FF "
-                f"({_blocks(best.get('bestff_blocks'))}) {fmt(best.get('bestff_mean'), 'perf')}; "
+                f"({blocks_label(best.get('bestff_blocks'))}) {fmt(best.get('bestff_mean'), 'perf')}; "
                 f"{comparison_text(best.to_dict(), 'bestff_')}")
     mp = tables.get("multipath_vs_recurrent")
     if mp is not None and len(mp):

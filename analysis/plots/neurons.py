@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from analysis.load import select
+from analysis.load import metric_of, select
 from analysis.plots.common import (
     FF_COLOR, NoData, NoFinite, dataset_name, finish_data, identity_line, join_notes,
     measure_name, mode_color, padded_limits, perf_label, style, unpaired_note, where,
@@ -128,7 +128,7 @@ def fig_neurons(df: pd.DataFrame, split: int, fraction: float,
     best, rec, ff, notes = chosen_models(df, split, fraction)
     mode, T = best["readout"], int(best["iterations"])
     measure, label = measure_name(df), perf_label(df)
-    metric = str(df["metric"].iloc[0]) if "metric" in df.columns and len(df) else "cc_norm2"
+    metric = metric_of(df)
     table = per_neuron(neurons, rec, ff, metric)
     if table.empty:
         raise NoData(f"the neurons table has no rows for the chosen models ({mode}, T = {T})")

@@ -76,14 +76,15 @@ def make_teacher(circuit: str, x: np.ndarray, n_neurons: int, seed: int
     model = build(config)
     xt = torch.as_tensor(x, dtype=torch.float32)
     bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [bn.momentum for bn in bns]
     for bn in bns:                       # cumulative average over the whole image set
         bn.reset_running_stats()
         bn.momentum = None
     model.train()
     for xb in _batches(xt):
         model(xb)
-    for bn in bns:
-        bn.momentum = 0.1                # rcpb's BN momentum (SPEC 3), as build() made it
+    for bn, momentum in zip(bns, momenta):
+        bn.momentum = momentum           # as build() made it
     model.eval()
 
     g = torch.Generator().manual_seed(TEACHER_SEED_BASE + int(seed))
