@@ -13,8 +13,9 @@ A model folder (``results/{dataset}/{family}/{config_id}/``, written by ``rcpb t
 :func:`collect` reads them into two pandas tables:
 
 - results: one row per model, columns :data:`CONFIG_COLUMNS` (configuration, with ``preprocess``
-  flattened to ``crop``, ``downsample``, ``neuron_scale`` and ``allowed_lengths`` as a
-  ``"1,2,4"`` string, empty when every length is kept), :data:`METRIC_COLUMNS`, and
+  flattened to ``crop``, ``downsample``, ``neuron_scale``; ``crop`` and ``input_size`` as text,
+  ``"36"`` for a square and ``"36x64"`` (rows x columns) otherwise (rcpb.sizes); and
+  ``allowed_lengths`` as a ``"1,2,4"`` string, empty when every length is kept), :data:`METRIC_COLUMNS`, and
   ``path_p1 .. path_p{max}`` (strength share of paths of length d; NaN where a model has no path
   of that length); ``steps``, ``phases`` and ``phases_stopped_early`` (phases that ended on
   patience, before their ``max_steps``) say whether the training converged: ``best_step ==
@@ -53,6 +54,7 @@ from pathlib import Path
 
 from rcpb.atomic_files import atomic_path
 from rcpb.errors import RcpbError
+from rcpb.sizes import size_text
 
 CONFIG_COLUMNS = [
     "config_id", "dataset", "family", "arch", "partner_id", "split_seed", "train_fraction",
@@ -73,9 +75,14 @@ FAILED_COLUMNS = ["config_id", "family", "reason"]
 FAILED_KEY = "failed"
 # integer columns that are empty for some models (pandas nullable integers, not floats)
 OPTIONAL_INT_COLUMNS = ["split_seed", "channels", "model_seed", "blocks", "recurrent_layers",
-                        "iterations", "crop", "downsample", "input_size", "n_neurons",
+                        "iterations", "downsample", "n_neurons",
                         "test_n_excluded", "val_n_excluded", "n_params", "n_conv_params",
                         "n_train", "best_step", "steps", "phases", "phases_stopped_early"]
+
+
+def _size(value):
+    """A size column's text: ``"36"`` (square) or ``"36x64"`` (rows x columns); None if absent."""
+    return None if value is None else size_text(value)
 
 
 def _number(value) -> float:
@@ -141,8 +148,8 @@ def read_model(folder: str | Path, metrics: dict | None = None) -> tuple[dict, l
     if not row["config_id"]:
         row["config_id"] = folder.name
     pre = config.get("preprocess") or {}
-    row.update(crop=pre.get("crop"), downsample=pre.get("downsample"),
-               neuron_scale=pre.get("neuron_scale"))
+    row.update(crop=_size(pre.get("crop")), downsample=pre.get("downsample"),
+               neuron_scale=pre.get("neuron_scale"), input_size=_size(config.get("input_size")))
     allowed = config.get("allowed_lengths")
     row["allowed_lengths"] = "" if not allowed else ",".join(str(int(d)) for d in allowed)
 

@@ -53,6 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rcpb.errors import RcpbError
+from rcpb.sizes import hw, size_value
 
 BENCHMARK_FORMAT = "rcpb-pack-throughput"
 FIRST_KERNEL = 9       # CPB1's Conv(9) (rcpb.models.feedforward.FIRST_KERNEL)
@@ -65,7 +66,7 @@ SOLO = "solo"          # the engine name of K = 1, one training per process
 
 
 def pooled_size(side: int) -> int:
-    """Side of AvgPool(3, stride 3, ceil_mode=True)'s output (rcpb.models.readout)."""
+    """Length of AvgPool(3, stride 3, ceil_mode=True)'s output along one axis (rcpb.models.readout)."""
     return math.ceil((side - POOL) / POOL) + 1
 
 
@@ -108,15 +109,15 @@ def forward_macs(cfg: dict) -> int:
 
     Needs ``arch``, ``channels``, ``input_size``, ``n_neurons`` and the architecture's fields
     (``blocks``; ``recurrent_layers``, ``iterations``, ``readout``, ``allowed_lengths``).
-    With S = input_size, s = S - 8 (CPB1 has no padding), c = channels, n = neurons:
-    CPB1 ``s^2 * c * 81`` + each Conv(3) ``s^2 * c^2 * 9`` + each readout
-    ``pooled(s)^2 * c * n``.
+    With an H x W input (``input_size``, rcpb.sizes), h = H - 8 and w = W - 8 (CPB1 has no
+    padding), c = channels, n = neurons: CPB1 ``h w * c * 81`` + each Conv(3) ``h w * c^2 * 9``
+    + each readout ``pooled(h) pooled(w) * c * n``.
     """
     c, n = int(cfg["channels"]), int(cfg["n_neurons"])
-    side = int(cfg["input_size"]) - FIRST_KERNEL + 1
-    pix = side * side
+    h, w = (s - FIRST_KERNEL + 1 for s in hw(cfg["input_size"]))
+    pix = h * w
     return (pix * c * FIRST_KERNEL ** 2 + conv3_count(cfg) * pix * c * c * 9
-            + readout_reads(cfg) * pooled_size(side) ** 2 * c * n)
+            + readout_reads(cfg) * pooled_size(h) * pooled_size(w) * c * n)
 
 
 def step_macs(cfg: dict, batch: int) -> int:
@@ -278,7 +279,7 @@ def load_benchmark(path: str | Path) -> Benchmark:
 class Shape:
     """What the cost needs from a dataset's data: model input, neurons, training stimuli."""
 
-    input_size: int
+    input_size: int | list[int]   # s or [h, w] (rcpb.sizes)
     n_neurons: int
     n_train_full: int | None      # size of the 100 % training set (None: unknown)
     source: str
@@ -291,16 +292,18 @@ def _h5_shapes(path: Path) -> dict:
         return {k: tuple(f[k].shape) for k in ("images", "responses", "split") if k in f}
 
 
-def _after_preprocess(side: int, preprocess: dict, where: str) -> int:
+def _after_preprocess(image_hw: tuple[int, int], preprocess: dict, where: str):
+    """Model input (s or [h, w]) of images ``image_hw`` px after crop and downsampling."""
     crop = preprocess.get("crop")
     factor = int(preprocess.get("downsample") or 1)
+    h, w = image_hw
     if crop is not None:
-        if crop > side:
-            raise RcpbError(f"{where}: preprocess.crop = {crop} does not fit {side} px images.")
-        side = int(crop)
-    if side % factor:
-        raise RcpbError(f"{where}: preprocess.downsample = {factor} does not divide {side} px.")
-    return side // factor
+        if hw(crop)[0] > h or hw(crop)[1] > w:
+            raise RcpbError(f"{where}: preprocess.crop = {crop} does not fit {h}x{w} px images.")
+        h, w = hw(crop)
+    if h % factor or w % factor:
+        raise RcpbError(f"{where}: preprocess.downsample = {factor} does not divide {h}x{w} px.")
+    return size_value(h // factor, w // factor)
 
 
 def dataset_shape(name: str, dataset: dict, input_size: int | None = None,
@@ -320,7 +323,7 @@ def dataset_shape(name: str, dataset: dict, input_size: int | None = None,
     if path.exists():
         shapes = _h5_shapes(path)
         if "images" in shapes and "responses" in shapes:
-            size = _after_preprocess(shapes["images"][1], preprocess, f"datasets.{name}")
+            size = _after_preprocess(shapes["images"][1:3], preprocess, f"datasets.{name}")
             neurons, stimuli = shapes["responses"][2], shapes["images"][0]
             source = str(path)
     if source is None and "simulate" in dataset:
@@ -328,10 +331,10 @@ def dataset_shape(name: str, dataset: dict, input_size: int | None = None,
         images = Path(sim["images"])
         if images.exists():
             shapes = _h5_shapes(images)
-            side = shapes["images"][1]
+            image_hw = shapes["images"][1:3]
             if sim.get("input_size"):
-                side = int(sim["input_size"])
-            size = _after_preprocess(side, preprocess, f"datasets.{name}")
+                image_hw = hw(sim["input_size"])
+            size = _after_preprocess(image_hw, preprocess, f"datasets.{name}")
             neurons, stimuli = int(sim.get("neurons") or 34), shapes["images"][0]
             source = f"simulated from {images}"
     if input_size is not None:
@@ -351,7 +354,8 @@ def dataset_shape(name: str, dataset: dict, input_size: int | None = None,
         from rcpb.data.splits import split_sizes
 
         n_train = split_sizes(int(stimuli))[0]
-    return Shape(int(size), int(neurons), n_train, source or "--input-size / --neurons")
+    return Shape(size_value(*hw(size)), int(neurons), n_train,
+                 source or "--input-size / --neurons")
 
 
 # ----------------------------------------------------------------------------- estimate
@@ -536,8 +540,7 @@ def measure_here(structures: list[tuple[dict, int]], device: str, threads: int,
             model.to(device).train()
             optimizer = Adam(model.parameters(), lr=1e-3)
             gen = torch.Generator().manual_seed(0)
-            x = torch.randn(batch, 1, cfg["input_size"], cfg["input_size"],
-                            generator=gen).to(device)
+            x = torch.randn(batch, 1, *hw(cfg["input_size"]), generator=gen).to(device)
             y = torch.rand(batch, cfg["n_neurons"], generator=gen).to(device)
             times = []
             for i in range(warmup + steps):
@@ -580,7 +583,7 @@ def quick_structures(expanded: dict[str, list[dict]], shapes: dict[str, Shape],
     for name, configs in expanded.items():
         for cfg in configs:
             full, batch = _resolved(cfg, shapes[name])
-            distinct.setdefault((pack_key(cfg), batch, full["input_size"]), (full, batch))
+            distinct.setdefault((pack_key(cfg), batch, hw(full["input_size"])), (full, batch))
     ranked = sorted(distinct.values(), key=lambda fb: step_macs(*fb))
     small = [fb for fb in ranked if step_macs(*fb) <= max_macs]
     ranked = small if len(small) >= 2 else ranked[:2]

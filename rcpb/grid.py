@@ -71,6 +71,7 @@ from collections import Counter
 from pathlib import Path
 
 from rcpb.errors import RcpbError
+from rcpb.sizes import hw, size_value
 
 FAMILIES = ("ff", "recurrent", "multipath", "ablation_rm", "ablation_lege")
 ARCH = {"ff": "ff", "recurrent": "recurrent", "multipath": "multipath",
@@ -220,7 +221,9 @@ def _normalise_train(training: dict) -> dict:
 
 def _normalise_preprocess(pre: dict | None) -> dict:
     pre = dict(pre or {})
-    out = {"crop": pre.get("crop"), "downsample": pre.get("downsample") or 1,
+    crop = pre.get("crop")   # [s, s] is the square s: the same model, the same id
+    out = {"crop": None if crop is None else size_value(*hw(crop)),
+           "downsample": pre.get("downsample") or 1,
            "neuron_scale": pre.get("neuron_scale")}
     if out["neuron_scale"] is not None:
         out["neuron_scale"] = float(out["neuron_scale"])

@@ -201,14 +201,15 @@ def trial_target(responses, k: int | None = None) -> np.ndarray:
 def split_ceiling(responses, index, stimuli: str = "evaluated", k: int | None = None,
                   every=None) -> tuple[np.ndarray, np.ndarray]:
     """The noise ceiling of the targets of the stimuli ``index`` -> (cc_max ``[neurons]``,
-    int ``[n]`` the neurons that fell back to all stimuli).
+    int ``[n]`` the neurons that fell back to :func:`borrowed_noise_ceiling`).
 
     responses: ``[stimuli, trials, neurons]`` of every stimulus of the dataset; index: int
     ``[n]`` the evaluated stimuli (e.g. the test set); stimuli: ``"evaluated"`` = the ceiling
     from the trials of ``index`` only, except for a neuron with fewer than 2 repeated stimuli
-    there, which takes the ceiling of all stimuli (listed in the second return value);
-    ``"all"`` = the ceiling from every stimulus (nothing falls back); k: as in
-    :func:`cc_max`; every: ``cc_max(responses, k)`` if already computed.
+    there (e.g. a validation set of single trials), whose ceiling borrows the one-trial noise
+    variance of every repeated stimulus (listed in the second return value); ``"all"`` = the
+    ceiling from every stimulus (nothing falls back); k: as in :func:`cc_max`; every:
+    ``cc_max(responses, k)`` if already computed.
     """
     if stimuli not in CEILING_STIMULI:
         raise RcpbError(f"preprocess.ceiling_stimuli = {stimuli!r}; use one of "
@@ -221,9 +222,38 @@ def split_ceiling(responses, index, stimuli: str = "evaluated", k: int | None = 
     fallback = np.flatnonzero(own.n_stimuli_used < 2)
     ceiling = own.cc_max.copy()
     if fallback.size:
-        every = cc_max(r, k) if every is None else every
-        ceiling[fallback] = np.asarray(every, dtype=np.float64)[fallback]
+        ceiling[fallback] = borrowed_noise_ceiling(r, index, k)[fallback]
     return ceiling, fallback
+
+
+def borrowed_noise_ceiling(responses, index, k: int | None = None) -> np.ndarray:
+    """Noise ceiling ``[neurons]`` of the targets of stimuli ``index`` whose own trials cannot
+    give one (fewer than 2 repeated stimuli, e.g. single trials), with the noise of the others.
+
+    sigma^2 (one trial's noise variance) comes from every repeated stimulus of ``responses``
+    (:func:`cc_max_details`); the signal power from the evaluated targets ``t_i`` (the mean of
+    stimulus i's ``n_i`` valid trials, at most k): ``SP = var(t, ddof=1) - sigma^2 mean(1/n_i)``
+    and ``cc_max = sqrt(SP / var(t, ddof=0))``, the module's formula for exactly the targets
+    being normalised (a ceiling of k-trial means would overstate that of single trials). NaN
+    where sigma^2 is unknown (no repeated stimulus anywhere), SP <= 0 or fewer than 2 stimuli.
+    """
+    r = _check_responses(responses)
+    noise_var = cc_max_details(r, k).noise_var                       # [neurons]
+    evaluated = r[np.asarray(index, dtype=np.int64)]
+    t = trial_target(evaluated, k)                                    # [n, neurons]
+    n = (~np.isnan(evaluated)).sum(axis=1).astype(np.float64)         # [n, neurons] trials
+    if k is not None:
+        n = np.minimum(n, k)
+    out = np.full(r.shape[2], np.nan)
+    for i in range(r.shape[2]):
+        ok = n[:, i] > 0
+        if ok.sum() < 2 or not np.isfinite(noise_var[i]):
+            continue
+        sp = t[ok, i].var(ddof=1) - noise_var[i] * np.mean(1.0 / n[ok, i])
+        var_y = t[ok, i].var(ddof=0)
+        if sp > 0 and var_y > 0:
+            out[i] = np.sqrt(sp / var_y)
+    return out
 
 
 def cc_raw(pred, target) -> np.ndarray:

@@ -16,6 +16,7 @@ from snakemake.utils import validate
 from rcpb import grid as rcpb_grid
 from rcpb.config import describe_schema_error
 from rcpb.errors import RcpbError
+from rcpb.sizes import size_text
 from rcpb.process.jobenv import put_interpreter_first_on_path, put_workflow_on_pythonpath
 
 # analysis/ (tables, figures, aggregation) belongs to the workflow, not to the installed rcpb
@@ -128,7 +129,7 @@ SIMULATED = {
 def teacher_input_args(dataset):
     """``--crop C --downsample F`` of a simulated dataset's preprocess (what its models see)."""
     pre = config["datasets"][dataset].get("preprocess") or {}
-    crop = f"--crop {pre['crop']} " if pre.get("crop") else ""
+    crop = f"--crop {size_text(pre['crop'])} " if pre.get("crop") else ""
     return f"{crop}--downsample {pre.get('downsample') or 1}"
 
 
@@ -184,7 +185,7 @@ def _check_dataset_files():
         try:
             pre = config["datasets"][name]["preprocess"]
             data = load_dataset(path, loss=loss, clip_negative=pre.get("clip_negative"))
-            size = preprocess_images(data.images[:1], pre["crop"], pre["downsample"]).shape[-1]
+            size = preprocess_images(data.images[:1], pre["crop"], pre["downsample"]).shape[-2:]
             models = {(c["train_fraction"], c["channels"]) for c in CONFIGS[name]}
             for text in training_warnings(data, pre, models, size):
                 print(f"warning: datasets.{name} ({path}): {text}", file=sys.stderr)
@@ -193,9 +194,9 @@ def _check_dataset_files():
                               source=path, name=name)
         except RcpbError as exc:
             raise WorkflowError(f"datasets.{name}: {exc}") from None
-        if size < 9:
+        if min(size) < 9:
             raise WorkflowError(
-                f"datasets.{name}.preprocess: the model input would be {size} x {size} px, but "
+                f"datasets.{name}.preprocess: the model input would be {size[0]} x {size[1]} px, but "
                 "the first layer's 9 x 9 convolution needs at least 9 px; use a larger crop "
                 "or a smaller downsample factor."
             )

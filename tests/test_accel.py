@@ -19,6 +19,7 @@ import torch
 
 from rcpb.accel import accelerate, bn_relu, kernels
 from rcpb.models import build
+from rcpb.sizes import hw
 
 READOUTS = ["no-avg", "early-avg", "late-avg", "2-avg"]
 BASE = dict(act="relu", first_block_order="bn_act", input_size=20, n_neurons=3, model_seed=0)
@@ -31,6 +32,10 @@ CONFIGS = (
                                    readout="2-avg")) for layers in (1, 2)]
     + [("ff-softplus-act_bn", dict(arch="ff", blocks=3, act="softplus",
                                    first_block_order="act_bn"))]
+    # rectangular frames (rows != columns): the pooling kernels' square path is not taken
+    + [("ff-14x23", dict(arch="ff", blocks=3, input_size=[14, 23])),
+       ("rec2-2avg-23x14", dict(arch="recurrent", recurrent_layers=2, iterations=3,
+                                readout="2-avg", input_size=[23, 14]))]
 )
 
 
@@ -59,8 +64,7 @@ def _compare(config, channels, dtype, rtol):
                 ref_p.add_(0.3 * torch.rand_like(ref_p))
                 fast_p.copy_(ref_p)
     gen = torch.Generator().manual_seed(1)
-    x = torch.randn(6, 1, cfg["input_size"], cfg["input_size"], generator=gen,
-                    dtype=torch.float64)
+    x = torch.randn(6, 1, *hw(cfg["input_size"]), generator=gen, dtype=torch.float64)
     threads = torch.get_num_threads()
     torch.set_num_threads(2)   # the one-thread BN backward and the kernels' threading
     try:

@@ -31,6 +31,14 @@ def test_forward_macs_of_a_small_ff_model_worked_by_hand():
     assert cost.step_macs(cfg, batch=5) == 3 * 5 * 3768
 
 
+def test_forward_macs_of_a_rectangular_input_worked_by_hand():
+    # FF, 3 blocks, 2 channels, 12 x 17 px, 3 neurons: CPB1 maps 4 x 9 = 36 px, 36 * 2 * 81 =
+    # 5832; two Conv(3): 36 * 2 * 2 * 9 = 1296 each, 2592; pooled grid 2 x 3 (ceil((4-3)/3)+1,
+    # ceil((9-3)/3)+1): 6 positions * 2 channels * 3 neurons = 36.
+    cfg = dict(arch="ff", blocks=3, channels=2, input_size=[12, 17], n_neurons=3)
+    assert cost.forward_macs(cfg) == 5832 + 2592 + 36
+
+
 def test_forward_macs_of_small_recurrent_and_multipath_models_worked_by_hand():
     common = dict(channels=2, input_size=12, n_neurons=3)
     # recurrent, 2 layers, T = 3, 2-avg: layer 2 has Wff once + Wlat at t = 2, 3 (3 convs),

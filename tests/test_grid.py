@@ -144,6 +144,25 @@ def test_execution_settings_and_file_location_do_not_change_ids():
     assert {c["config_id"] for c in grid.expand(cfg)["d"]} == base
 
 
+def test_square_crops_keep_their_ids_and_rectangular_crops_record_both_sides():
+    def ids(crop):
+        cfg = small_config()
+        cfg["datasets"]["d"]["preprocess"] = {"crop": crop}
+        validate_config(cfg)
+        return {c["config_id"]: c for c in grid.expand(cfg)["d"]}
+
+    square = ids(36)
+    assert set(ids([36, 36])) == set(square)       # [s, s] is the square s: the same models
+    wide, tall = ids([36, 64]), ids([64, 36])
+    assert not set(wide) & set(square) and not set(wide) & set(tall)
+    assert all(c["preprocess"]["crop"] == [36, 64] for c in wide.values())
+    for bad in ([36], [36, 0], [36, 64, 2], "36x64"):
+        cfg = small_config()
+        cfg["datasets"]["d"]["preprocess"] = {"crop": bad}
+        with pytest.raises(Exception, match="crop"):
+            validate_config(cfg)
+
+
 def test_integer_and_float_fractions_give_the_same_id():
     a = {c["config_id"] for c in grid.expand(small_config(train_fraction=[1]))["d"]}
     b = {c["config_id"] for c in grid.expand(small_config(train_fraction=[1.0]))["d"]}

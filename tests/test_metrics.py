@@ -183,12 +183,39 @@ def test_split_ceiling_evaluated_all_and_fallback():
     own = metrics.cc_max(r[test])
     every = metrics.cc_max(r)
     np.testing.assert_array_equal(ceiling[:2], own[:2])
-    assert fallback.tolist() == [2] and ceiling[2] == every[2] and np.isnan(own[2])
+    assert fallback.tolist() == [2] and np.isnan(own[2])
+    # neuron 2's test targets are single trials: sigma^2 from all repeated stimuli, the signal
+    # power from those single trials (worked out here from the formula)
+    sigma2 = metrics.cc_max_details(r).noise_var[2]
+    t = r[test, 0, 2]
+    expected = np.sqrt((t.var(ddof=1) - sigma2) / t.var(ddof=0))
+    assert ceiling[2] == pytest.approx(expected, rel=1e-12) and ceiling[2] < every[2]
     all_ceiling, none = metrics.split_ceiling(r, test, "all")
     np.testing.assert_array_equal(all_ceiling, every)
     assert none.size == 0
     with pytest.raises(RcpbError, match="ceiling_stimuli"):
         metrics.split_ceiling(r, test, "train")
+
+
+def test_single_trial_targets_get_the_ceiling_of_single_trials():
+    """Sensorium-style splits: validation images shown once, test images 4 times. Signal
+    s ~ N(0, 1) per stimulus, Gaussian noise of variance 1 per trial: the true ceiling of a
+    single-trial target is sqrt(1 / (1 + 1)), that of a 4-trial mean sqrt(1 / (1 + 1/4)). The
+    validation split must get the first (it fell back to the second before)."""
+    rng = np.random.default_rng(3)
+    n_val, n_test, neurons = 4000, 1000, 4
+    signal = rng.normal(size=(n_val + n_test, 1, neurons))
+    r = signal + rng.normal(size=(n_val + n_test, 4, neurons))
+    r[:n_val, 1:] = nan                                           # validation: one trial
+    val = np.arange(n_val)
+    ceiling, fallback = metrics.split_ceiling(r, val)
+    assert fallback.tolist() == list(range(neurons))
+    np.testing.assert_allclose(ceiling ** 2, 0.5, atol=0.03)
+    test_ceiling, _ = metrics.split_ceiling(r, np.arange(n_val, n_val + n_test))
+    np.testing.assert_allclose(test_ceiling ** 2, 0.8, atol=0.03)
+    # the true signal then scores cc_norm2 ~ 1 on the single trials
+    norm2 = metrics.cc_norm2(signal[val, 0], r[val, 0], ceiling)
+    np.testing.assert_allclose(norm2, 1.0, atol=0.08)
 
 
 def test_cc_max_k_limits_trials_per_stimulus():

@@ -128,13 +128,13 @@ def test_one_iteration_equals_feedforward(layers, order):
 
 
 def hand_pool(h):
-    """AvgPool(3, stride 3, ceil_mode): mean over each window [3i, min(3i+3, H))."""
-    H = h.shape[-1]
-    n = math.ceil((H - 3) / 3) + 1
-    out = torch.empty(*h.shape[:2], n, n, dtype=h.dtype)
-    for i in range(n):
-        for j in range(n):
-            out[:, :, i, j] = h[:, :, 3 * i:min(3 * i + 3, H), 3 * j:min(3 * j + 3, H)].mean((-1, -2))
+    """AvgPool(3, stride 3, ceil_mode): mean over each window [3i, min(3i+3, H)) x [3j, ...)."""
+    H, W = h.shape[-2:]
+    rows, cols = math.ceil((H - 3) / 3) + 1, math.ceil((W - 3) / 3) + 1
+    out = torch.empty(*h.shape[:2], rows, cols, dtype=h.dtype)
+    for i in range(rows):
+        for j in range(cols):
+            out[:, :, i, j] = h[:, :, 3 * i:min(3 * i + 3, H), 3 * j:min(3 * j + 3, W)].mean((-1, -2))
     return out
 
 
@@ -269,3 +269,35 @@ def test_accelerated_pool_gradient_matches_autograd_of_avg_pool():
     nn.functional.avg_pool2d(h_ref, 3, 3, ceil_mode=True).backward(g)
     torch.testing.assert_close(h_last.grad, h_ref.grad)
 
+
+
+# ---------------------------------------------------------------- rectangular frames
+
+
+@pytest.mark.parametrize("arch,extra", [("ff", dict(blocks=3)),
+                                        ("recurrent", dict(readout="no-avg")),
+                                        ("multipath", dict(readout="no-avg"))])
+def test_rectangular_input_reads_out_over_rows_and_columns(arch, extra):
+    """A 15 x 22 px input: CPB1 maps of 7 x 14 px (15 - 8, 22 - 8), a pooled readout grid of
+    3 x 5 (ceil((7 - 3) / 3) + 1, ceil((14 - 3) / 3) + 1), and R(h) as the hand-written
+    readout over that grid."""
+    torch.manual_seed(0)
+    model = build(config(arch=arch, input_size=[15, 22], **extra))
+    scale_up(model)
+    assert tuple(model.readout.ws.shape) == (3, 3, 5)
+    x = torch.randn(2, 1, 15, 22)
+    model.eval()
+    with torch.no_grad():
+        preds = model(x)
+        h = model.features(x) if arch == "ff" else model.iteration_outputs(x)[-1]
+    assert preds.shape == (1, 2, 3) and h.shape[-2:] == (7, 14)
+    torch.testing.assert_close(preds[-1], hand_readout(model, h))
+
+
+def test_square_sizes_are_one_number_and_bad_sizes_are_refused():
+    a = build(config(input_size=15))
+    b = build(config(input_size=[15, 15]))
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    for bad in ([15], [15, 10], [15, 22, 3], "15x22", [15.0, 22]):
+        with pytest.raises(RcpbError, match="input_size"):
+            build(config(input_size=bad))

@@ -34,11 +34,23 @@ def test_downsample_local_means_by_hand():
         downsample(np.zeros((1, 6, 6)), 4)
 
 
-def test_preprocess_images_shape_and_square_check():
+def test_preprocess_images_keeps_any_aspect_ratio():
     x = preprocess_images(np.ones((3, 10, 12), np.uint8) * 7, crop=8, factor=2)
     assert x.shape == (3, 1, 4, 4) and x.dtype == np.float32 and np.all(x == 7)
-    with pytest.raises(RcpbError, match="square"):
-        preprocess_images(np.ones((3, 10, 12), np.uint8), crop=None, factor=2)
+    # no crop: 10 x 12 -> 5 x 6 (rows, columns), the ratio kept
+    assert preprocess_images(np.ones((3, 10, 12), np.uint8), crop=None, factor=2).shape == \
+        (3, 1, 5, 6)
+
+
+def test_rectangular_crop_takes_the_middle_rows_and_columns():
+    images = np.arange(2 * 9 * 14).reshape(2, 9, 14)
+    out = center_crop(images, [4, 8])     # offsets (9-4)//2 = 2 rows, (14-8)//2 = 3 columns
+    np.testing.assert_array_equal(out[1], images[1, 2:6, 3:11])
+    np.testing.assert_array_equal(center_crop(images, [5, 5]), center_crop(images, 5))
+    with pytest.raises(RcpbError, match=r"crop = \[4, 15\] does not fit images of 9x14"):
+        center_crop(images, [4, 15])
+    x = preprocess_images(images.astype(np.uint8), crop=[4, 8], factor=2)
+    assert x.shape == (2, 1, 2, 4)
 
 
 def test_trial_average_ignores_nan():

@@ -498,12 +498,13 @@ def test_evaluate_takes_the_ceiling_of_the_evaluated_stimuli():
     for split in ("val", "test"):
         np.testing.assert_allclose(out[split]["cc_max_per_neuron"], every, rtol=1e-12)
         assert out[split]["ceiling_stimuli"] == "all"
-    # a neuron without repeated test stimuli falls back to all stimuli, and says so
+    # a neuron without repeated test stimuli borrows the noise of all stimuli, and says so
     data.ceiling_stimuli = "evaluated"
     data.responses[data.test_index, 1:, 0] = np.nan
     out = evaluate(model, data, {"loss": "mse"})
     assert out["test"]["ceiling_fallback_neurons"] == [0]
-    assert out["test"]["cc_max_per_neuron"][0] == pytest.approx(metrics.cc_max(data.responses)[0])
+    assert out["test"]["cc_max_per_neuron"][0] == pytest.approx(
+        metrics.borrowed_noise_ceiling(data.responses, data.test_index)[0])
     assert out["val"]["ceiling_fallback_neurons"] == []
 
 

@@ -12,7 +12,7 @@ the 9x9 conv (it still does when ``x`` itself requires grad). :func:`fold` turns
 ``bn_in`` into :class:`InputNorm` (``x -> xhat``, running statistics updated as by
 ``nn.BatchNorm2d``) and CPB1's conv into :class:`FoldedInputConv` (``xhat -> conv(g*xhat+b)``):
 the pair computes ``cpb1.conv(bn_in(x))``; parameters and state_dict keys are unchanged.
-x: [B, 1, S, S] -> [B, C_out, S - k + 1, S - k + 1].
+x: [B, 1, H, W] -> [B, C_out, H - k + 1, W - k + 1].
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 :class:`AvgPool3` replaces the readout's ``nn.AvgPool2d`` (same function): float32 CPU maps
 use the pooling kernels of ``kernels.c`` (forward and backward one pass each); otherwise the
 backward pass is one gather instead of PyTorch's generic avg_pool2d backward. Maps
-``[B, C, H, H] -> [B, C, h, h]``, ``h = pooled_size(H)``.
+``[B, C, H, W] -> [B, C, pooled_size(H), pooled_size(W)]`` (the C kernels: square maps only).
 """
 
 from __future__ import annotations
@@ -27,24 +27,27 @@ class _AvgPool3(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, h: torch.Tensor) -> torch.Tensor:
-        ctx.size = h.shape[-1]
+        ctx.hw = tuple(h.shape[-2:])
         return F.avg_pool2d(h, POOL_KERNEL, stride=POOL_KERNEL, ceil_mode=True)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        size = ctx.size
-        n = pooled_size(size)
-        counts = torch.tensor([min(POOL_KERNEL, size - POOL_KERNEL * i) for i in range(n)],
-                              dtype=grad.dtype, device=grad.device)
-        window = torch.arange(size, device=grad.device) // POOL_KERNEL     # pixel -> window
-        pixel_window = (window[:, None] * n + window[None, :]).flatten()  # [H*W], in 0..n*n-1
-        grad = grad / (counts[:, None] * counts[None, :])
+        height, width = ctx.hw
+        counts, windows = [], []
+        for size in (height, width):       # per axis: each window's pixel count, pixel -> window
+            n = pooled_size(size)
+            counts.append(torch.tensor([min(POOL_KERNEL, size - POOL_KERNEL * i) for i in range(n)],
+                                       dtype=grad.dtype, device=grad.device))
+            windows.append(torch.arange(size, device=grad.device) // POOL_KERNEL)
+        n_cols = len(counts[1])
+        pixel_window = (windows[0][:, None] * n_cols + windows[1][None, :]).flatten()  # [H*W]
+        grad = grad / (counts[0][:, None] * counts[1][None, :])
         batch, channels = grad.shape[:2]
         # One gather over the flattened pixels in [B, H*W, C] order (each pixel copies its
         # window's C values): faster than a gather per axis, and the result is channels_last
         # like the feature maps.
-        grad = grad.permute(0, 2, 3, 1).reshape(batch, n * n, channels)
-        grad = grad.index_select(1, pixel_window).view(batch, size, size, channels)
+        grad = grad.permute(0, 2, 3, 1).reshape(batch, -1, channels)
+        grad = grad.index_select(1, pixel_window).view(batch, height, width, channels)
         return grad.permute(0, 3, 1, 2)
 
 
@@ -75,9 +78,10 @@ class _AvgPool3Kernels(torch.autograd.Function):
 
 
 def avg_pool(h: torch.Tensor, use_kernels: bool = True) -> torch.Tensor:
-    """AvgPool(3, stride 3, ceil_mode=True): [B, C, H, H] -> [B, C, h, h], h = pooled_size(H).
+    """AvgPool(3, stride 3, ceil_mode=True): [B, C, H, W] -> [B, C, pooled_size(H), pooled_size(W)].
 
-    float32 CPU maps use the C kernels when they can be built (``use_kernels=False``: never).
+    float32 CPU square maps use the C kernels when they can be built (``use_kernels=False``:
+    never).
     """
     if (use_kernels and h.dtype == torch.float32 and h.device.type == "cpu"
             and h.shape[-1] == h.shape[-2] and kernels.available()):

@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 import sys
 
+from rcpb.sizes import parse_size, size_text
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -38,7 +40,7 @@ def register(subparsers) -> None:
     p.add_argument("--benchmark", metavar="FILE",
                    help="with --cost: figures measured by benchmarks/pack_throughput.py --json "
                         "FILE (on the target device); default: measure a few steps here")
-    p.add_argument("--input-size", type=int, metavar="N",
+    p.add_argument("--input-size", type=parse_size, metavar="N|HxW",
                    help="with --cost: model input size (px) for datasets whose file does not "
                         "exist yet")
     p.add_argument("--neurons", type=int, metavar="N",
@@ -114,7 +116,7 @@ def cost_report(config: dict, expanded: dict, args) -> str:
 
     engine = default_engine(bench.device)   # the figures are those of the measured device
     lines = cost.estimate(expanded, shapes, bench, size, slots, engine)
-    data = "".join(f"\n  {name}: {s.input_size} px, {s.n_neurons} neurons"
+    data = "".join(f"\n  {name}: {size_text(s.input_size)} px, {s.n_neurons} neurons"
                    + (f", {s.n_train_full} training stimuli (100 %)" if s.n_train_full else "")
                    + f" ({s.source})" for name, s in shapes.items())
     return (f"Estimated compute of {args.config} (device {device}). Data:{data}\n\n"

@@ -177,7 +177,7 @@ def _comparable(cfg: dict) -> dict:
 
 
 def _fill_data_fields(cfg: dict, data) -> None:
-    for key, value in (("input_size", int(data.input_size)), ("n_neurons", int(data.n_neurons))):
+    for key, value in (("input_size", data.input_size), ("n_neurons", int(data.n_neurons))):
         given = cfg.get(key)
         if given is not None and given != value:
             raise RcpbError(f"config field '{key}' is {given} but the prepared data of "

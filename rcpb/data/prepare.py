@@ -23,6 +23,7 @@ from rcpb.data.splits import make_split, split_indices, training_subset
 from rcpb.data.validate import load_dataset
 from rcpb.metrics import CEILING_STIMULI
 from rcpb.errors import RcpbError
+from rcpb.sizes import hw, is_size, size_value
 
 PREPROCESS_KEYS = ("crop", "downsample", "neuron_scale", "split_sizes", "split",
                    "ceiling_stimuli", "clip_negative")
@@ -33,7 +34,7 @@ SPLIT_SOURCES = ("stored", "generated")
 class Prepared:
     """Model-ready data; all arrays float32 except the index arrays.
 
-    x_*: [n, 1, S, S] images (raw grey values, cropped and downsampled);
+    x_*: [n, 1, h, w] images (raw grey values, cropped and downsampled);
     y_*: [n, neurons] trial-averaged responses (NaN-aware), scaled per neuron if
     ``neuron_scale`` is set; responses: [stimuli, trials, neurons] raw trials of
     all stimuli, scaled like the targets (for cc_max); n_train_full: size of the
@@ -51,7 +52,7 @@ class Prepared:
     x_test: np.ndarray
     y_test: np.ndarray
     responses: np.ndarray
-    input_size: int
+    input_size: int | list[int]   # model input: s (square) or [h, w] (rcpb.sizes)
     n_neurons: int
     n_train_full: int
     test_index: np.ndarray
@@ -75,9 +76,11 @@ def _check_preprocess(preprocess: dict) -> tuple:
     if preprocess.get("ceiling_stimuli") not in (None,) + CEILING_STIMULI:
         raise RcpbError(f"preprocess.ceiling_stimuli = {preprocess['ceiling_stimuli']!r}; use "
                         f"evaluated (each split's own stimuli), all, or leave it out.")
-    for key, value in (("crop", crop), ("downsample", factor)):
-        if value is not None and (isinstance(value, bool) or int(value) != value or value < 1):
-            raise RcpbError(f"preprocess.{key} = {value!r}; use a positive integer or null.")
+    if crop is not None and not is_size(crop):
+        raise RcpbError(f"preprocess.crop = {crop!r}; use a positive integer (a square), "
+                        f"[h, w] (two positive integers: rows, columns) or null.")
+    if factor is not None and (isinstance(factor, bool) or int(factor) != factor or factor < 1):
+        raise RcpbError(f"preprocess.downsample = {factor!r}; use a positive integer or null.")
     if scale is not None and (isinstance(scale, bool) or not float(scale) > 0):
         raise RcpbError(f"preprocess.neuron_scale = {scale!r}; use a positive number or null.")
     if sizes is not None:
@@ -86,7 +89,7 @@ def _check_preprocess(preprocess: dict) -> tuple:
             raise RcpbError(f"preprocess.split_sizes = {sizes!r}; use three positive integers "
                             "[train, validation, test] or null.")
         sizes = tuple(int(v) for v in sizes)
-    return (None if crop is None else int(crop), 1 if factor is None else int(factor),
+    return (None if crop is None else size_value(*hw(crop)), 1 if factor is None else int(factor),
             None if scale is None else float(scale), sizes)
 
 
@@ -94,7 +97,7 @@ def prepare(dataset_file: str, preprocess: dict, split_seed: int, train_fraction
             loss: str | None = None) -> Prepared:
     """Load, validate, split and preprocess a dataset file (SPEC 2.2, 2.3).
 
-    preprocess: {"crop": int px or None, "downsample": int factor or None,
+    preprocess: {"crop": px as s or [h, w], or None, "downsample": int factor or None,
     "neuron_scale": float or None, "split_sizes": [train, val, test] or None,
     "split": "stored" / "generated" / absent, "ceiling_stimuli": "evaluated" / "all" /
     absent (= evaluated), "clip_negative": a tolerance or absent (rcpb.data.validate)}.
@@ -114,7 +117,7 @@ def prepare(dataset_file: str, preprocess: dict, split_seed: int, train_fraction
     train_full, val_index, test_index = split_indices(split)
     train_index = training_subset(train_full, train_fraction, split_seed)
 
-    x = preprocess_images(ds.images, crop, factor)  # [stimuli, 1, S, S]
+    x = preprocess_images(ds.images, crop, factor)  # [stimuli, 1, h, w]
     responses = ds.responses.astype(np.float32)
     targets = trial_average(responses)  # [stimuli, neurons]
     if scale is not None:
@@ -129,7 +132,7 @@ def prepare(dataset_file: str, preprocess: dict, split_seed: int, train_fraction
         x_train=rows(x, train_index), y_train=rows(targets, train_index),
         x_val=rows(x, val_index), y_val=rows(targets, val_index),
         x_test=rows(x, test_index), y_test=rows(targets, test_index),
-        responses=responses, input_size=int(x.shape[-1]), n_neurons=ds.n_neurons,
+        responses=responses, input_size=size_value(*x.shape[-2:]), n_neurons=ds.n_neurons,
         n_train_full=int(train_full.size), test_index=test_index.astype(np.int64),
         train_index=train_index.astype(np.int64), val_index=val_index.astype(np.int64),
         split_source=source,

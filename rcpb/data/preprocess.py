@@ -11,24 +11,29 @@ import warnings
 import numpy as np
 
 from rcpb.errors import RcpbError
+from rcpb.sizes import hw
+
+#: Stimuli per block where a float64 intermediate is needed (bounded temporaries).
+BLOCK = 1024
 
 
-def center_crop(images: np.ndarray, size: int | None) -> np.ndarray:
-    """Central ``size`` x ``size`` crop: [n, H, W] -> [n, size, size].
+def center_crop(images: np.ndarray, size) -> np.ndarray:
+    """Central crop: [n, H, W] -> [n, h, w], ``size`` = ``s`` (an s x s square) or ``[h, w]``.
 
-    ``size`` None returns the images unchanged. When H - size is odd the extra
-    row goes to the bottom (offset floor((H - size) / 2)), likewise for columns.
+    ``size`` None returns the images unchanged. When H - h is odd the extra row goes to the
+    bottom (offset floor((H - h) / 2)), likewise for columns.
     """
     if size is None:
         return images
-    n, h, w = images.shape
-    size = int(size)
-    if size < 1 or size > h or size > w:
+    n, height, width = images.shape
+    h, w = hw(size)
+    if min(h, w) < 1 or h > height or w > width:
         raise RcpbError(
-            f"preprocess.crop = {size} does not fit images of {h}x{w} px; use a crop between "
-            f"1 and {min(h, w)}, or null for no crop.")
-    top, left = (h - size) // 2, (w - size) // 2
-    return images[:, top:top + size, left:left + size]
+            f"preprocess.crop = {size} does not fit images of {height}x{width} px; use a crop "
+            f"[h, w] with 1 <= h <= {height} and 1 <= w <= {width} (one number for a square), "
+            f"or null for no crop.")
+    top, left = (height - h) // 2, (width - w) // 2
+    return images[:, top:top + h, left:left + w]
 
 
 def downsample(images: np.ndarray, factor: int) -> np.ndarray:
@@ -46,31 +51,35 @@ def downsample(images: np.ndarray, factor: int) -> np.ndarray:
             f"preprocess.downsample = {factor} does not divide the (cropped) image size "
             f"{h}x{w}; choose a crop that is a multiple of {factor} or another factor.")
     blocks = np.asarray(images).reshape(n, h // factor, factor, w // factor, factor)
-    return blocks.mean(axis=(2, 4), dtype=np.float64).astype(np.float32)
+    out = np.empty((n, h // factor, w // factor), dtype=np.float32)
+    for i in range(0, n, BLOCK):     # the float64 means a block at a time
+        out[i:i + BLOCK] = blocks[i:i + BLOCK].mean(axis=(2, 4), dtype=np.float64)
+    return out
 
 
-def preprocess_images(images: np.ndarray, crop: int | None, factor: int | None) -> np.ndarray:
-    """Crop then downsample: [n, H, W] -> float32 [n, 1, S, S] (model input).
-
-    Raises RcpbError if the result is not square.
-    """
+def preprocess_images(images: np.ndarray, crop, factor: int | None) -> np.ndarray:
+    """Crop then downsample: [n, H, W] -> float32 [n, 1, h, w] (model input); any aspect ratio."""
     x = center_crop(images, crop)
     x = downsample(x, factor or 1)
-    if x.shape[1] != x.shape[2]:
-        raise RcpbError(
-            f"images are {x.shape[1]}x{x.shape[2]} px after preprocessing, but the models need "
-            f"square inputs; set preprocess.crop to a square size.")
     return x[:, None, :, :]
 
 
-def trial_average(responses: np.ndarray) -> np.ndarray:
-    """NaN-aware mean over trials: [stimuli, trials, neurons] -> float32 [stimuli, neurons].
+def trial_average(responses: np.ndarray, index=None) -> np.ndarray:
+    """NaN-aware mean over trials: [stimuli, trials, neurons] -> float32 [stimuli, neurons];
+    ``index``: only these stimuli (int [n] -> [n, neurons], rows in its order).
 
-    Entries with no valid trial stay NaN (validated files have none).
+    Entries with no valid trial stay NaN (validated files have none). Computed in float64,
+    :data:`BLOCK` stimuli at a time (the float64 copy is a block's, not the whole array's).
     """
+    responses = np.asarray(responses)
+    rows = np.arange(responses.shape[0]) if index is None else np.asarray(index)
+    out = np.empty((rows.size, responses.shape[2]), dtype=np.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=RuntimeWarning)
-        return np.nanmean(np.asarray(responses, dtype=np.float64), axis=1).astype(np.float32)
+        for i in range(0, rows.size, BLOCK):
+            block = responses[rows[i:i + BLOCK]].astype(np.float64)
+            out[i:i + BLOCK] = np.nanmean(block, axis=1)
+    return out
 
 
 def neuron_scale_factors(train_targets: np.ndarray, scale: float) -> np.ndarray:

@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rcpb.sizes import size_value
+
 TEACHERS = {
     "recurrent_teacher": {"arch": "recurrent", "recurrent_layers": 1, "iterations": 4,
                           "readout": "no-avg"},
@@ -44,10 +46,10 @@ OFFSET = 1.0           # mean pre-activation in units of its s.d. over stimuli
 BATCH = 250
 
 
-def teacher_config(circuit: str, input_size: int, n_neurons: int, seed: int) -> dict:
+def teacher_config(circuit: str, input_size, n_neurons: int, seed: int) -> dict:
     """The rcpb model configuration of teacher ``circuit`` (see module docstring)."""
     return {**TEACHERS[circuit], "channels": CHANNELS, "act": "relu",
-            "first_block_order": "bn_act", "input_size": int(input_size),
+            "first_block_order": "bn_act", "input_size": input_size,
             "n_neurons": int(n_neurons), "model_seed": TEACHER_SEED_BASE + int(seed)}
 
 
@@ -66,13 +68,13 @@ def _batches(x: torch.Tensor):
 @torch.no_grad()
 def make_teacher(circuit: str, x: np.ndarray, n_neurons: int, seed: int
                  ) -> tuple[torch.nn.Module, np.ndarray]:
-    """Build teacher ``circuit`` for model inputs ``x`` ``[stimuli, 1, S, S]`` (float32).
+    """Build teacher ``circuit`` for model inputs ``x`` ``[stimuli, 1, H, W]`` (float32).
 
     Returns (the teacher in eval mode, its rates ``[stimuli, neurons]`` float64, >= 0).
     """
     from rcpb.models import build
 
-    config = teacher_config(circuit, x.shape[-1], n_neurons, seed)
+    config = teacher_config(circuit, size_value(*x.shape[-2:]), n_neurons, seed)
     model = build(config)
     xt = torch.as_tensor(x, dtype=torch.float32)
     bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
@@ -89,14 +91,15 @@ def make_teacher(circuit: str, x: np.ndarray, n_neurons: int, seed: int
 
     g = torch.Generator().manual_seed(TEACHER_SEED_BASE + int(seed))
     ro = model.readout
-    side = ro.ws.shape[-1]
-    centre = (side - 1) / 2
+    height, width = ro.ws.shape[-2:]
     angle = 2 * np.pi * torch.rand(n_neurons, generator=g, dtype=torch.float64)
     radius = RF_RADIUS * torch.sqrt(torch.rand(n_neurons, generator=g, dtype=torch.float64))
-    cy, cx = centre + radius * torch.sin(angle), centre + radius * torch.cos(angle)
-    grid = torch.arange(side, dtype=torch.float64)
-    mask = torch.exp(-((grid[None, :, None] - cy[:, None, None]) ** 2
-                       + (grid[None, None, :] - cx[:, None, None]) ** 2) / (2 * MASK_SIGMA ** 2))
+    cy = (height - 1) / 2 + radius * torch.sin(angle)
+    cx = (width - 1) / 2 + radius * torch.cos(angle)
+    rows = torch.arange(height, dtype=torch.float64)
+    cols = torch.arange(width, dtype=torch.float64)
+    mask = torch.exp(-((rows[None, :, None] - cy[:, None, None]) ** 2
+                       + (cols[None, None, :] - cx[:, None, None]) ** 2) / (2 * MASK_SIGMA ** 2))
     ro.ws.copy_(mask / mask.sum(dim=(1, 2), keepdim=True))
     ro.wf.copy_(torch.randn(ro.wf.shape, generator=g, dtype=torch.float64) / np.sqrt(CHANNELS))
     ro.bias.zero_()

@@ -17,6 +17,7 @@ import numpy as np
 
 from rcpb.data.format import Dataset, read_raw
 from rcpb.errors import RcpbError
+from rcpb.sizes import hw, size_text
 
 LOSSES = ("mse", "poisson")
 SPLIT_NAMES = {0: "train", 1: "validation", 2: "test"}
@@ -272,12 +273,13 @@ MIN_TRAIN_STIMULI = 200
 
 
 def training_warnings(ds: Dataset, preprocess: dict | None = None, models=(),
-                      input_size: int | None = None) -> list[str]:
+                      input_size=None) -> list[str]:
     """Warnings (not errors) about the training split of a validated dataset, each naming the
     numbers: fewer than :data:`MIN_TRAIN_STIMULI` training stimuli (the stored split, or the
     split ``preprocess`` generates), and, for each (train_fraction, channels) in ``models`` at
-    model input ``input_size`` px, fewer training stimuli than the parameters of one neuron's
-    readout (pooled side^2 spatial weights + channels feature weights + 1 bias), which the data
+    model input ``input_size`` (s or [h, w] px, rcpb.sizes), fewer training stimuli than the
+    parameters of one neuron's readout (pooled h x w spatial weights + channels feature weights
+    + 1 bias), which the data
     then cannot determine."""
     from rcpb.cost import FIRST_KERNEL, pooled_size      # torch-free
     from rcpb.data.prepare import split_source
@@ -292,14 +294,15 @@ def training_warnings(ds: Dataset, preprocess: dict | None = None, models=(),
     if n_train < MIN_TRAIN_STIMULI:
         out.append(f"the training split has {n_train} stimuli ({how}), fewer than "
                    f"{MIN_TRAIN_STIMULI}: models will likely learn little (cc_raw near 0).")
-    if input_size is not None and input_size >= FIRST_KERNEL:
-        side = pooled_size(input_size - FIRST_KERNEL + 1)
+    if input_size is not None and min(hw(input_size)) >= FIRST_KERNEL:
+        ph, pw = (pooled_size(s - FIRST_KERNEL + 1) for s in hw(input_size))
         for fraction, channels in sorted(set(models)):
             n = n_for_fraction(n_train, fraction)
-            per_neuron = side * side + channels + 1
+            per_neuron = ph * pw + channels + 1
             if n < per_neuron:
                 out.append(f"train_fraction {fraction:g} gives {n} training stimuli, fewer than "
-                           f"the {per_neuron} parameters of one neuron's readout ({side}x{side} "
-                           f"spatial + {channels} feature weights + 1 bias at {input_size} px "
+                           f"the {per_neuron} parameters of one neuron's readout ({ph}x{pw} "
+                           f"spatial + {channels} feature weights + 1 bias at "
+                           f"{size_text(input_size)} px "
                            f"input): the data cannot determine them.")
     return out

@@ -6,7 +6,7 @@
   :mod:`~rcpb.models.multipath`: the three architectures.
 - :func:`build` makes one from a training configuration.
 
-Every model maps ``x [batch, 1, S, S]`` to ``preds [n_out, batch, neurons]``.
+Every model maps ``x [batch, 1, H, W]`` to ``preds [n_out, batch, neurons]``.
 """
 
 from rcpb.models.blocks import CPB, RCPB

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from rcpb.errors import RcpbError
+from rcpb.sizes import is_size
 from rcpb.models.blocks import ACTIVATIONS, FIRST_BLOCK_ORDERS
 from rcpb.models.feedforward import FIRST_KERNEL, FeedForward
 from rcpb.models.multipath import MultiPath
@@ -50,8 +51,9 @@ def build(config: dict) -> nn.Module:
         act=_field(config, "act", lambda v: v in ACTIVATIONS, '"relu" or "softplus"'),
         first_block_order=_field(config, "first_block_order", lambda v: v in FIRST_BLOCK_ORDERS,
                                  '"bn_act" or "act_bn"'),
-        input_size=_field(config, "input_size", lambda v: _positive_int(v) and v >= MIN_INPUT_SIZE,
-                          f"the input side in pixels (an integer >= {MIN_INPUT_SIZE})"),
+        input_size=_field(config, "input_size", lambda v: is_size(v, MIN_INPUT_SIZE),
+                          f"the input size in pixels: s for a square or [h, w], each >= "
+                          f"{MIN_INPUT_SIZE}"),
         n_neurons=_field(config, "n_neurons", _positive_int, "the number of neurons (>= 1)"),
     )
     seed = _field(config, "model_seed", lambda v: isinstance(v, int) and not isinstance(v, bool),

@@ -13,18 +13,26 @@ from torch import nn
 
 from rcpb.models.blocks import CPB, batch_norm
 from rcpb.models.readout import FactorizedReadout, combine_iterations
+from rcpb.sizes import hw
 
 FIRST_KERNEL = 9
+
+
+def cpb1_output(input_size) -> tuple[int, int]:
+    """(h, w) px of CPB1's feature maps (Conv(9), no padding) for an input of ``input_size``
+    (``s`` or ``[h, w]``, rcpb.sizes); every later block keeps this size."""
+    h, w = hw(input_size)
+    return h - FIRST_KERNEL + 1, w - FIRST_KERNEL + 1
 
 
 class FeedForward(nn.Module):
     """Feed-forward CNN of ``blocks`` CPBs.
 
-    forward: x [B, 1, S, S] -> preds [1, B, neurons].
+    forward: x [B, 1, H, W] -> preds [1, B, neurons].
     """
 
     def __init__(self, config: dict, *, channels: int, blocks: int, act: str,
-                 first_block_order: str, input_size: int, n_neurons: int):
+                 first_block_order: str, input_size, n_neurons: int):
         super().__init__()
         self.config = config
         self.act = act
@@ -33,14 +41,14 @@ class FeedForward(nn.Module):
         self.blocks = nn.ModuleList(
             CPB(channels, channels, 3, padding=1, act=act) for _ in range(blocks - 1)
         )
-        self.readout = FactorizedReadout(channels, input_size - FIRST_KERNEL + 1, n_neurons, act)
+        self.readout = FactorizedReadout(channels, cpb1_output(input_size), n_neurons, act)
 
     @property
     def first_conv(self) -> nn.Conv2d:
         return self.cpb1.conv
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """y^(M) of eq. 1b-1c: [B, 1, S, S] -> [B, C, S-8, S-8]."""
+        """y^(M) of eq. 1b-1c: [B, 1, H, W] -> [B, C, H-8, W-8]."""
         y = self.cpb1(self.bn_in(x))          # eq. 1c: CPB1(BN_in(x))
         for block in self.blocks:             # eq. 1b, m = 2..M
             y = block(y)

@@ -19,7 +19,7 @@ from torch import nn
 
 from rcpb.errors import RcpbError
 from rcpb.models.blocks import CPB, activation, batch_norm
-from rcpb.models.feedforward import FIRST_KERNEL
+from rcpb.models.feedforward import FIRST_KERNEL, cpb1_output
 from rcpb.models.readout import FactorizedReadout, combine_iterations
 from rcpb.chains import Chain, enumerate_chains, existing_lengths
 
@@ -28,12 +28,12 @@ class MultiPath(nn.Module):
     """Sum of feed-forward chains with shared convs and per-occurrence BN.
 
     ``allowed_lengths``: chain lengths kept (None = all). ``iterations_kept``: sorted iterations
-    with at least one chain. forward: x [B, 1, S, S] -> preds [n_out, B, neurons], n_out =
+    with at least one chain. forward: x [B, 1, H, W] -> preds [n_out, B, neurons], n_out =
     len(iterations_kept) for late-avg and 2-avg, else 1.
     """
 
     def __init__(self, config: dict, *, channels: int, recurrent_layers: int, iterations: int,
-                 readout: str, act: str, first_block_order: str, input_size: int,
+                 readout: str, act: str, first_block_order: str, input_size,
                  n_neurons: int, allowed_lengths: list[int] | None = None):
         super().__init__()
         self.config = config
@@ -65,7 +65,7 @@ class MultiPath(nn.Module):
             nn.ModuleList(batch_norm(channels) for _ in chain.convs) for chain in chains
         )
         self.chain_act = activation(act)
-        self.readout = FactorizedReadout(channels, input_size - FIRST_KERNEL + 1, n_neurons, act)
+        self.readout = FactorizedReadout(channels, cpb1_output(input_size), n_neurons, act)
 
     @property
     def first_conv(self) -> nn.Conv2d:
@@ -81,7 +81,7 @@ class MultiPath(nn.Module):
         return h
 
     def iteration_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """y_t for t in ``iterations_kept``: x [B, 1, S, S] -> list of [B, C, S-8, S-8]."""
+        """y_t for t in ``iterations_kept``: x [B, 1, H, W] -> list of [B, C, H-8, W-8]."""
         x1 = self.cpb1(self.bn_in(x))        # CPB1(BN_in(x))
         ff2_x1 = self.convs["ff2"](x1)       # the first conv of every chain, computed once
         outputs = []

@@ -29,7 +29,7 @@ POOL_KERNEL = 3  # AvgPool(3, stride 3, ceil_mode=True)
 
 
 def pooled_size(size: int) -> int:
-    """Side of AvgPool(3, stride 3, ceil_mode=True)'s output for a ``size`` x ``size`` input."""
+    """Output length of AvgPool(3, stride 3, ceil_mode=True) along an axis of ``size`` px."""
     return math.ceil((size - POOL_KERNEL) / POOL_KERNEL) + 1
 
 
@@ -37,13 +37,14 @@ class FactorizedReadout(nn.Module):
     """``R(h) = Act(FactorizedFC(AvgPool(h)))``.
 
     Parameters: ``ws`` [neurons, h, w] (spatial mask), ``wf`` [neurons, channels] (feature
-    weights), ``bias`` [neurons]. ``h, w`` = :func:`pooled_size` of the feature-map side.
+    weights), ``bias`` [neurons]. ``h, w`` = :func:`pooled_size` of the feature maps' height and
+    width ``feature_hw`` (px).
     """
 
-    def __init__(self, channels: int, feature_size: int, n_neurons: int, act: str):
+    def __init__(self, channels: int, feature_hw: tuple[int, int], n_neurons: int, act: str):
         super().__init__()
-        side = pooled_size(feature_size)
-        self.ws = nn.Parameter(torch.zeros(n_neurons, side, side))
+        height, width = (pooled_size(s) for s in feature_hw)
+        self.ws = nn.Parameter(torch.zeros(n_neurons, height, width))
         self.wf = nn.Parameter(torch.zeros(n_neurons, channels))
         self.bias = nn.Parameter(torch.zeros(n_neurons))
         self.pool = nn.AvgPool2d(POOL_KERNEL, stride=POOL_KERNEL, ceil_mode=True)

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from rcpb.models.blocks import CPB, RCPB, batch_norm
-from rcpb.models.feedforward import FIRST_KERNEL
+from rcpb.models.feedforward import FIRST_KERNEL, cpb1_output
 from rcpb.models.readout import FactorizedReadout, combine_iterations
 
 
@@ -22,12 +22,12 @@ class Recurrent(nn.Module):
     """CPB1 followed by ``recurrent_layers`` RCPBs run for ``iterations`` (T) iterations.
 
     ``rcpbs[i]`` is the RCPB of layer m = i + 2 (convs ``ff{m}``, ``lat{m}``).
-    forward: x [B, 1, S, S] -> preds [n_out, B, neurons], n_out = T for late-avg and 2-avg,
+    forward: x [B, 1, H, W] -> preds [n_out, B, neurons], n_out = T for late-avg and 2-avg,
     else 1.
     """
 
     def __init__(self, config: dict, *, channels: int, recurrent_layers: int, iterations: int,
-                 readout: str, act: str, first_block_order: str, input_size: int,
+                 readout: str, act: str, first_block_order: str, input_size,
                  n_neurons: int):
         super().__init__()
         self.config = config
@@ -39,7 +39,7 @@ class Recurrent(nn.Module):
         self.rcpbs = nn.ModuleList(
             RCPB(channels, iterations, act) for _ in range(recurrent_layers)
         )
-        self.readout = FactorizedReadout(channels, input_size - FIRST_KERNEL + 1, n_neurons, act)
+        self.readout = FactorizedReadout(channels, cpb1_output(input_size), n_neurons, act)
 
     @property
     def first_conv(self) -> nn.Conv2d:
@@ -50,7 +50,7 @@ class Recurrent(nn.Module):
         return len(self.rcpbs)
 
     def iteration_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """h_t = y[M',t] for t = 1..T: x [B, 1, S, S] -> T tensors [B, C, S-8, S-8]."""
+        """h_t = y[M',t] for t = 1..T: x [B, 1, H, W] -> T tensors [B, C, H-8, W-8]."""
         y1 = self.cpb1(self.bn_in(x))                # CPB1(BN_in(x)), the same for all t
         wff2_y1 = self.rcpbs[0].ff(y1)               # so is Wff[2] * y1: computed once
         y = [None] * len(self.rcpbs)                 # y[m,0] = 0 (None: no lateral term)

@@ -41,7 +41,7 @@ EPS = 1e-8
 
 @dataclass
 class SlotData:
-    """One configuration's data on the device: x_* ``[n, 1, S, S]``, y_* ``[n, neurons]``;
+    """One configuration's data on the device: x_* ``[n, 1, H, W]``, y_* ``[n, neurons]``;
     ``*_nan``: whether the targets hold NaN (missing responses)."""
 
     x_train: torch.Tensor

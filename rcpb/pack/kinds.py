@@ -32,6 +32,8 @@ from __future__ import annotations
 import hashlib
 import json
 
+from rcpb.sizes import hw
+
 #: Configuration fields that every slot of a pack shares (absent fields count as None).
 STRUCTURE_FIELDS = ("arch", "channels", "blocks", "recurrent_layers", "iterations", "readout",
                     "act", "first_block_order", "allowed_lengths", "loss", "device")
@@ -79,4 +81,5 @@ def slot_kind(cfg: dict, n_train: int) -> tuple:
     """Everything two resolved configurations (``input_size`` and ``n_neurons`` filled from
     their data; ``n_train`` training stimuli) must share to be trained in the same slots."""
     batch = min(int(cfg["train"]["batch_size"]), int(n_train))
-    return (pack_key(cfg), cfg.get("input_size"), cfg.get("n_neurons"), batch)
+    size = cfg.get("input_size")
+    return (pack_key(cfg), None if size is None else hw(size), cfg.get("n_neurons"), batch)
