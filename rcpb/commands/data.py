@@ -4,9 +4,12 @@
     rcpb data summary FILE [--json]
     rcpb data import SRC --out OUT.h5 --images NAME --responses NAME [--images-axes nhw]
                      [--responses-axes stn] [--split NAME] [--neuron-ids NAME] [--name NAME]
+    rcpb data import SESSION.nwb --out OUT.h5 [--presentations LABEL] [--image-column COL]
+                     [--template LABEL] [--template-axes hw] [--responses-from roi|units]
+                     [--roi-series LABEL] [--window START STOP] [--name NAME]
     rcpb data simulate --circuit recurrent|feedforward|recurrent_teacher|feedforward_teacher
                        --out FILE [--images FILE] [--neurons 34] [--trials 8] [--seed 0]
-                       [--input-size N] [--crop C --downsample F]
+                       [--input-size N] [--crop N|HxW --downsample F]
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import argparse
 import json
 
 from rcpb.data.simulate import CIRCUITS, DEFAULT_IMAGES
+from rcpb.sizes import parse_size
 
 
 def register(subparsers) -> None:
@@ -39,15 +43,18 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     p = sub.add_parser(
-        "import", help="convert .npz or MATLAB .mat (v5, v7.3) data into a dataset file",
-        description="Convert named arrays of a .npz or .mat file into a dataset file. Axis "
-                    "letters describe the array as shown by its program (NumPy shape, "
-                    "MATLAB size()); v7.3 transposition is undone automatically.")
+        "import", help="convert .npz, MATLAB .mat (v5, v7.3) or NWB data into a dataset file",
+        description="Convert named arrays of a .npz or .mat file, or an NWB session (.nwb, "
+                    "needs pip install -e '.[nwb]'), into a dataset file. Axis letters "
+                    "describe the array as shown by its program (NumPy shape, MATLAB "
+                    "size()); v7.3 transposition is undone automatically. Options: "
+                    "docs/data.md.")
     p.add_argument("src", metavar="SRC")
     p.add_argument("--out", required=True, help="output dataset file (.h5)")
-    p.add_argument("--images", required=True, help="name of the image array in SRC")
-    p.add_argument("--responses", required=True, help="name of the response array in SRC")
-    p.add_argument("--images-axes", default="nhw",
+    p.add_argument("--images", default=None, help="name of the image array in SRC (.npz/.mat)")
+    p.add_argument("--responses", default=None,
+                   help="name of the response array in SRC (.npz/.mat)")
+    p.add_argument("--images-axes", default=None,
                    help="axis letters of the image array: n stimuli, h rows, w columns "
                         "(default nhw; e.g. hwn)")
     p.add_argument("--responses-axes", default=None,
@@ -59,6 +66,27 @@ def register(subparsers) -> None:
     p.add_argument("--name", default=None, help="dataset name stored in the file's attrs")
     p.add_argument("--loss", choices=["mse", "poisson"], default=None,
                    help="also check what this loss needs before writing")
+    nwb = p.add_argument_group("NWB sources (.nwb)")
+    nwb.add_argument("--presentations", default=None, metavar="LABEL",
+                     help="IndexSeries in stimulus/ or table in intervals/ giving the image "
+                          "shown at each onset (default: the only one)")
+    nwb.add_argument("--image-column", default=None, metavar="COL",
+                     help="the table's column with the template index or image name "
+                          "(default: the one of image_index, image_id, image_name, frame)")
+    nwb.add_argument("--template", default=None, metavar="LABEL",
+                     help="images in stimulus_template/ (default: the IndexSeries' linked "
+                          "images, else the only template)")
+    nwb.add_argument("--template-axes", choices=["hw", "wh"], default=None,
+                     help="template images stored [rows, columns] (hw, default) or "
+                          "transposed (wh)")
+    nwb.add_argument("--responses-from", choices=["roi", "units"], default=None,
+                     help="mean of a RoiResponseSeries or spike counts of the units table in "
+                          "the window (default: the only kind in the file)")
+    nwb.add_argument("--roi-series", default=None, metavar="LABEL",
+                     help="the RoiResponseSeries, e.g. DfOverF/plane0 (default: the only one)")
+    nwb.add_argument("--window", nargs=2, type=float, default=None, metavar=("START", "STOP"),
+                     help="response window in seconds after each onset, [START, STOP) "
+                          "(default 0 0.5)")
 
     p = sub.add_parser("simulate", help="simulate trial responses of a model V1 circuit",
                        description="Turn an image set into a dataset file with responses of a "
@@ -73,7 +101,7 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--input-size", type=int, default=None,
                    help="image size (px) the circuit sees; default: the simulator's choice")
-    p.add_argument("--crop", type=int, default=None,
+    p.add_argument("--crop", type=parse_size, default=None, metavar="N|HxW",
                    help="teachers: central crop (px) of the model input, as the dataset's "
                         "preprocess.crop")
     p.add_argument("--downsample", type=int, default=1,
@@ -87,6 +115,49 @@ def _print_summary(path, ds) -> None:
     from rcpb.data.validate import format_summary, summarize_dataset
 
     print(format_summary(summarize_dataset(ds), path))
+
+
+NWB_OPTIONS = ("presentations", "image_column", "template", "template_axes", "responses_from",
+               "roi_series", "window")
+ARRAY_OPTIONS = ("images", "responses", "images_axes", "responses_axes", "split", "neuron_ids")
+
+
+def _import(args: argparse.Namespace):
+    """Run the importer for the source's kind (.nwb: rcpb.data.nwb, else .npz/.mat)."""
+    from pathlib import Path
+
+    from rcpb.errors import RcpbError
+
+    def flags(names):
+        return ", ".join("--" + n.replace("_", "-") for n in names
+                         if getattr(args, n) is not None)
+
+    if Path(args.src).suffix.lower() == ".nwb":
+        if flags(ARRAY_OPTIONS):
+            raise RcpbError(f"{flags(ARRAY_OPTIONS)}: array options of .npz/.mat sources; an "
+                            f".nwb source takes --presentations, --template, --responses-from, "
+                            f"--window ... (docs/data.md).")
+        from rcpb.data.nwb import DEFAULT_WINDOW, import_nwb
+
+        return import_nwb(args.src, args.out, presentations=args.presentations,
+                          template=args.template, image_column=args.image_column,
+                          template_axes=args.template_axes or "hw",
+                          responses_from=args.responses_from, roi_series=args.roi_series,
+                          window=args.window or DEFAULT_WINDOW, name=args.name, loss=args.loss)
+    if flags(NWB_OPTIONS):
+        raise RcpbError(f"{flags(NWB_OPTIONS)}: options of .nwb sources only; {args.src} is "
+                        f"read as .npz/.mat (name its arrays with --images and --responses).")
+    missing = [n for n in ("images", "responses") if getattr(args, n) is None]
+    if missing:
+        raise RcpbError(f"{args.src}: name the arrays with "
+                        f"{' and '.join('--' + n + ' NAME' for n in missing)} (.npz/.mat "
+                        f"sources).")
+    from rcpb.data.importers import import_dataset
+
+    return import_dataset(args.src, args.out, images=args.images, responses=args.responses,
+                          images_axes=args.images_axes or "nhw",
+                          responses_axes=args.responses_axes, split=args.split,
+                          neuron_ids=args.neuron_ids, name=args.name, loss=args.loss)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -107,12 +178,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             _print_summary(args.file, ds)
     elif cmd == "import":
-        from rcpb.data.importers import import_dataset
-
-        ds = import_dataset(args.src, args.out, images=args.images, responses=args.responses,
-                            images_axes=args.images_axes, responses_axes=args.responses_axes,
-                            split=args.split, neuron_ids=args.neuron_ids, name=args.name,
-                            loss=args.loss)
+        ds = _import(args)
         print(f"wrote {args.out}")
         _print_summary(args.out, ds)
     elif cmd == "simulate":
