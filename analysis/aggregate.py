@@ -15,7 +15,9 @@ A model folder (``results/{dataset}/{family}/{config_id}/``, written by ``rcpb t
 - results: one row per model, columns :data:`CONFIG_COLUMNS` (configuration, with ``preprocess``
   flattened to ``crop``, ``downsample``, ``neuron_scale``; ``crop`` and ``input_size`` as text,
   ``"36"`` for a square and ``"36x64"`` (rows x columns) otherwise (rcpb.sizes); and
-  ``allowed_lengths`` as a ``"1,2,4"`` string, empty when every length is kept), :data:`METRIC_COLUMNS`, and
+  ``allowed_lengths`` as a ``"1,2,4"`` string, empty when every length is kept; ``cell`` the
+  recurrent cell, ``rcpb`` for a recurrent or multi-path model whose config has no ``cell``,
+  empty for FF models), :data:`METRIC_COLUMNS`, and
   ``path_p1 .. path_p{max}`` (strength share of paths of length d; NaN where a model has no path
   of that length); ``steps``, ``phases`` and ``phases_stopped_early`` (phases that ended on
   patience, before their ``max_steps``) say whether the training converged: ``best_step ==
@@ -59,7 +61,8 @@ from rcpb.sizes import size_text
 CONFIG_COLUMNS = [
     "config_id", "dataset", "family", "arch", "partner_id", "split_seed", "train_fraction",
     "channels", "act", "first_block_order", "loss", "model_seed", "blocks", "recurrent_layers",
-    "iterations", "readout", "ablation", "allowed_lengths", "crop", "downsample", "neuron_scale",
+    "iterations", "readout", "cell", "ablation", "allowed_lengths", "crop", "downsample",
+    "neuron_scale",
     "input_size", "n_neurons",
 ]
 METRIC_COLUMNS = [
@@ -150,6 +153,8 @@ def read_model(folder: str | Path, metrics: dict | None = None) -> tuple[dict, l
     pre = config.get("preprocess") or {}
     row.update(crop=_size(pre.get("crop")), downsample=pre.get("downsample"),
                neuron_scale=pre.get("neuron_scale"), input_size=_size(config.get("input_size")))
+    # the recurrent cell: a config without the field is rcpb (rcpb.grid), empty for FF models
+    row["cell"] = (config.get("cell") or "rcpb") if config.get("arch") != "ff" else None
     allowed = config.get("allowed_lengths")
     row["allowed_lengths"] = "" if not allowed else ",".join(str(int(d)) for d in allowed)
 

@@ -19,6 +19,8 @@ fig6ef      yes       path-length distributions of example types (fig 6e-f)
 fig6gi      yes       removing 1, 2, 3 adjacent path lengths (fig 6g-i, 24, 25)
 lege        yes       keeping lengths <= k or >= k
 neurons     yes       per neuron: best recurrent cell vs its size-matched FF, share improved
+cells_controls yes    each recurrent cell type vs its size-matched, wider, deeper FF and
+                      minimally unrolled controls (analysis.controls)
 ==========  ========  ==================================================================
 
 ``--fraction`` is the training fraction in percent (25, 50, 100). ``--metric`` is the performance
@@ -42,10 +44,11 @@ import sys
 import pandas as pd
 
 from analysis.labels import parse_fraction_label
-from analysis.load import METRIC_CHOICES, metric_of, read_baselines, read_results
+from analysis.load import METRIC_CHOICES, metric_of, read_baselines, read_results, study_rows
 from analysis.plots.ablation import fig6gi, fig_lege
 from analysis.plots.common import NoData, NoFinite, placeholder, save, write_csv
 from analysis.plots.compare import fig3a, fig3d, fig6ab
+from analysis.plots.controls import fig_controls
 from analysis.plots.neurons import fig_neurons
 from analysis.plots.path_figures import fig4cd, fig6cd, fig6ef
 from rcpb.errors import RcpbError
@@ -66,7 +69,10 @@ FIGURES = {
     "fig6gi": (fig6gi, True),
     "lege": (fig_lege, True),
     "neurons": (fig_neurons, True),
+    "cells_controls": (fig_controls, True),
 }
+#: figures of every recurrent cell type; the others show the study's RCPB cell
+ALL_CELLS = ("cells_controls",)
 
 
 def render(name: str, df: pd.DataFrame, split: int, fraction: float | None,
@@ -80,6 +86,8 @@ def render(name: str, df: pd.DataFrame, split: int, fraction: float | None,
     func, needs_fraction = FIGURES[name]
     if needs_fraction and fraction is None:
         raise RcpbError(f"figure {name!r} needs --fraction (training fraction in percent, e.g. 100).")
+    if name not in ALL_CELLS:
+        df = study_rows(df)
     try:
         kw = {"baselines": baselines} if name in WITH_BASELINES else {}
         if name in WITH_NEURONS:

@@ -52,7 +52,7 @@ _NOT_CONFIG = {
 #: configuration columns that describe the architecture: a recurrent model and the feed-forward
 #: model it is compared with differ in these and agree in every other configuration column
 ARCH_COLUMNS = ("family", "arch", "blocks", "recurrent_layers", "iterations", "readout",
-                "ablation", "allowed_lengths")
+                "ablation", "allowed_lengths", "cell")
 _NOT_CONFIG_PREFIX = ("test_", "val_", "path_p")
 
 
@@ -122,6 +122,12 @@ def normalise(df: pd.DataFrame, source: str = "results table", metric: str = "au
             df[col] = df[col].fillna("").astype(str)
         else:
             df[col] = ""
+    # the recurrent cell type (rcpb.cell_kinds): "rcpb" for every recurrent and multi-path
+    # model that does not name another (tables written before the axis existed), "" for FF
+    cell = df["cell"].fillna("").astype(str) if "cell" in df.columns else pd.Series("", df.index)
+    has_cell = df["arch"].isin(["recurrent", "multipath"]) if "arch" in df.columns else \
+        ~df["family"].str.startswith("ff")
+    df["cell"] = cell.where(~(has_cell & (cell == "")), "rcpb")
     for col in ("iterations", "recurrent_layers", "blocks", "channels"):
         df[col] = pd.to_numeric(df[col], errors="coerce") if col in df.columns else np.nan
     df["train_fraction"] = pd.to_numeric(df["train_fraction"], errors="coerce").astype(float)
@@ -207,6 +213,13 @@ def select(df: pd.DataFrame, family: str | None = None, split: int | None = None
     if fraction is not None:
         m &= np.isclose(df["train_fraction"].to_numpy(dtype=float), float(fraction), rtol=0, atol=1e-9)
     return df.loc[m]
+
+
+def study_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the study's comparisons: every model except recurrent models of a cell other
+    than RCPB (they and the control families appear in analysis.controls only; the control
+    families are never selected by the study's tables, which select families by name)."""
+    return df[~((df["family"] == "recurrent") & ~df["cell"].isin(["", "rcpb"]))]
 
 
 def fractions(df: pd.DataFrame) -> list[float]:

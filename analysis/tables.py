@@ -60,7 +60,7 @@ from analysis.labels import blocks_label, fmt, join_notes
 from analysis.load import (
     ARCH_COLUMNS, METRIC_CHOICES, PERF, READOUT_MODES, VAL_PERF, baseline_value, config_columns,
     fraction_label, fraction_text, metric_of, n_train_of, pairs, perf_text, read_baselines,
-    read_results, removed_lengths, seed_average, select, set_text,
+    read_results, removed_lengths, seed_average, select, set_text, study_rows,
 )
 from rcpb.atomic_files import write_text_atomic
 from rcpb.errors import RcpbError
@@ -851,7 +851,8 @@ def generic_markdown(table: pd.DataFrame, title: str, columns: list[str],
 
 # --------------------------------------------------------------------------- CLI
 
-TABLES = ("table1", "recurrent_vs_ff", "multipath_vs_recurrent", "ablation_rm", "ablation_lege")
+TABLES = ("table1", "recurrent_vs_ff", "multipath_vs_recurrent", "ablation_rm", "ablation_lege",
+          "controls")
 _PAIRED_MD = ["n_pairs", "diff_mean", "diff_ci_low", "diff_ci_high", "paired_gain_pct",
               "paired_gain_ci_low_pct", "paired_gain_ci_high_pct", "p"]
 
@@ -862,6 +863,19 @@ def build(name: str, df: pd.DataFrame, dataset: str = "", selection: str = "vali
     (analysis.load.read_baselines) go into Table 1 and the cells table."""
     metric = metric_of(df)
     on = f" on {dataset}" if dataset else ""
+    if name == "controls":
+        from analysis.controls import controls_table
+
+        t = controls_table(df)
+        md = generic_markdown(t, "Recurrent cells vs their controls" + on,
+                              ["split_seed", "train_fraction", "cell", "recurrent_layers",
+                               "iterations", "readout", "control", "control_blocks",
+                               "control_channels", "control_iterations", "recurrent_conv_params",
+                               "control_conv_params", "recurrent_params", "control_params",
+                               "recurrent_mean", "control_mean", *_PAIRED_MD, "p_holm", "note"],
+                              metric)
+        return t, md
+    df = study_rows(df)     # the study's tables: the RCPB cell (other cells: "controls")
     if name == "table1":
         t = table1(df, selection=selection, baselines=baselines)
         return t, table1_markdown(t, dataset, metric, baselines)

@@ -34,6 +34,7 @@ FIGURE_FAMILIES = {
     "fig4cd": (("multipath",), True),
     "fig6gi": (("ablation_rm",), True),
     "lege": (("ablation_lege",), True),
+    "cells_controls": (("recurrent",), True),    # and with_controls (below)
 }
 TABLE_FAMILIES = {
     "table1": (),  # always built (the workflow's main table)
@@ -41,7 +42,10 @@ TABLE_FAMILIES = {
     "multipath_vs_recurrent": ("multipath",),
     "ablation_rm": ("ablation_rm",),
     "ablation_lege": ("ablation_lege",),
+    "controls": ("recurrent",),            # and with_controls (below)
 }
+#: the table and figure of recurrent cells vs their controls (analysis.controls)
+CONTROLS_OUTPUTS = ("controls", "cells_controls")
 FIGURE_EXTS = ("png", "pdf", "csv")
 
 _KEYS = {"train_fraction": ("train_fraction", "train_fractions", "fractions", "fraction"),
@@ -126,7 +130,24 @@ def table_paths(dataset: str, name: str) -> list[str]:
 def tables_for(config: dict, dataset: str, configs: list[dict] | None = None) -> list[str]:
     """Names of the tables built for a dataset (table1 always)."""
     fams = set(families(config, dataset, configs))
-    return [t for t, need in TABLE_FAMILIES.items() if all(f in fams for f in need)]
+    controls = with_controls(config, dataset, configs)
+    return [t for t, need in TABLE_FAMILIES.items() if all(f in fams for f in need)
+            and (t not in CONTROLS_OUTPUTS or controls)]
+
+
+def with_controls(config: dict, dataset: str, configs: list[dict] | None = None) -> bool:
+    """Whether a dataset gets the controls table and figure: its grid trains a control family
+    (analysis.controls.CONTROL_FAMILIES) or a recurrent cell other than rcpb."""
+    from analysis.controls import CONTROL_FAMILIES
+
+    if configs is not None:
+        return any(c.get("family") in CONTROL_FAMILIES or c.get("cell") not in (None, "rcpb")
+                   for c in configs)
+    grid = dataset_grid(config, dataset)
+    cells = (grid.get("recurrent") or {}).get("cell") if isinstance(grid.get("recurrent"),
+                                                                     dict) else None
+    return (any(grid.get(f) not in (None, False) for f in (*CONTROL_FAMILIES, "controls"))
+            or any(c != "rcpb" for c in (cells or [])))
 
 
 def targets(config: dict, dataset: str, configs: list[dict] | None = None) -> list[str]:
@@ -141,7 +162,8 @@ def targets(config: dict, dataset: str, configs: list[dict] | None = None) -> li
         out += table_paths(dataset, t)
     for name, (need, per_fraction) in FIGURE_FAMILIES.items():
         fam = need[0]
-        if fam not in fams:
+        if fam not in fams or (name in CONTROLS_OUTPUTS
+                               and not with_controls(config, dataset, configs)):
             continue
         for split in axis_values(config, dataset, fam, "split_seed", configs):
             fracs = (axis_values(config, dataset, fam, "train_fraction", configs)

@@ -7,12 +7,15 @@ the axes whose Cartesian product is trained:
 - ``common``: axes every family starts from (``split_seed``, ``train_fraction``, ``channels``,
   ``act``, ``first_block_order``, ``loss``, ``model_seed``);
 - ``ff``: ``blocks``;
-- ``recurrent``: ``recurrent_layers``, ``iterations``, ``readout``;
-- ``multipath``: starts from the recurrent family's axes (every recurrent configuration is
-  retrained as a multi-path model) and overrides those it lists;
+- ``recurrent``: ``recurrent_layers``, ``iterations``, ``readout``, ``cell`` (optional, default
+  ``[rcpb]``; see "Cells" below);
+- ``multipath``: starts from the recurrent family's axes but the cell (every rcpb recurrent
+  configuration is retrained as a multi-path model) and overrides those it lists;
 - ``ablation_rm``: starts from the multipath axes; ``remove_adjacent`` (numbers of adjacent
   path lengths removed, SPEC 7) and/or ``sets`` (explicit ablation names such as ``rm1,3``);
-- ``ablation_lege``: starts from the multipath axes; every ``le{k}`` and ``ge{k}`` for each T.
+- ``ablation_lege``: starts from the multipath axes; every ``le{k}`` and ``ge{k}`` for each T;
+- the controls ``ff_wider``, ``ff_deeper``, ``ff_depth``, ``min_unrolled``: each starts from the
+  recurrent family's axes, cell included, and overrides those it lists (see "Controls").
 
 Every family may override any common axis. A family that is absent is not trained, except for
 the *partners* the other families need: every comparison model is trained. A recurrent model's
@@ -44,6 +47,59 @@ the results table copied from its training (``analysis.aggregate``). Trained con
 keep their ids; which names are aliases can change when the grid changes (adding ``rm3-4``
 turns a trained ``le2`` into its alias).
 
+Cells. The ``cell`` axis (:mod:`rcpb.cell_kinds`: ``rcpb``, ``vanilla``, ``convlstm``, ``rgc``)
+chooses the recurrent cell of the recurrent family (and of the controls, which inherit it). A
+configuration holds the field ``cell`` only when it is not ``rcpb`` (the model builder reads an
+absent field as rcpb), so every id of a grid without the axis, or with ``cell: [rcpb]``, is
+what it was before the axis existed; another cell's readable id names it (``rec-convlstm-L1-T4-
+noavg-...``). Multi-path models and their ablations are defined for the rcpb cell only (the
+path reformulation, SPEC 6-7): the multipath family does not inherit the cell axis (a ``cell``
+listed there is an error saying so), so a recurrent configuration of another cell gets no
+multi-path twin, and the twin a multi-path model needs is always the rcpb recurrent model.
+Every recurrent configuration, whatever its cell, has the size-matched FF partner (2L+1
+blocks).
+
+Controls (seed 001 section 3: Nayebi et al. 2018's controls for the parameters recurrence adds).
+A grid that lists a control family gets one control per recurrent configuration of that
+family's axes (the recurrent family's, each overridable, e.g. ``ff_wider: {cell: [convlstm]}``;
+a configuration the recurrent family does not list is added, as a partner), with ``partner_id``
+= the id of the recurrent configuration it controls for and ``matched_conv_params`` = that
+model's conv parameter count (:func:`recurrent_conv_params`: CPB1's ``81 c`` + L x
+:func:`rcpb.cell_kinds.layer_conv_params`; conv weights and biases, gate convolutions included;
+BN and readout excluded: the readout scales with the neurons and has the same design in every
+model, and the paper's size matching is on conv weights, "size-matched pairs have equal conv
+weights"). An FF model of b blocks and c channels has ``81 c + (b - 1) 9 c^2``
+(:func:`ff_conv_params`).
+
+- ``ff_wider``: FF, 2L+1 blocks, the channel count c_w whose conv count is closest to the
+  target (ties: the smaller; :func:`wider_channels`), so within one channel's worth of it;
+- ``ff_deeper``: FF, the recurrent model's c channels, the number of blocks b_d >= 2L+1 whose
+  conv count is closest to the target (ties: the smaller; :func:`deeper_blocks`);
+- ``ff_depth``: FF, c channels, ``1 + L T`` blocks: the unrolled depth (only when listed);
+- ``min_unrolled``: the same recurrent model with ``T = rcpb.cell_kinds.minimal_iterations(cell,
+  L)``, the smallest T that uses every parameter, trained with the same settings; none is made
+  for a recurrent configuration with T <= that minimum (it is its own minimally unrolled
+  control).
+
+A control's id hashes its ``partner_id`` too (:func:`canonical_json`): the controls of two
+recurrent models that differ only in what the control does not copy (the readout, T) are
+distinct rows of the results. Readable ids: ``ffwide{b}-``, ``ffdeep{b}-``, ``ffdepth{b}-``
+(FF) and ``min-[cell-]L{L}-T{T}-...``.
+
+A control that is the same model as another configuration (the same architecture and axes;
+family, partner and ``matched_conv_params`` aside) is not trained twice: it is an alias of that
+training, like an ablation name (below). An rcpb (or vanilla) model's conv count equals that of
+its size-matched FF model, so its ``ff_wider`` and ``ff_deeper`` controls are that FF model
+(c_w = c, b_d = 2L+1): aliases of the FF training (added as the recurrent model's partner
+anyway); ``ff_depth`` with 1 + LT blocks may be an FF configuration of the grid, ``min_unrolled``
+the recurrent configuration with T = T_min, and the FF controls of recurrent models that differ
+only in readout or T are one model. The training that stands for a control is the configuration
+of another family when there is one, else the first control of that model in family order
+(``ff_wider``, ``ff_deeper``, ``ff_depth``, ``min_unrolled``), then in generation order; it
+is trained in its family's folder with its own partner. Aggregation copies the training's row
+for each alias with the alias's ``config_id``, ``family`` and ``partner_id``
+(``analysis.aggregate.add_aliases``), so every recurrent configuration has a row per control.
+
 One configuration is a JSON-serialisable dict (see the training configuration in the project's
 interface notes) with ``config_id`` = readable prefix + ``-`` + the first 8 hex digits of the
 SHA-256 of its canonical JSON. The hash covers every field except the id itself, the partner id,
@@ -70,32 +126,43 @@ import re
 from collections import Counter
 from pathlib import Path
 
+from rcpb import cell_kinds
 from rcpb.errors import RcpbError
 from rcpb.sizes import hw, size_value
 
-FAMILIES = ("ff", "recurrent", "multipath", "ablation_rm", "ablation_lege")
+#: the control families (section "Controls" of the module doc), in the order they are trained
+CONTROL_FAMILIES = ("ff_wider", "ff_deeper", "ff_depth", "min_unrolled")
+FAMILIES = ("ff", "recurrent", "multipath", "ablation_rm", "ablation_lege") + CONTROL_FAMILIES
 ARCH = {"ff": "ff", "recurrent": "recurrent", "multipath": "multipath",
-        "ablation_rm": "multipath", "ablation_lege": "multipath"}
+        "ablation_rm": "multipath", "ablation_lege": "multipath",
+        "ff_wider": "ff", "ff_deeper": "ff", "ff_depth": "ff", "min_unrolled": "recurrent"}
 # the family whose resolved axes a family starts from (None: the grid's common axes)
 PARENT = {"ff": None, "recurrent": None, "multipath": "recurrent",
-          "ablation_rm": "multipath", "ablation_lege": "multipath"}
+          "ablation_rm": "multipath", "ablation_lege": "multipath",
+          **{family: "recurrent" for family in CONTROL_FAMILIES}}
 COMMON_AXES = ("split_seed", "train_fraction", "channels", "act", "first_block_order", "loss",
                "model_seed")
 RECURRENT_AXES = ("recurrent_layers", "iterations", "readout")
+#: the recurrent cell (rcpb.cell_kinds): an axis of the recurrent family and the controls only
+CELL_AXIS = "cell"
 FAMILY_AXES = {
     "ff": ("blocks",),
-    "recurrent": RECURRENT_AXES,
+    "recurrent": RECURRENT_AXES + (CELL_AXIS,),
     "multipath": RECURRENT_AXES,
     "ablation_rm": RECURRENT_AXES + ("remove_adjacent", "sets"),
     "ablation_lege": RECURRENT_AXES,
+    **{family: RECURRENT_AXES + (CELL_AXIS,) for family in CONTROL_FAMILIES},
 }
+# axes a family may leave out: the ablation lists (one of them is checked) and the cell (rcpb)
+OPTIONAL_AXES = ("remove_adjacent", "sets", CELL_AXIS)
 READOUT_CODES = {"no-avg": "noavg", "early-avg": "early", "late-avg": "late", "2-avg": "2avg"}
 FAMILY_CODES = {"ff": "ff", "recurrent": "rec", "multipath": "mp", "ablation_rm": "mp",
-                "ablation_lege": "mp"}
+                "ablation_lege": "mp", "ff_wider": "ffwide", "ff_deeper": "ffdeep",
+                "ff_depth": "ffdepth", "min_unrolled": "min"}
 DEFAULT_SPLIT_SEEDS = [0]
 
 # fields left out of the id hash: the id itself, the derived partner id, where the data file
-# lives, and how the training is executed
+# lives, and how the training is executed. A control's partner id is hashed (canonical_json).
 UNHASHED = ("config_id", "partner_id", "dataset_file", "device", "threads")
 FLOAT_FIELDS = ("train_fraction",)
 TRAIN_FLOAT_FIELDS = ("lr", "lr_decay", "readout_l1", "smoothness")
@@ -108,8 +175,16 @@ _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
 
 
 def canonical_json(config: dict) -> str:
-    """The JSON text the id hash is computed from (sorted keys, no spaces, unhashed fields out)."""
-    return _ENCODER.encode({k: v for k, v in config.items() if k not in UNHASHED})
+    """The JSON text the id hash is computed from (sorted keys, no spaces, unhashed fields out).
+
+    A control (:data:`CONTROL_FAMILIES`) keeps its ``partner_id`` in the hash: it exists once
+    per recurrent configuration it controls for, and the controls of two recurrent models that
+    differ only in what the control does not copy (e.g. the readout, for an FF control) must
+    still have distinct ids (they become aliases of one training, :func:`expand_dataset`).
+    """
+    keep = ("partner_id",) if config.get("family") in CONTROL_FAMILIES else ()
+    return _ENCODER.encode({k: v for k, v in config.items()
+                            if k not in UNHASHED or k in keep})
 
 
 def _percent(fraction: float) -> str:
@@ -122,8 +197,9 @@ def id_prefix(config: dict) -> str:
               f"{config['loss']}-f{_percent(config['train_fraction'])}-s{config['model_seed']}-"
               f"sp{config['split_seed']}")
     if config["arch"] == "ff":
-        return f"ff{config['blocks']}-{common}"
-    head = (f"{FAMILY_CODES[config['family']]}-L{config['recurrent_layers']}-"
+        return f"{FAMILY_CODES[config['family']]}{config['blocks']}-{common}"
+    cell = f"{config['cell']}-" if config.get("cell") else ""   # absent: rcpb (ids unchanged)
+    head = (f"{FAMILY_CODES[config['family']]}-{cell}L{config['recurrent_layers']}-"
             f"T{config['iterations']}-{READOUT_CODES[config['readout']]}")
     if config.get("ablation"):
         head += "-" + config["ablation"].replace(",", "_")
@@ -147,10 +223,13 @@ def _axes(grid_name: str, grid: dict, family: str, cache: dict) -> dict:
     base = dict(grid.get("common") or {}) if parent is None else dict(_axes(grid_name, grid,
                                                                              parent, cache))
     if parent is not None:
-        # a child family does not inherit its parent's family-specific extras
-        base = {k: v for k, v in base.items() if k in COMMON_AXES + RECURRENT_AXES}
+        # a child family inherits only the axes it has: not its parent's family-specific
+        # extras, and a multi-path family not the recurrent family's cell (rcpb only)
+        base = {k: v for k, v in base.items() if k in COMMON_AXES + FAMILY_AXES[family]}
     base.setdefault("split_seed", list(DEFAULT_SPLIT_SEEDS))
     base.update(grid.get(family) or {})
+    if CELL_AXIS in FAMILY_AXES[family]:
+        base.setdefault(CELL_AXIS, [cell_kinds.DEFAULT_CELL])
     cache[family] = base
     return base
 
@@ -158,11 +237,14 @@ def _axes(grid_name: str, grid: dict, family: str, cache: dict) -> dict:
 def _check_axes(where: str, family: str, axes: dict) -> None:
     allowed = set(COMMON_AXES) | set(FAMILY_AXES[family])
     unknown = sorted(set(axes) - allowed)
+    if CELL_AXIS in unknown and ARCH[family] == "multipath":
+        raise RcpbError(f"{where}: multi-path models are defined for the rcpb cell only "
+                        f"(SPEC 3.3); remove 'cell' here. A recurrent configuration of another "
+                        f"cell gets no multi-path twin.")
     if unknown:
         raise RcpbError(f"{where}: unknown axis {', '.join(unknown)} for family '{family}'; "
                         f"allowed axes: {', '.join(sorted(allowed))}.")
-    needed = list(COMMON_AXES) + [a for a in FAMILY_AXES[family]
-                                  if a not in ("remove_adjacent", "sets")]
+    needed = list(COMMON_AXES) + [a for a in FAMILY_AXES[family] if a not in OPTIONAL_AXES]
     missing = [a for a in needed if not axes.get(a)]
     if missing:
         raise RcpbError(f"{where}: family '{family}' has no value for axis "
@@ -175,6 +257,11 @@ def _check_axes(where: str, family: str, axes: dict) -> None:
         dup = [v for v, n in Counter(map(json.dumps, values)).items() if n > 1]
         if dup:
             raise RcpbError(f"{where}.{name}: value {', '.join(dup)} is listed twice.")
+    for cell in axes.get(CELL_AXIS) or []:
+        try:
+            cell_kinds.check_cell(cell)
+        except ValueError as exc:
+            raise RcpbError(f"{where}.cell: {exc}.") from None
     if family == "ablation_rm" and not (axes.get("remove_adjacent") or axes.get("sets")):
         raise RcpbError(f"{where}: ablation_rm needs 'remove_adjacent' (e.g. [1, 2, 3]) "
                         f"and/or 'sets' (e.g. ['rm1,3']).")
@@ -240,8 +327,12 @@ def dataset_file(name: str, dataset: dict) -> str:
     return dataset["file"] if "file" in dataset else f"data/{name}.h5"
 
 
-def _make(family: str, base: dict, values: dict) -> dict:
-    """One configuration dict with all fields of the training configuration, id filled in."""
+def _make(family: str, base: dict, values: dict, extra: dict | None = None) -> dict:
+    """One configuration dict with all fields of the training configuration, id filled in.
+
+    ``values``: the axes' values (``cell`` optional: rcpb); ``extra``: further fields set
+    before the id is computed (a control's ``partner_id`` and ``matched_conv_params``).
+    """
     cfg = dict(base)
     cfg.update({
         "family": family, "arch": ARCH[family],
@@ -253,12 +344,15 @@ def _make(family: str, base: dict, values: dict) -> dict:
         "blocks": None, "recurrent_layers": None, "iterations": None, "readout": None,
         "ablation": None, "allowed_lengths": None,
     })
-    if family == "ff":
+    if ARCH[family] == "ff":
         cfg["blocks"] = int(values["blocks"])
     else:
         cfg["recurrent_layers"] = int(values["recurrent_layers"])
         cfg["iterations"] = int(values["iterations"])
         cfg["readout"] = values["readout"]
+        cell = cell_kinds.check_cell(values.get(CELL_AXIS) or cell_kinds.DEFAULT_CELL)
+        if cell != cell_kinds.DEFAULT_CELL:   # only then: every rcpb id stays as it was
+            cfg[CELL_AXIS] = cell
         if values.get("ablation"):
             from rcpb import ablation_sets
 
@@ -266,27 +360,112 @@ def _make(family: str, base: dict, values: dict) -> dict:
             cfg["allowed_lengths"] = ablation_sets.parse_ablation(
                 values["ablation"], cfg["recurrent_layers"], cfg["iterations"])
     cfg["partner_id"] = None
+    cfg.update(extra or {})
     cfg["config_id"] = config_id(cfg)
     return cfg
 
 
-_KEY_FIELDS = ("family",) + COMMON_AXES + ("blocks",) + RECURRENT_AXES + ("ablation",)
+# ----------------------------------------------------------------------------- controls
+
+#: conv weights of the first block (CPB1: 9 x 9, 1 input channel, no bias) per channel
+FIRST_BLOCK_PARAMS_PER_CHANNEL = 81
+#: conv weights of one Conv(3) block per squared channel count (3 x 3, c -> c, no bias)
+FF_BLOCK_PARAMS_PER_CHANNEL2 = 9
+
+
+def ff_conv_params(channels: int, blocks: int) -> int:
+    """Conv parameters of an FF model: CPB1 (``81 c``) + ``blocks - 1`` Conv(3) blocks
+    (``9 c^2`` each); BN and readout excluded."""
+    c = int(channels)
+    return (FIRST_BLOCK_PARAMS_PER_CHANNEL * c
+            + (int(blocks) - 1) * FF_BLOCK_PARAMS_PER_CHANNEL2 * c * c)
+
+
+def recurrent_conv_params(cell: str, channels: int, recurrent_layers: int) -> int:
+    """Conv parameters (weights and biases, gate convolutions included; BN and readout
+    excluded) of a recurrent model: CPB1 + ``recurrent_layers`` layers of ``cell``
+    (:func:`rcpb.cell_kinds.layer_conv_params`). The target the FF controls match."""
+    c = int(channels)
+    return (FIRST_BLOCK_PARAMS_PER_CHANNEL * c
+            + int(recurrent_layers) * cell_kinds.layer_conv_params(cell, c))
+
+
+def _closest(count, target: int, lo: int) -> int:
+    """The integer n >= lo whose ``count(n)`` (increasing in n) is closest to ``target``; of
+    two equally close, the smaller."""
+    hi = lo
+    while count(hi) < target:          # doubling, then bisection: first n with count >= target
+        hi *= 2
+    left = lo
+    while left < hi:
+        mid = (left + hi) // 2
+        if count(mid) < target:
+            left = mid + 1
+        else:
+            hi = mid
+    if hi > lo and target - count(hi - 1) <= count(hi) - target:
+        return hi - 1
+    return hi
+
+
+def wider_channels(target: int, blocks: int) -> int:
+    """The channel count c_w >= 1 whose FF(``blocks``) conv count is closest to ``target``
+    (ties: the smaller)."""
+    return _closest(lambda c: ff_conv_params(c, blocks), int(target), 1)
+
+
+def deeper_blocks(target: int, channels: int, min_blocks: int) -> int:
+    """The number of blocks b_d >= ``min_blocks`` whose FF conv count at ``channels`` is
+    closest to ``target`` (ties: the smaller)."""
+    return _closest(lambda b: ff_conv_params(channels, b), int(target), int(min_blocks))
+
+
+def control_config(family: str, rec: dict) -> dict | None:
+    """The ``family`` control (:data:`CONTROL_FAMILIES`) of the recurrent configuration
+    ``rec``, with ``partner_id`` = its id and ``matched_conv_params`` = its conv parameter
+    count; None for a minimally unrolled control of a model unrolled no longer than that."""
+    cell = rec.get(CELL_AXIS) or cell_kinds.DEFAULT_CELL
+    layers, c, T = rec["recurrent_layers"], rec["channels"], rec["iterations"]
+    target = recurrent_conv_params(cell, c, layers)
+    base = {k: rec[k] for k in ("dataset", "dataset_file", "preprocess", "train")}
+    values = {k: rec[k] for k in COMMON_AXES}
+    extra = {"partner_id": rec["config_id"], "matched_conv_params": target}
+    if family == "ff_wider":
+        values.update(blocks=2 * layers + 1, channels=wider_channels(target, 2 * layers + 1))
+    elif family == "ff_deeper":
+        values["blocks"] = deeper_blocks(target, c, 2 * layers + 1)
+    elif family == "ff_depth":
+        values["blocks"] = 1 + layers * T
+    elif family == "min_unrolled":
+        t_min = cell_kinds.minimal_iterations(cell, layers)
+        if T <= t_min:
+            return None
+        values.update({k: rec[k] for k in RECURRENT_AXES}, iterations=t_min, cell=cell)
+    else:
+        raise ValueError(f"not a control family: {family!r}")
+    return _make(family, base, values, extra)
+
+
+_KEY_FIELDS = ("family",) + COMMON_AXES + ("blocks",) + RECURRENT_AXES + (CELL_AXIS,
+                                                                           "ablation")
 
 
 def _key(cfg: dict) -> tuple:
-    """What distinguishes configurations of one dataset (dataset, preprocess, train are shared)."""
-    return tuple(cfg[k] for k in _KEY_FIELDS)
+    """What distinguishes configurations of one dataset (dataset, preprocess, train are shared;
+    ``cell`` is None for rcpb and feed-forward models)."""
+    return tuple(cfg.get(k) for k in _KEY_FIELDS)
 
 
 def _partner_key(cfg: dict) -> tuple | None:
-    """:func:`_key` of the partner of ``cfg`` (None for feed-forward models)."""
+    """:func:`_key` of the partner of ``cfg`` (None for feed-forward models, and for controls,
+    which get their partner when made)."""
     family = cfg["family"]
-    if family == "ff":
+    if family == "ff" or family in CONTROL_FAMILIES:
         return None
     values = dict(zip(_KEY_FIELDS, _key(cfg)))
     if family == "recurrent":
         values.update(family="ff", blocks=2 * cfg["recurrent_layers"] + 1,
-                      recurrent_layers=None, iterations=None, readout=None)
+                      recurrent_layers=None, iterations=None, readout=None, cell=None)
     else:
         values.update(family="recurrent" if family == "multipath" else "multipath",
                       ablation=None)
@@ -294,9 +473,11 @@ def _partner_key(cfg: dict) -> tuple | None:
 
 
 def partner_config(cfg: dict) -> dict | None:
-    """The configuration ``cfg`` is compared with (without its own ``partner_id``), or None."""
+    """The configuration ``cfg`` is compared with (without its own ``partner_id``), or None.
+
+    Controls are made with their partner (:func:`control_config`): None for them too."""
     family = cfg["family"]
-    if family == "ff":
+    if family == "ff" or family in CONTROL_FAMILIES:
         return None
     values = {k: cfg[k] for k in COMMON_AXES}
     base = {k: cfg[k] for k in ("dataset", "dataset_file", "preprocess", "train")}
@@ -315,8 +496,9 @@ def expand_dataset(name: str, dataset: dict, grids: dict, training: dict,
 
     Order: by family (FAMILIES order), then as generated by the grids (first grid first,
     axes in the order written in the config); configurations listed twice appear once.
-    Ablations that keep the same lengths as a trained configuration are left out (see the
-    module doc); when ``aliases`` is a list, they are appended to it (with ``trained_as``).
+    Ablations that keep the same lengths as a trained configuration, and controls that are the
+    same model as another training, are left out (see the module doc); when ``aliases`` is a
+    list, they are appended to it (with ``trained_as``).
     """
     grid_names = dataset.get("grid")
     grid_names = [grid_names] if isinstance(grid_names, str) else list(grid_names or [])
@@ -339,15 +521,28 @@ def expand_dataset(name: str, dataset: dict, grids: dict, training: dict,
             axes = _axes(grid_name, grid, family, cache)
             _check_axes(where, family, axes)
             names = COMMON_AXES + (("blocks",) if family == "ff" else RECURRENT_AXES)
+            if CELL_AXIS in FAMILY_AXES[family]:
+                names += (CELL_AXIS,)
             for values in _product(axes, names):
-                if family.startswith("ablation"):
+                if family in CONTROL_FAMILIES:
+                    # the recurrent configuration controlled for: a partner when not listed
+                    rec = _make("recurrent", base, values)
+                    cfg = control_config(family, rec)
+                    if cfg is None:       # min_unrolled of a model unrolled only T_min times
+                        continue
+                    if rec["config_id"] not in by_id:
+                        rec["added_as_partner"] = True
+                        by_id[rec["config_id"]] = rec
+                    by_id.setdefault(cfg["config_id"], cfg)
+                elif family.startswith("ablation"):
                     for ablation in _ablations(family, axes, int(values["recurrent_layers"]),
                                                int(values["iterations"]), where):
                         cfg = _make(family, base, {**values, "ablation": ablation})
                         by_id.setdefault(cfg["config_id"], cfg)
                 else:
                     cfg = _make(family, base, values)
-                    by_id.setdefault(cfg["config_id"], cfg)
+                    # listed here: not a partner a control of an earlier grid added
+                    by_id.setdefault(cfg["config_id"], cfg).pop("added_as_partner", None)
 
     # partners: link, adding the missing ones (which may need partners themselves)
     index = {_key(cfg): cfg["config_id"] for cfg in by_id.values()}
@@ -367,7 +562,7 @@ def expand_dataset(name: str, dataset: dict, grids: dict, training: dict,
         index[_key(partner)] = partner["config_id"]
         todo.append(partner)
     order = {f: i for i, f in enumerate(FAMILIES)}
-    shared = _split_aliases(by_id, order)
+    shared = _split_aliases(by_id, order) + _split_control_aliases(by_id, order)
     if aliases is not None:
         aliases.extend(shared)
     return sorted(by_id.values(), key=lambda c: order[c["family"]])
@@ -375,7 +570,8 @@ def expand_dataset(name: str, dataset: dict, grids: dict, training: dict,
 
 # what ablations of one dataset must share to be the same training, besides the allowed lengths:
 # every field of _key but family and name (dataset, preprocess and train are shared)
-_same_but_name = operator.itemgetter(*_KEY_FIELDS[1:-1])
+def _same_but_name(cfg: dict) -> tuple:
+    return tuple(cfg.get(k) for k in _KEY_FIELDS[1:-1])
 
 
 def _split_aliases(by_id: dict, order: dict) -> list[dict]:
@@ -405,6 +601,36 @@ def _split_aliases(by_id: dict, order: dict) -> list[dict]:
     return out
 
 
+# what makes two configurations of one dataset the same model: _key without the family (the
+# architecture instead), and so without a control's partner and matched count
+def _model_key(cfg: dict) -> tuple:
+    return (cfg["arch"],) + _key(cfg)[1:]
+
+
+def _split_control_aliases(by_id: dict, order: dict) -> list[dict]:
+    """Remove from ``by_id`` the controls that are the same model as another training; return
+    them as aliases (each keeps its ``partner_id``, the recurrent model it controls for).
+
+    The training that stands for a control: a configuration of another family that is the same
+    model (e.g. the size-matched FF for an rcpb model's wider and deeper controls, the recurrent
+    configuration at the minimal T), else the first control of that model in family order
+    (ff_wider, ff_deeper, ff_depth, min_unrolled), then in generation order.
+    """
+    trained = {_model_key(c): c["config_id"] for c in by_id.values()
+               if c["family"] not in CONTROL_FAMILIES}
+    controls = [c for c in by_id.values() if c["family"] in CONTROL_FAMILIES]
+    controls.sort(key=lambda c: order[c["family"]])   # stable: generation order within a family
+    out = []
+    for cfg in controls:
+        target = trained.setdefault(_model_key(cfg), cfg["config_id"])
+        if target == cfg["config_id"]:
+            continue
+        alias = by_id.pop(cfg["config_id"])
+        alias["trained_as"] = target
+        out.append(alias)
+    return out
+
+
 def check_datasets(config: dict) -> None:
     """Checks of the dataset section that a JSON schema cannot express."""
     datasets = config.get("datasets") or {}
@@ -425,9 +651,9 @@ def check_datasets(config: dict) -> None:
 def expand(config: dict, aliases: dict | None = None) -> dict[str, list[dict]]:
     """All trainings of a (schema-validated) workflow config: dataset name -> list.
 
-    When ``aliases`` is a dict, it receives dataset name -> list of aliases (ablation names
-    another training stands for, each with ``trained_as``; see the module doc), from the same
-    expansion.
+    When ``aliases`` is a dict, it receives dataset name -> list of aliases (ablation names and
+    controls another training stands for, each with ``trained_as``; see the module doc), from
+    the same expansion.
     """
     check_datasets(config)
     grids = config.get("grids") or {}
@@ -442,7 +668,8 @@ def expand(config: dict, aliases: dict | None = None) -> dict[str, list[dict]]:
 
 
 def expand_aliases(config: dict) -> dict[str, list[dict]]:
-    """Dataset name -> the aliases of :func:`expand` (ablation names that are not trained)."""
+    """Dataset name -> the aliases of :func:`expand` (ablation names and controls that are not
+    trained)."""
     aliases: dict[str, list[dict]] = {}
     expand(config, aliases=aliases)
     return aliases

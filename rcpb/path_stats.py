@@ -8,6 +8,12 @@ this changes the weights of the remaining iterations (e.g. 1 layer, T = 3, ``rm1
 iterations 2, 3 with w = [3/4, 1/4]); for no-avg it never matters because the last iteration
 always has every length.
 
+Recurrent models: path statistics are defined for the cells of
+:func:`rcpb.cell_kinds.has_path_statistics` (rcpb; vanilla, where every BN occurrence of a chain
+is the layer's one shared BN). For the gated cells (convlstm, rgc) the output is no sum of
+chains, so there are none: :func:`path_stats` gives NaN / empty statistics and the ``reason``,
+:func:`path_length_distribution` raises :class:`RcpbError` with it.
+
 No torch import: the functions that read a model only call methods of its modules and tensors.
 """
 
@@ -17,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rcpb.cell_kinds import DEFAULT_CELL, NO_PATH_STATISTICS, has_path_statistics
 from rcpb.chains import Chain, enumerate_chains, readout_weights
 from rcpb.errors import RcpbError
 
@@ -80,6 +87,24 @@ def _arch(model) -> str:
     )
 
 
+def _cell(model) -> str:
+    """The recurrent cell of a recurrent model (absent: rcpb)."""
+    cell = getattr(model, "cell", None)
+    if not isinstance(cell, str):
+        cell = (getattr(model, "config", None) or {}).get("cell")
+    return cell or DEFAULT_CELL
+
+
+def no_path_statistics_reason(model) -> str | None:
+    """Why ``model`` has no path statistics (a recurrent model with a gated cell), else None."""
+    if _arch(model) != "recurrent":
+        return None
+    cell = _cell(model)
+    if has_path_statistics(cell):
+        return None
+    return f"cell {cell!r}: {NO_PATH_STATISTICS[cell]}"
+
+
 def _ff_blocks(model) -> list[tuple[int, object]]:
     """(block number, CPB) for the FF model's Conv(3) blocks after CPB1 (CPB1 = block 1)."""
     blocks = list(model.blocks)
@@ -113,10 +138,21 @@ def component_strengths(model) -> dict[str, float]:
     multi-path models; "conv{j}" for block j >= 2 of an FF model.
     BNs: recurrent "bn{m}.t{t}" (BN[m,t]); multi-path "{chain.name}/bn{k}" (the copy after
     the chain's k-th conv, k 1-based); FF "bn{j}". Activations have strength 1 and are left
-    out; CPB1 and the readout are excluded.
+    out; CPB1 and the readout are excluded. A vanilla cell's shared BN is listed under every
+    iteration ("bn{m}.t{t}", the BN of layer m at iteration t).
+
+    Recurrent models with a cell without path statistics (:func:`no_path_statistics_reason`):
+    the strength of each conv of the recurrent layers, "{name}{m}" ("wx2", "w_ch3", ...; the
+    gate convs' weights only), for inspection; no path uses them.
     """
     arch = _arch(model)
     out: dict[str, float] = {}
+    if no_path_statistics_reason(model) is not None:
+        for i, cell in enumerate(model.rcpbs):
+            for name, conv in cell.named_children():
+                if hasattr(conv, "weight") and getattr(conv, "kernel_size", None) is not None:
+                    out[f"{name}{i + 2}"] = conv_strength(conv.weight)
+        return out
     if arch == "ff":
         for j, block in _ff_blocks(model):
             out[f"conv{j}"] = conv_strength(block.conv.weight)
@@ -196,8 +232,12 @@ def path_length_distribution(model) -> PathDistribution:
     w from :func:`readout_weights` (for a multi-path model, over its kept iterations).
     Strengths are summed per length and normalised to sum 1. An FF model is one path whose
     length is its number of Conv(3) blocks after CPB1. No data needed; the model's weights
-    and BN running statistics only.
+    and BN running statistics only. A recurrent model with a gated cell has no paths:
+    RcpbError with the reason.
     """
+    reason = no_path_statistics_reason(model)
+    if reason is not None:
+        raise RcpbError(f"no path-length distribution: {reason}")
     paths = _weighted_paths(model)
     lengths = np.array(sorted({d for d, _, _ in paths}), dtype=int)
     raw = np.zeros(len(lengths))
@@ -219,7 +259,14 @@ def path_stats(model) -> dict:
 
     {"avg_path_length": float (convs), "path_entropy": float (nats),
      "path_p": {"d": p_d}, "path_strength_raw": {"d": unnormalised strength of length d}}
+
+    A recurrent model with a cell without path statistics (convlstm, rgc): NaN average length
+    and entropy, empty ``path_p`` and ``path_strength_raw``, and ``"reason"`` saying why.
     """
+    reason = no_path_statistics_reason(model)
+    if reason is not None:
+        return {"avg_path_length": float("nan"), "path_entropy": float("nan"), "path_p": {},
+                "path_strength_raw": {}, "reason": reason}
     dist = path_length_distribution(model)
     return {
         "avg_path_length": dist.avg_length,

@@ -28,6 +28,9 @@ FIGURES = [
     ("fig_neurons", "neurons", "Per neuron (beyond the paper): recurrent vs FF", True,
      "Per neuron: the validation-best recurrent cell vs its size-matched FF, against the noise "
      "ceiling, with the share of neurons improved."),
+    ("fig_cells_controls", "cells_controls", "Recurrent cells vs their controls", True,
+     "Each recurrent cell type vs its size-matched, wider and deeper FF and its minimally "
+     "unrolled twin: paired effects with 95 % CIs and parameter counts (Nayebi et al. 2018)."),
 ]
 
 # figures drawn from the per-neuron table too (input `neurons`, passed as --neurons); only

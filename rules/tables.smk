@@ -15,6 +15,8 @@ TABLES = [
      "Multi-path models with path lengths removed vs the unablated model."),
     ("table_ablation_lege", "ablation_lege", "Ablations: keep lengths <= k / >= k",
      "Multi-path models keeping only lengths <= k or >= k vs the unablated model."),
+    ("table_controls", "controls", "Recurrent cells vs their controls",
+     "Each recurrent cell type vs its size-matched, wider, deeper and unrolled-depth FF and its minimally unrolled twin, with parameter counts."),
 ]
 
 

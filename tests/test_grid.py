@@ -115,6 +115,17 @@ def test_ids_are_unique_and_well_formed(paper_ns):
     assert c["config_id"].startswith("rec-L1-T4-2avg-c")
 
 
+# SHA-256 (first 16 hex digits) of the sorted config ids of the paper configs, stored when the
+# cell axis and the controls were added: new axes and families leave every existing id as it was
+PAPER_ID_DIGESTS = {"paper_ns2250": "a20115d0e4aea4fb", "paper_imagenet8k": "3be4af89bdeab962"}
+
+
+def test_paper_ids_are_unchanged(paper_ns, paper_imagenet):
+    for name, configs in (("paper_ns2250", paper_ns), ("paper_imagenet8k", paper_imagenet)):
+        text = "\n".join(sorted(c["config_id"] for c in configs))
+        assert hashlib.sha256(text.encode()).hexdigest()[:16] == PAPER_ID_DIGESTS[name], name
+
+
 def test_same_config_same_id_and_id_is_hash_of_config():
     a = grid.expand(small_config())["d"]
     b = grid.expand(small_config())["d"]
@@ -426,7 +437,8 @@ def test_semantic_errors_name_the_problem():
 def test_example_config_expands_with_every_family():
     expanded = grid.expand(load_config(DEMO))
     families = {c["family"] for c in expanded["sim_recurrent"]}
-    assert families == set(grid.FAMILIES)
+    # the controls: tests/test_controls.py
+    assert families == set(grid.FAMILIES) - set(grid.CONTROL_FAMILIES)
     assert not any(c.get("added_as_partner") for cfgs in expanded.values() for c in cfgs)
 
 

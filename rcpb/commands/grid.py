@@ -11,7 +11,10 @@ exactly as the workflow does. Partners that a family needs but its grid does not
 (and counted as ``added``). Ablation names that keep the same path lengths as another training
 (an rm set, another le/ge name, or every length: the unablated multi-path model) are not trained;
 they are counted as ``aliases`` (``--show`` prints one with ``trained_as``, the id that stands
-for it; ``--list`` lists trainings only).
+for it; ``--list`` lists trainings only). Likewise a control (families ``ff_wider``,
+``ff_deeper``, ``ff_depth``, ``min_unrolled``: one per recurrent configuration) that is the same
+model as another training, e.g. an rcpb model's wider and deeper controls, which are its
+size-matched FF model.
 """
 
 from __future__ import annotations
@@ -82,8 +85,10 @@ def run(args) -> int:
         for shared in aliases.values():
             for alias in shared:
                 if alias["config_id"] == args.show:
-                    print(f"{args.show} is not trained: {alias['trained_as']} keeps the same "
-                          f"path lengths and stands for it (trained_as).", file=sys.stderr)
+                    why = ("is the same model" if alias["family"] in grid.CONTROL_FAMILIES
+                           else "keeps the same path lengths")
+                    print(f"{args.show} is not trained: {alias['trained_as']} {why} and "
+                          f"stands for it (trained_as).", file=sys.stderr)
                     print(json.dumps(alias, indent=2, sort_keys=True))
                     return 0
         raise RcpbError(f"--show {args.show}: no configuration with this id in {args.config}.")
@@ -139,7 +144,8 @@ def format_counts(expanded: dict, aliases: dict | None = None) -> str:
     """Table of trainings per dataset, family and split seed, with totals.
 
     ``aliases`` (dataset -> aliases, :func:`rcpb.grid.expand`): per row, the ablation names that
-    are not trained because another training keeps the same path lengths.
+    are not trained because another training keeps the same path lengths, and the controls that
+    are not trained because another training is the same model.
     """
     from rcpb import grid
 
@@ -168,4 +174,9 @@ def format_counts(expanded: dict, aliases: dict | None = None) -> str:
     lines.append("(aliases: ablation names not trained because they keep the same path lengths "
                  "as another training:\n an rm set, another le/ge name, or every length = the "
                  "unablated multi-path model; results.csv copies its row)")
+    if any(f in grid.CONTROL_FAMILIES for rows in aliases.values() for f in
+           (a["family"] for a in rows)):
+        lines.append("(control aliases: controls that are the same model as another training, "
+                     "e.g. an rcpb model's wider\n and deeper controls = its size-matched FF "
+                     "model; each keeps its partner_id, results.csv copies the row)")
     return "\n".join(lines)

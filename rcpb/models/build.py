@@ -3,10 +3,13 @@
 Config keys read: ``arch`` ("ff" | "recurrent" | "multipath"), ``channels``, ``act``,
 ``first_block_order``, ``input_size``, ``n_neurons``, ``model_seed``; ff: ``blocks``;
 recurrent and multipath: ``recurrent_layers``, ``iterations``, ``readout``;
-multipath: ``allowed_lengths`` (None = all lengths).
+recurrent: ``cell`` (absent or None = "rcpb"; one of :data:`rcpb.cell_kinds.CELLS`);
+multipath: ``allowed_lengths`` (None = all lengths). Multi-path models are defined for the
+rcpb cell only, and ff models have no cell: there a ``cell`` other than "rcpb" is an error.
 
 Initialisation (SPEC 3): every conv weight and the readout's ``ws`` and ``wf`` ~ N(0, 0.01),
-drawn from a ``torch.Generator`` seeded with ``model_seed`` in parameter-name order; BN
+drawn from a ``torch.Generator`` seeded with ``model_seed`` in parameter-name order (gate
+convs of the cells included); conv biases (the ConvLSTM's gate biases) 0; BN
 gamma = 1, beta = 0; readout bias 0 until ``readout.init_bias``. Building does not change
 torch's global random state. The model is the stock-PyTorch reference; CPU speed-ups are
 applied by the trainer (:func:`rcpb.accel.accelerate`), not here.
@@ -17,6 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from rcpb.cell_kinds import CELLS, DEFAULT_CELL
 from rcpb.errors import RcpbError
 from rcpb.sizes import is_size
 from rcpb.models.blocks import ACTIVATIONS, FIRST_BLOCK_ORDERS
@@ -56,6 +60,7 @@ def build(config: dict) -> nn.Module:
                           f"{MIN_INPUT_SIZE}"),
         n_neurons=_field(config, "n_neurons", _positive_int, "the number of neurons (>= 1)"),
     )
+    cell = _cell(config, arch)
     seed = _field(config, "model_seed", lambda v: isinstance(v, int) and not isinstance(v, bool),
                   "an integer")
     # Module constructors draw PyTorch's default init from the global generator; fork it so
@@ -77,12 +82,28 @@ def build(config: dict) -> nn.Module:
                                ", ".join(f'"{m}"' for m in READOUT_MODES)),
             )
             if arch == "recurrent":
-                model = Recurrent(config, **recurrent, **common)
+                model = Recurrent(config, cell=cell, **recurrent, **common)
             else:
                 model = MultiPath(config, allowed_lengths=config.get("allowed_lengths"),
                                   **recurrent, **common)
     initialise(model, seed)
     return model
+
+
+def _cell(config: dict, arch: str) -> str:
+    """The config's ``cell`` (absent or None: "rcpb"), checked against the architecture."""
+    cell = config.get("cell")
+    if cell is None:
+        return DEFAULT_CELL
+    if cell not in CELLS:
+        raise RcpbError(f"config field 'cell' = {cell!r} is invalid; set it to one of "
+                        f"{', '.join(repr(c) for c in CELLS)} (or leave it out for 'rcpb')")
+    if cell != DEFAULT_CELL and arch != "recurrent":
+        why = ("multi-path models are defined for the rcpb cell only (SPEC 3.3)"
+               if arch == "multipath" else "feed-forward models have no recurrent cell")
+        raise RcpbError(f"config field 'cell' = {cell!r} is invalid with arch {arch!r}: {why}; "
+                        "leave 'cell' out (or set it to 'rcpb')")
+    return cell
 
 
 @torch.no_grad()

@@ -35,30 +35,55 @@ import json
 from rcpb.sizes import hw
 
 #: Configuration fields that every slot of a pack shares (absent fields count as None).
+#: ``cell``: absent, None and "rcpb" are one value (:data:`DEFAULT_FIELDS`).
 STRUCTURE_FIELDS = ("arch", "channels", "blocks", "recurrent_layers", "iterations", "readout",
-                    "act", "first_block_order", "allowed_lengths", "loss", "device")
+                    "act", "first_block_order", "allowed_lengths", "loss", "device", "cell")
+
+#: Fields whose default value counts as absent, and the default. They enter the hashed fields
+#: only when set to another value, so the keys of configurations written before the field
+#: existed (and of configurations that leave it at its default) do not change.
+DEFAULT_FIELDS = {"cell": "rcpb"}
 
 #: Fields of ``train`` that every slot shares: the minibatch shape.
 TRAIN_STRUCTURE_FIELDS = ("batch_size",)
 
 
+def _fields(cfg: dict, names) -> dict:
+    """``{name: cfg.get(name)}``, leaving out fields of :data:`DEFAULT_FIELDS` that are absent,
+    None or at their default."""
+    return {k: cfg.get(k) for k in names
+            if k not in DEFAULT_FIELDS or cfg.get(k) not in (None, DEFAULT_FIELDS[k])}
+
+
+def _head(cfg: dict, with_iterations: bool) -> str:
+    """``ff{blocks}``, or ``rec-L{layers}[-T{T}]`` with the cell after the arch when it is not
+    rcpb (``rec-convlstm-L1-T4``)."""
+    if cfg.get("arch") == "ff":
+        return f"ff{cfg.get('blocks')}"
+    head = f"{cfg.get('arch', '?')[:3]}"
+    if cfg.get("cell") not in (None, DEFAULT_FIELDS["cell"]):
+        head += f"-{cfg.get('cell')}"
+    head += f"-L{cfg.get('recurrent_layers')}"
+    return head + (f"-T{cfg.get('iterations')}" if with_iterations else "")
+
+
 def _structure(cfg: dict) -> dict:
     train = cfg.get("train") or {}
-    out = {k: cfg.get(k) for k in STRUCTURE_FIELDS}
+    out = _fields(cfg, STRUCTURE_FIELDS)
     out.update({f"train.{k}": train.get(k) for k in TRAIN_STRUCTURE_FIELDS})
     return out
 
 
 def pack_key(cfg: dict) -> str:
     """Short text naming the structure of ``cfg``: configurations with the same key may be
-    packed together (before their data are prepared). E.g. ``rec-L1-T4-2-avg-c8-1a2b3c4d``."""
-    head = f"ff{cfg.get('blocks')}" if cfg.get("arch") == "ff" else \
-        f"{cfg.get('arch', '?')[:3]}-L{cfg.get('recurrent_layers')}-T{cfg.get('iterations')}"
-    return _named(head, cfg, _structure(cfg))
+    packed together (before their data are prepared). E.g. ``rec-L1-T4-c8-1a2b3c4d``,
+    ``rec-convlstm-L1-T4-c8-...``."""
+    return _named(_head(cfg, True), cfg, _structure(cfg))
 
 
-#: Fields that group configurations into CPU training jobs (the loop engine).
-SIZE_FIELDS = ("arch", "channels", "blocks", "recurrent_layers")
+#: Fields that group configurations into CPU training jobs (the loop engine); ``cell`` as in
+#: :data:`STRUCTURE_FIELDS` (a cell changes a model's cost).
+SIZE_FIELDS = ("arch", "channels", "blocks", "recurrent_layers", "cell")
 
 
 def job_key(cfg: dict, device: str = "cpu") -> str:
@@ -66,9 +91,7 @@ def job_key(cfg: dict, device: str = "cpu") -> str:
     on CUDA the structure (:func:`pack_key`), on CPU the architecture and size."""
     if device == "cuda":
         return pack_key(cfg)
-    head = f"ff{cfg.get('blocks')}" if cfg.get("arch") == "ff" else \
-        f"{cfg.get('arch', '?')[:3]}-L{cfg.get('recurrent_layers')}"
-    return _named(head, cfg, {k: cfg.get(k) for k in SIZE_FIELDS})
+    return _named(_head(cfg, False), cfg, _fields(cfg, SIZE_FIELDS))
 
 
 def _named(head: str, cfg: dict, fields: dict) -> str:
