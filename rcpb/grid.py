@@ -52,10 +52,13 @@ chooses the recurrent cell of the recurrent family (and of the controls, which i
 configuration holds the field ``cell`` only when it is not ``rcpb`` (the model builder reads an
 absent field as rcpb), so every id of a grid without the axis, or with ``cell: [rcpb]``, is
 what it was before the axis existed; another cell's readable id names it (``rec-convlstm-L1-T4-
-noavg-...``). Multi-path models and their ablations are defined for the rcpb cell only (the
-path reformulation, SPEC 6-7): the multipath family does not inherit the cell axis (a ``cell``
-listed there is an error saying so), so a recurrent configuration of another cell gets no
-multi-path twin, and the twin a multi-path model needs is always the rcpb recurrent model.
+noavg-...``). Multi-path models and their ablations are built for the rcpb cell only (the
+path reformulation, SPEC 6-7, has per-iteration BN copies; the convlstm and rgc cells have no
+path form at all, and a vanilla model's paths are those of an rcpb model whose BNs are tied, so
+its multi-path twin would be the rcpb one): the multipath family does not inherit the cell axis
+(a ``cell`` listed there is an error saying so), so a recurrent configuration of another cell
+gets no multi-path twin, and the twin a multi-path model needs is always the rcpb recurrent
+model.
 Every recurrent configuration, whatever its cell, has the size-matched FF partner (2L+1
 blocks).
 
