@@ -832,7 +832,8 @@ def generic_markdown(table: pd.DataFrame, title: str, columns: list[str],
             return "p"
         if c.startswith("diff_"):
             return "diff"
-        if c.startswith("n_") or c in ("split_seed", "iterations", "recurrent_layers", "k"):
+        if c.startswith("n_") or c.endswith(("_params", "_blocks", "_channels", "_iterations")) \
+                or c in ("split_seed", "iterations", "recurrent_layers", "k"):
             return "int"
         if c == "train_fraction":
             return "frac"

@@ -1,7 +1,7 @@
 """Recurrent cells vs the controls that isolate recurrence (analysis.controls).
 
 ``fig_controls(df, split, fraction)`` returns ``(figure, data, headline)`` like the other figure
-functions. One panel per recurrent cell type; in each, one row per recurrent configuration
+functions. One panel per recurrent cell type (a shared x axis); in each, one row per recurrent configuration
 (recurrent layers, T, readout mode) and control: the paired effect recurrent - control (mean
 over the units of replication) with its 95 % t-interval, a dashed zero line, and the two
 conv parameter counts (recurrent / control). Points without an interval (fewer than
@@ -19,6 +19,7 @@ import pandas as pd
 
 from analysis.controls import CONTROLS, controls_in
 from analysis.load import select
+from rcpb.cell_kinds import CELLS
 from analysis.plots.common import (
     FF_COLOR, NoData, NoFinite, dataset_name, finish_data, measure_name, style, where,
 )
@@ -43,11 +44,12 @@ def fig_controls(df: pd.DataFrame, split: int, fraction: float):
     if drawn.empty:
         raise NoFinite(f"{dataset_name(part)}, {where(split, fraction, part)}: no finite "
                        f"{measure} for any recurrent model and its control")
-    cells = list(dict.fromkeys(drawn["cell"]))
+    present = set(drawn["cell"])
+    cells = [c for c in CELLS if c in present] + sorted(present - set(CELLS))
     style()
     heights = [max(1.6, 0.34 * (drawn["cell"] == c).sum() + 0.8) for c in cells]
     fig, axes = plt.subplots(len(cells), 1, figsize=(8.5, sum(heights) + 0.6),
-                             gridspec_kw={"height_ratios": heights}, squeeze=False)
+                             gridspec_kw={"height_ratios": heights}, squeeze=False, sharex=True)
     for ax, cell in zip(axes[:, 0], cells):
         rows = drawn[drawn["cell"] == cell].reset_index(drop=True)
         y = np.arange(len(rows))[::-1]
@@ -68,6 +70,7 @@ def fig_controls(df: pd.DataFrame, split: int, fraction: float):
         ax.set_yticks(y, labels, fontsize=7)
         ax.axvline(0.0, color=FF_COLOR, lw=0.9, ls="--", zorder=0)
         ax.set_title(f"cell {cell}", fontsize=9, loc="left")
+        ax.tick_params(labelbottom=True)
         ax.set_xlabel(f"recurrent - control ({measure}), mean with 95 % t-interval")
     better = drawn[drawn["diff_ci_low"].astype(float) > 0]
     worse = drawn[drawn["diff_ci_high"].astype(float) < 0]
