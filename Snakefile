@@ -28,6 +28,7 @@ include: "rules/aggregate.smk"
 include: "rules/tables.smk"
 include: "rules/figures.smk"
 include: "rules/report.smk"
+include: "rules/search.smk"
 
 
 rule all:

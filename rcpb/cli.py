@@ -20,6 +20,7 @@ COMMANDS = {
     "train": "rcpb.commands.train",
     "paths": "rcpb.commands.path_stats",
     "grid": "rcpb.commands.grid",
+    "search": "rcpb.commands.search",
 }
 
 
