@@ -125,9 +125,9 @@ def read_failure(folder: str | Path, metrics: dict | None = None) -> dict | None
             "family": config.get("family") or folder.parent.name, "reason": reason}
 
 
-def read_model(folder: str | Path, metrics: dict | None = None) -> tuple[dict, list[dict]]:
-    """One model folder -> (results row, per-neuron rows); ``metrics``: its metrics.json when
-    read already.
+def read_model(folder: str | Path, metrics: dict | None = None) -> tuple[dict, object]:
+    """One model folder -> (results row, its neuron rows: a DataFrame with
+    :data:`NEURON_COLUMNS`); ``metrics``: its metrics.json when read already.
 
     A ``metrics.json`` without ``test.ceiling_stimuli`` was written before the noise ceiling
     described the target actually used (rcpb.metrics): its cc_norm2 is on another scale, so it
@@ -186,14 +186,27 @@ def read_model(folder: str | Path, metrics: dict | None = None) -> tuple[dict, l
     for length, p in (paths.get("path_p") or {}).items():
         row[f"path_p{int(length)}"] = _number(p)
 
+    return row, _neuron_rows(row["config_id"], test)
+
+
+def _neuron_rows(config_id: str, test: dict):
+    """A model's neuron rows from its test metrics, as columns (a few bytes a row; a dict per
+    row took about 400)."""
+    import numpy as np
+    import pandas as pd
+
     norm2 = test.get("cc_norm2_per_neuron") or []
     raw = test.get("cc_raw_per_neuron") or []
-    ceiling = test.get("cc_max_per_neuron") or []
-    neurons = [{"config_id": row["config_id"], "neuron": i, "test_cc_norm2": _number(n),
-                "test_cc_raw": _number(r),
-                "test_cc_max": _number(ceiling[i]) if i < len(ceiling) else math.nan}
-               for i, (n, r) in enumerate(zip(norm2, raw))]
-    return row, neurons
+    n = min(len(norm2), len(raw))
+    ceiling = list(test.get("cc_max_per_neuron") or [])[:n]
+    ceiling += [None] * (n - len(ceiling))
+
+    def numbers(values):          # JSON null (how NaN is stored) -> NaN
+        return np.array(values[:n], dtype=float)
+
+    return pd.DataFrame({"config_id": config_id, "neuron": np.arange(n),
+                         "test_cc_norm2": numbers(norm2), "test_cc_raw": numbers(raw),
+                         "test_cc_max": numbers(ceiling)}, columns=NEURON_COLUMNS)
 
 
 def _convergence(metrics: dict, config: dict) -> dict:
@@ -207,17 +220,21 @@ def _convergence(metrics: dict, config: dict) -> dict:
             "phases_stopped_early": sum(1 for s in per_phase if s < max_steps)}
 
 
-def collect(folders, aliases=None, warn=None) -> tuple:
+def collect(folders, aliases=None, warn=None, neurons_to=None) -> tuple:
     """Model folders -> (results, neurons, failed) DataFrames; columns as in the module doc.
 
     ``aliases``: list of alias dicts (:func:`read_aliases`); each adds rows copied from the model
     it is trained as (:func:`add_aliases`). A failed training (:func:`read_failure`) and the
     aliases trained as it have no rows there; they are the rows of ``failed``, and ``warn``
     (a function of one line, e.g. print to stderr) is called once per failed training.
+    ``neurons_to``: a function that receives the neuron table in parts, in its order (each
+    model's rows, then the aliases' copies, model by model); neurons is then None, and no more
+    than one model's rows are held at a time (a paper grid has millions of them).
     """
     import pandas as pd
 
-    rows, neuron_rows, failed = [], [], []
+    rows, parts, failed, read = [], [], [], []
+    emit = parts.append if neurons_to is None else neurons_to
     for folder in folders:
         metrics = _read_json(Path(folder) / "metrics.json")
         failure = read_failure(folder, metrics)
@@ -229,7 +246,8 @@ def collect(folders, aliases=None, warn=None) -> tuple:
             continue
         row, neurons = read_model(folder, metrics)
         rows.append(row)
-        neuron_rows.extend(neurons)
+        read.append(folder)
+        emit(neurons)
     reasons = {f["config_id"]: f["reason"] for f in failed}
     lost = [a for a in aliases or [] if a["trained_as"] in reasons]
     failed += [{"config_id": a["config_id"], "family": a["family"],
@@ -241,8 +259,19 @@ def collect(folders, aliases=None, warn=None) -> tuple:
     path_columns = [f"path_p{d}" for d in range(1, max(lengths) + 1)] if lengths else []
     results = pd.DataFrame(rows, columns=CONFIG_COLUMNS + METRIC_COLUMNS + path_columns)
     results = results.astype({c: "Int64" for c in OPTIONAL_INT_COLUMNS})
-    neurons = pd.DataFrame(neuron_rows, columns=NEURON_COLUMNS)
+    neurons = (None if neurons_to is not None else
+               pd.concat(parts, ignore_index=True) if parts else
+               pd.DataFrame(columns=NEURON_COLUMNS))
     results, neurons = add_aliases(results, neurons, aliases)
+    if neurons_to is not None and aliases:
+        # the aliases' neuron rows, copied from their trainings' (read again), in add_aliases'
+        # order: model by model, each neuron's row once per alias
+        trained = {row["config_id"] for row in rows}
+        aliases = [a for a in aliases if a["config_id"] not in trained]
+        sources = {a["trained_as"] for a in aliases}
+        for row, folder in zip(rows, read):
+            if row["config_id"] in sources:
+                neurons_to(alias_neurons(read_model(folder)[1], aliases))
     return results, neurons, pd.DataFrame(failed, columns=FAILED_COLUMNS)
 
 
@@ -256,7 +285,8 @@ def add_aliases(results, neurons, aliases: list[dict]) -> tuple:
     :data:`ALIAS_FIELDS`. The copy gets the alias's ``config_id``, ``family``, ``ablation``,
     ``allowed_lengths`` (``"1,2"``) and ``partner_id``, and ``trained_as`` (a column appended to
     the results table, empty for trained models). An alias whose id is among the models
-    (trained before it became an alias) keeps that model's own row.
+    (trained before it became an alias) keeps that model's own row. ``neurons`` None: the
+    results rows only (the neuron rows' copies: :func:`alias_neurons`).
     """
     import pandas as pd
 
@@ -280,13 +310,21 @@ def add_aliases(results, neurons, aliases: list[dict]) -> tuple:
     copies["trained_as"] = [a["trained_as"] for a in aliases]
     results = pd.concat([results, copies], ignore_index=True)
 
-    # neuron rows: each trained model's rows once per alias trained as it
+    if neurons is not None:
+        neurons = pd.concat([neurons, alias_neurons(neurons, aliases)], ignore_index=True)
+    return results, neurons
+
+
+def alias_neurons(neurons, aliases: list[dict]):
+    """The neuron rows of ``aliases``: each row of ``neurons`` once per alias trained as its
+    model (in the rows' order), with the alias's ``config_id``."""
+    import pandas as pd
+
     pairs = pd.DataFrame({"config_id": [a["trained_as"] for a in aliases],
                           "_alias": [a["config_id"] for a in aliases]})
     extra = neurons.merge(pairs, on="config_id")
     extra["config_id"] = extra.pop("_alias")
-    neurons = pd.concat([neurons, extra[list(neurons.columns)]], ignore_index=True)
-    return results, neurons
+    return extra[list(neurons.columns)]
 
 
 def read_aliases(path: str | Path) -> list[dict]:
@@ -324,15 +362,26 @@ def write_tables(folders, results_csv: str | Path, neurons_csv: str | Path,
                  warn=None) -> tuple[int, int, int]:
     """Collect ``folders`` (and ``aliases``, see :func:`collect`) and write the CSV files
     atomically (the failed table only when ``failed_csv`` is given); returns (results rows,
-    neuron rows, failed rows)."""
-    results, neurons, failed = collect(folders, aliases, warn=warn)
-    tables = [(results, results_csv), (neurons, neurons_csv)]
+    neuron rows, failed rows). The neuron table is written as it is read, a model at a time."""
+    import pandas as pd
+
+    n_neurons = 0
+    with atomic_path(neurons_csv) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
+        pd.DataFrame(columns=NEURON_COLUMNS).to_csv(f, index=False)      # the header
+
+        def write(part):
+            nonlocal n_neurons
+            part.to_csv(f, header=False, index=False)
+            n_neurons += len(part)
+
+        results, _, failed = collect(folders, aliases, warn=warn, neurons_to=write)
+    tables = [(results, results_csv)]
     if failed_csv is not None:
         tables.append((failed, failed_csv))
     for table, path in tables:
         with atomic_path(path) as tmp:
             table.to_csv(tmp, index=False)
-    return len(results), len(neurons), len(failed)
+    return len(results), n_neurons, len(failed)
 
 
 def main(argv=None) -> int:

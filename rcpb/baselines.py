@@ -21,14 +21,26 @@ COLUMNS = ["dataset", "split_seed", "predictor", "description", "test_cc_norm2",
            "val_cc_norm2", "val_cc_raw"]
 
 
-def predictors(dataset_file: str) -> dict:
-    """``{name: predictions [stimuli, neurons]}`` of the file: truth first, then baselines."""
+def predictors(dataset_file: str, stimuli=None) -> dict:
+    """``{name: predictions [stimuli, neurons]}`` of the file: truth first, then baselines;
+    ``stimuli``: only these rows (int, increasing), read from the file alone."""
+    import h5py
+
     from rcpb.data.format import read_raw
 
-    ds = read_raw(dataset_file)
-    if ds.true_rates is None:
-        return {}
-    return {"truth": ds.true_rates, **ds.baselines}
+    if stimuli is None:
+        ds = read_raw(dataset_file, skip=("images", "responses"))   # prepare reads those
+        if ds.true_rates is None:
+            return {}
+        return {"truth": ds.true_rates, **ds.baselines}
+    with h5py.File(dataset_file, "r") as f:
+        if "true_rates" not in f:
+            return {}
+        out = {"truth": f["true_rates"][np.asarray(stimuli)]}
+        if isinstance(f.get("baselines"), h5py.Group):
+            out.update({name: f["baselines"][name][np.asarray(stimuli)]
+                        for name in f["baselines"]})
+        return out
 
 
 def score_predictors(dataset_file: str, dataset: str, preprocess: dict, split_seeds,
@@ -39,18 +51,23 @@ def score_predictors(dataset_file: str, dataset: str, preprocess: dict, split_se
     from rcpb.data.prepare import prepare
     from rcpb.train import score
 
-    preds = predictors(dataset_file)
+    import h5py
+
+    with h5py.File(dataset_file, "r") as f:
+        if "true_rates" not in f:
+            return []
     rows = []
     for split_seed in split_seeds:
-        if not preds:
-            break
         data = prepare(dataset_file, preprocess, int(split_seed), 1.0)
+        # the predictions of the scored stimuli only, read after the preparation's peak
+        stimuli = np.unique(np.concatenate([getattr(data, f"{s}_index") for s in splits]))
+        preds = predictors(dataset_file, stimuli)
         for name, pred in preds.items():
             row = {"dataset": dataset, "split_seed": int(split_seed), "predictor": name,
                    "description": DESCRIPTIONS.get(name, name)}
             for split in splits:
-                s = score(np.asarray(pred)[getattr(data, f"{split}_index")], data, split,
-                          config or {})
+                at = np.searchsorted(stimuli, getattr(data, f"{split}_index"))
+                s = score(pred[at], data, split, config or {})
                 row[f"{split}_cc_norm2"], row[f"{split}_cc_raw"] = s["cc_norm2"], s["cc_raw"]
             rows.append(row)
     return rows

@@ -92,7 +92,9 @@ class CCMax:
 
 
 def _check_responses(responses) -> np.ndarray:
-    r = np.asarray(responses, dtype=np.float64)
+    """``responses`` as an array in its own dtype: the functions below take one neuron's trials
+    at a time to float64, never a float64 copy of every neuron's."""
+    r = np.asarray(responses)
     if r.ndim != 3:
         raise RcpbError(f"responses must be [stimuli, trials, neurons]; got shape {r.shape}.")
     return r
@@ -154,7 +156,7 @@ def cc_max_details(responses, k: int | None = None) -> CCMax:
                 n_stimuli_used=np.zeros(n_neurons, dtype=int),
                 k_max=np.zeros(n_neurons, dtype=int), noise_var=np.full(n_neurons, np.nan))
     for i in range(n_neurons):
-        y = r[:, :, i]                                    # [stimuli, trials]
+        y = r[:, :, i].astype(np.float64)                 # [stimuli, trials]
         counts = (~np.isnan(y)).sum(axis=1)
         used = counts >= (2 if k is None else k)
         if used.sum() < 2:
@@ -178,6 +180,20 @@ def cc_max(responses, k: int | None = None) -> np.ndarray:
     return cc_max_details(responses, k).cc_max
 
 
+def repeated_stimuli(responses, block: int = 1024) -> np.ndarray:
+    """Sorted indices (int64) of the stimuli with at least 2 valid trials for some neuron: the
+    only stimuli a noise ceiling uses (:func:`cc_max_details`: a neuron's stimuli with >= 2,
+    or >= k, valid trials), so the only trials evaluation needs (``rcpb.data.prepare``).
+
+    responses: ``[stimuli, trials, neurons]``, NaN = missing trial; scanned ``block`` stimuli
+    at a time.
+    """
+    r = _check_responses(responses)
+    keep = [((~np.isnan(r[i:i + block])).sum(axis=1) >= 2).any(axis=1)
+            for i in range(0, r.shape[0], block)]
+    return np.flatnonzero(np.concatenate(keep)) if keep else np.zeros(0, dtype=np.int64)
+
+
 def trial_target(responses, k: int | None = None) -> np.ndarray:
     """The target a ceiling of :func:`cc_max` ``(responses, k)`` describes -> ``[stimuli, neurons]``.
 
@@ -190,7 +206,7 @@ def trial_target(responses, k: int | None = None) -> np.ndarray:
     k = _check_k(k)
     out = np.full((r.shape[0], r.shape[2]), np.nan)
     for i in range(r.shape[2]):
-        y, w = _valid_first(r[:, :, i])
+        y, w = _valid_first(r[:, :, i].astype(np.float64))
         if k is not None:
             y, w = y[:, :k], w[:, :k]
         n = w.sum(axis=1)
@@ -271,9 +287,14 @@ def cc_raw(pred, target) -> np.ndarray:
     ok = np.isfinite(p) & np.isfinite(t)
     n = ok.sum(axis=0)
     safe_n = np.maximum(n, 1)
-    p0, t0 = np.where(ok, p, 0.0), np.where(ok, t, 0.0)
-    dp = np.where(ok, p0 - p0.sum(axis=0) / safe_n, 0.0)
-    dt = np.where(ok, t0 - t0.sum(axis=0) / safe_n, 0.0)
+
+    def centred(a):     # where(ok, a0 - mean, 0), in place in one copy (of [stimuli, neurons])
+        d = np.where(ok, a, 0.0)
+        d -= d.sum(axis=0) / safe_n
+        d[~ok] = 0.0
+        return d
+
+    dp, dt = centred(p), centred(t)
     sp = np.sqrt((dp ** 2).sum(axis=0) / safe_n)
     st = np.sqrt((dt ** 2).sum(axis=0) / safe_n)
     defined = (n >= 2) & (sp >= STD_EPS) & (st >= STD_EPS)

@@ -190,18 +190,32 @@ def _tensor(a, device) -> torch.Tensor:
     return torch.as_tensor(np.ascontiguousarray(a, dtype=np.float32), device=device)
 
 
-def slot_data(data, device):
+def slot_data(data, device, tensors: dict | None = None):
     """The training and validation tensors of ``data`` (a :class:`rcpb.data.prepare.Prepared`)
-    on ``device``, as :class:`rcpb.pack.engines.SlotData`."""
+    on ``device``, as :class:`rcpb.pack.engines.SlotData`. ``tensors``: a dict shared by the
+    calls for data sets that share arrays (rcpb.pack.run.with_fraction): an array is moved to
+    the device once."""
     from rcpb.pack.engines import SlotData
 
-    x_train, y_train = _tensor(data.x_train, device), _tensor(data.y_train, device)
-    x_val, y_val = _tensor(data.x_val, device), _tensor(data.y_val, device)
+    tensors = {} if tensors is None else tensors
+
+    def tensor(a):
+        if id(a) not in tensors:          # the array is kept with it: its id stays its own
+            tensors[id(a)] = (a, _tensor(a, device))
+        return tensors[id(a)][1]
+
+    x_train, y_train = tensor(data.x_train), tensor(data.y_train)
+    x_val, y_val = tensor(data.x_val), tensor(data.y_val)
     if x_train.shape[0] == 0 or x_val.shape[0] == 0:
         raise RcpbError("training and validation sets must not be empty; "
                         "check the dataset's split and train_fraction")
-    return SlotData(x_train, y_train, x_val, y_val, train_nan=bool(torch.isnan(y_train).any()),
-                    val_nan=bool(torch.isnan(y_val).any()))
+    return SlotData(x_train, y_train, x_val, y_val, train_nan=_has_nan(y_train),
+                    val_nan=_has_nan(y_val))
+
+
+def _has_nan(y: torch.Tensor, block: int = 1024) -> bool:
+    """Whether ``y`` holds NaN; checked ``block`` rows at a time (no mask of its size)."""
+    return any(bool(torch.isnan(part).any()) for part in y.split(block))
 
 
 # ----------------------------------------------------------------------------- training
@@ -298,6 +312,40 @@ def evaluate(model: torch.nn.Module, data, config: dict) -> dict:
     return out
 
 
+def split_trials(data, index: np.ndarray, y: np.ndarray,
+                 neurons: slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
+    """``(responses, rows)``: trials ``[stimuli, trials, neurons]`` of prepared ``data`` (of its
+    ``neurons``) in which ``responses[rows]`` are those of the stimuli ``index`` (whose targets
+    are ``y``, all neurons).
+
+    ``data.responses`` itself when it holds every stimulus (``data.trial_stimuli`` None);
+    otherwise it holds the repeated stimuli only (rcpb.data.prepare), and each other stimulus of
+    ``index`` is appended as its one valid trial, which is its target: the same numbers as the
+    file's trials give every metric (rcpb.metrics takes a stimulus' valid trials in order).
+    """
+    stimuli = getattr(data, "trial_stimuli", None)
+    held_trials = data.responses[:, :, neurons]
+    if stimuli is None:
+        return held_trials, index
+    index = np.asarray(index)
+    rows = np.searchsorted(stimuli, index)
+    held = rows < stimuli.size
+    held[held] = stimuli[rows[held]] == index[held]
+    if held.all():
+        return held_trials, rows
+    single = np.asarray(y)[~held][:, neurons]
+    trials = np.full((stimuli.size + len(single),) + held_trials.shape[1:], np.nan,
+                     dtype=np.float32)
+    trials[:stimuli.size] = held_trials
+    trials[stimuli.size:, 0] = single
+    rows[~held] = stimuli.size + np.arange(len(single))
+    return trials, rows
+
+
+#: Neurons scored at a time (every metric is per neuron): bounds the copies of a split's trials.
+NEURON_BLOCK = 1000
+
+
 def score(pred: np.ndarray, data, split: str, config: dict) -> dict:
     """:func:`rcpb.metrics.summarize` of predictions ``pred`` ``[stimuli of the split,
     neurons]`` for ``split`` ("train", "val" or "test") of prepared ``data``, against the
@@ -309,13 +357,20 @@ def score(pred: np.ndarray, data, split: str, config: dict) -> dict:
     choice = getattr(data, "ceiling_stimuli", None) or "evaluated"
     # the ceiling over all stimuli [neurons]; with "evaluated" only needed for fallbacks
     every = metrics.cc_max(data.responses, k=k) if choice == "all" else None
-    index = getattr(data, f"{split}_index")
-    target = (np.asarray(getattr(data, f"y_{split}"), dtype=np.float64) if k is None
-              else metrics.trial_target(data.responses[index], k))
-    ceiling, fallback = metrics.split_ceiling(data.responses, index, choice, k, every)
+    index, y = getattr(data, f"{split}_index"), getattr(data, f"y_{split}")
+    target = np.array(y, dtype=np.float64)
+    ceiling, fallback = np.empty(target.shape[1]), []
+    for first in range(0, target.shape[1], NEURON_BLOCK):
+        cols = slice(first, first + NEURON_BLOCK)
+        responses, rows = split_trials(data, index, y, cols)
+        if k is not None:
+            target[:, cols] = metrics.trial_target(responses[rows], k)
+        ceiling[cols], block_fallback = metrics.split_ceiling(
+            responses, rows, choice, k, None if every is None else every[cols])
+        fallback += [first + int(i) for i in block_fallback]
     summary = metrics.summarize(np.asarray(pred, dtype=np.float64), target, ceiling)
     summary["ceiling_stimuli"] = choice
-    summary["ceiling_fallback_neurons"] = [int(i) for i in fallback]
+    summary["ceiling_fallback_neurons"] = fallback
     summary["cc_max_per_neuron"] = [float(v) for v in ceiling]
     return summary
 

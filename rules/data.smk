@@ -1,6 +1,8 @@
 # Dataset files: simulated ones are made here (SPEC 2.4); provided ones are validated when the
 # workflow starts (rules/common.smk).
 
+from rcpb.data import simulate as rcpb_simulate
+
 
 rule simulate_dataset:
     """Responses of a seeded ground truth (a model V1 circuit or a teacher network) to an
@@ -21,6 +23,10 @@ rule simulate_dataset:
         ),
         # a teacher sees the model input the students see: the dataset's crop and downsampling
         teacher_input=lambda wildcards: teacher_input_args(wildcards.dataset),
+        # time-binned responses (simulate.dynamics; docs/ground_truth.md, Dynamics)
+        dynamics=lambda wildcards: rcpb_simulate.dynamics_args(
+            SIMULATED[wildcards.dataset].get("dynamics")
+        ),
     log:
         "results/logs/simulate_dataset/{dataset}.log",
     conda:
@@ -31,7 +37,8 @@ rule simulate_dataset:
     shell:
         "rcpb data simulate --circuit {params.circuit} --images {input.images} "
         "--neurons {params.neurons} --trials {params.trials} --seed {params.seed} "
-        "{params.input_size} {params.teacher_input} --out {output} > {log} 2>&1"
+        "{params.input_size} {params.teacher_input} {params.dynamics} --out {output} "
+        "> {log} 2>&1"
 
 
 rule dataset_summary:

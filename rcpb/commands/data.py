@@ -4,12 +4,14 @@
     rcpb data summary FILE [--json]
     rcpb data import SRC --out OUT.h5 --images NAME --responses NAME [--images-axes nhw]
                      [--responses-axes stn] [--split NAME] [--neuron-ids NAME] [--name NAME]
+                     [--bin-ms MS --stim-bins ON OFF]   (time-binned: --responses-axes stnb)
     rcpb data import SESSION.nwb --out OUT.h5 [--presentations LABEL] [--image-column COL]
                      [--template LABEL] [--template-axes hw] [--responses-from roi|units]
                      [--roi-series LABEL] [--window START STOP] [--name NAME]
     rcpb data simulate --circuit recurrent|feedforward|recurrent_teacher|feedforward_teacher
                        --out FILE [--images FILE] [--neurons 34] [--trials 8] [--seed 0]
                        [--input-size N] [--crop N|HxW --downsample F]
+                       [--time-bins 25 [--on-bins 10] [--latency 2] [--bin-ms 10]]
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from rcpb.data.simulate import CIRCUITS, DEFAULT_IMAGES
+from rcpb.data.simulate import CIRCUITS, DEFAULT_IMAGES, DYNAMICS_DEFAULTS
 from rcpb.sizes import parse_size
 
 
@@ -25,7 +27,8 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "data", help="validate, summarise, import or simulate dataset files",
         description="Dataset files (HDF5: images [stimuli, H, W], responses "
-                    "[stimuli, trials, neurons], optional split).")
+                    "[stimuli, trials, neurons] or, time-binned, [stimuli, trials, neurons, "
+                    "bins], optional split).")
     sub = parser.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
 
     p = sub.add_parser("validate", help="check a dataset file and print its summary",
@@ -58,14 +61,21 @@ def register(subparsers) -> None:
                    help="axis letters of the image array: n stimuli, h rows, w columns "
                         "(default nhw; e.g. hwn)")
     p.add_argument("--responses-axes", default=None,
-                   help="axis letters of the response array: s stimuli, t trials, n neurons "
-                        "(default stn, or sn for 2-D single-trial arrays)")
+                   help="axis letters of the response array: s stimuli, t trials, n neurons, "
+                        "b time bins (default stn, or sn for 2-D single-trial arrays, stnb for "
+                        "4-D arrays; with b give --bin-ms and --stim-bins)")
     p.add_argument("--split", default=None,
                    help="name of a split array in SRC (0 train, 1 validation, 2 test)")
     p.add_argument("--neuron-ids", default=None, help="name of a neuron id array in SRC")
     p.add_argument("--name", default=None, help="dataset name stored in the file's attrs")
     p.add_argument("--loss", choices=["mse", "poisson"], default=None,
                    help="also check what this loss needs before writing")
+    p.add_argument("--bin-ms", type=float, default=None, metavar="MS",
+                   help="time-binned responses (a b axis): the bin width in ms")
+    p.add_argument("--stim-bins", type=int, nargs=2, default=None, metavar=("ON", "OFF"),
+                   help="time-binned responses: the first bin with the image on and the first "
+                        "bin after it is off (0-based; OFF = the number of bins when it stays "
+                        "on)")
     nwb = p.add_argument_group("NWB sources (.nwb)")
     nwb.add_argument("--presentations", default=None, metavar="LABEL",
                      help="IndexSeries in stimulus/ or table in intervals/ giving the image "
@@ -107,6 +117,19 @@ def register(subparsers) -> None:
     p.add_argument("--downsample", type=int, default=1,
                    help="teachers: downsampling factor of the model input, as the dataset's "
                         "preprocess.downsample")
+    dyn = p.add_argument_group(
+        "dynamics", "time-binned responses [stimuli, trials, neurons, bins]: each iteration of "
+                    "a recurrent ground truth is a bin (docs/ground_truth.md, Dynamics)")
+    dyn.add_argument("--time-bins", type=int, default=None, metavar="N",
+                     help="simulate N time bins (default: no time axis)")
+    dyn.add_argument("--on-bins", type=int, default=None, metavar="N",
+                     help=f"bins the image is on, then gray (default "
+                          f"{DYNAMICS_DEFAULTS['on_bins']})")
+    dyn.add_argument("--latency", type=int, default=None, metavar="N",
+                     help=f"bins before the response starts (default "
+                          f"{DYNAMICS_DEFAULTS['latency']})")
+    dyn.add_argument("--bin-ms", type=float, default=None, metavar="MS",
+                     help=f"bin width in ms (default {DYNAMICS_DEFAULTS['bin_ms']:g})")
 
     parser.set_defaults(run=run)
 
@@ -119,7 +142,8 @@ def _print_summary(path, ds) -> None:
 
 NWB_OPTIONS = ("presentations", "image_column", "template", "template_axes", "responses_from",
                "roi_series", "window")
-ARRAY_OPTIONS = ("images", "responses", "images_axes", "responses_axes", "split", "neuron_ids")
+ARRAY_OPTIONS = ("images", "responses", "images_axes", "responses_axes", "split", "neuron_ids",
+                 "bin_ms", "stim_bins")
 
 
 def _import(args: argparse.Namespace):
@@ -157,7 +181,25 @@ def _import(args: argparse.Namespace):
     return import_dataset(args.src, args.out, images=args.images, responses=args.responses,
                           images_axes=args.images_axes or "nhw",
                           responses_axes=args.responses_axes, split=args.split,
-                          neuron_ids=args.neuron_ids, name=args.name, loss=args.loss)
+                          neuron_ids=args.neuron_ids, name=args.name, loss=args.loss,
+                          bin_ms=args.bin_ms,
+                          stim_bins=None if args.stim_bins is None else tuple(args.stim_bins))
+
+
+def _dynamics(args: argparse.Namespace) -> dict | None:
+    """The simulator's ``dynamics`` from --time-bins, --on-bins, --latency, --bin-ms (None
+    without --time-bins; the others then are an error)."""
+    from rcpb.errors import RcpbError
+
+    given = {k: getattr(args, k) for k in ("on_bins", "latency", "bin_ms")
+             if getattr(args, k) is not None}
+    if args.time_bins is None:
+        if given:
+            flags = ", ".join("--" + k.replace("_", "-") for k in given)
+            raise RcpbError(f"{flags}: options of time-binned simulation; add --time-bins N "
+                            f"(e.g. --time-bins 25) or leave them out.")
+        return None
+    return {"bins": args.time_bins, **given}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -192,9 +234,11 @@ def run(args: argparse.Namespace) -> int:
                 f"{args.images}: image file not found (--images). Run from the project "
                 f"directory for the default {DEFAULT_IMAGES}, or give an HDF5 file with "
                 f"'images' [stimuli, H, W].")
+        dynamics = _dynamics(args)
         simulate_file(images_file=args.images, out=args.out, circuit=args.circuit,
                       n_neurons=args.neurons, n_trials=args.trials, seed=args.seed,
-                      input_size=args.input_size, teacher_input=(args.crop, args.downsample))
+                      input_size=args.input_size, teacher_input=(args.crop, args.downsample),
+                      **({} if dynamics is None else {"dynamics": dynamics}))
         print(f"wrote {args.out}")
         _print_summary(args.out, load_dataset(args.out))
     return 0

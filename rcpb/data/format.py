@@ -4,11 +4,16 @@ Datasets inside the file:
 
 - ``images``: uint8 or float32 ``[n_stimuli, H, W]``, grayscale.
 - ``responses``: float32 ``[n_stimuli, n_trials, n_neurons]``, one value per trial
-  (spike count or rate in a fixed window), NaN where a trial is missing.
+  (spike count or rate in a fixed window), NaN where a trial is missing; or, time-binned,
+  ``[n_stimuli, n_trials, n_neurons, n_bins]`` (one value per trial and time bin), with the
+  file attrs ``bin_ms`` (float > 0, the bin width), ``stim_on_bin`` (int, the first bin with
+  the image on, 0-based) and ``stim_off_bin`` (int, the first bin after the image is off;
+  ``n_bins`` when it stays on to the end): ``0 <= stim_on_bin < stim_off_bin <= n_bins``.
 - optional ``split``: int8 ``[n_stimuli]``, 0 train / 1 validation / 2 test.
 - optional ``neuron_ids``: strings ``[n_neurons]``.
 - optional ``true_rates``: float32 ``[n_stimuli, n_neurons]`` (simulated data only),
-  the noise-free mean rate behind the trials.
+  the noise-free mean rate behind the trials (``[n_stimuli, n_neurons, n_bins]`` with a time
+  axis).
 - optional group ``baselines``: float32 ``[n_stimuli, n_neurons]`` arrays, predictions of
   reference predictors (simulated data: e.g. ``drive``, a circuit's feed-forward first stage).
 - optional group ``teacher`` and attr ``teacher_config``: the network behind a teacher ground
@@ -48,6 +53,17 @@ class Dataset:
     @property
     def n_neurons(self) -> int:
         return int(self.responses.shape[2])
+
+    @property
+    def n_bins(self) -> int | None:
+        """Time bins of time-binned responses (4-D), None without a time axis (3-D)."""
+        if self.responses is None or np.ndim(self.responses) < 4:
+            return None
+        return int(np.shape(self.responses)[3])
+
+
+#: File attrs of time-binned responses (a 4-D ``responses``): see the module docstring.
+TIME_ATTRS = ("bin_ms", "stim_on_bin", "stim_off_bin")
 
 
 def write_dataset(path: str | Path, ds: Dataset, extra=None) -> None:
@@ -102,11 +118,13 @@ def check_hdf5_file(path: str | Path) -> Path:
     return path
 
 
-def read_raw(path: str | Path) -> Dataset:
+def read_raw(path: str | Path, skip=()) -> Dataset:
     """Read a dataset file without validating it (see ``rcpb.data.validate``).
 
     Raises RcpbError only when the file is missing, is not HDF5, or holds a group
     where an array is expected; ``images``/``responses`` are None when absent.
+    ``skip``: names of datasets (or the ``baselines`` group) not to read, e.g. ``true_rates``
+    for training, which does not use it; they are left None (empty for ``baselines``).
     """
     import h5py
 
@@ -115,7 +133,7 @@ def read_raw(path: str | Path) -> Dataset:
     path = check_hdf5_file(path)
     with h5py.File(path, "r") as f:
         def get(name):
-            if name not in f:
+            if name not in f or name in skip:
                 return None
             if not isinstance(f[name], h5py.Dataset):
                 raise RcpbError(
@@ -130,7 +148,8 @@ def read_raw(path: str | Path) -> Dataset:
         for key, value in f.attrs.items():
             attrs[key] = value.decode() if isinstance(value, bytes) else value
         baselines = ({name: f["baselines"][name][()] for name in f["baselines"]}
-                     if isinstance(f.get("baselines"), h5py.Group) else {})
+                     if isinstance(f.get("baselines"), h5py.Group) and "baselines" not in skip
+                     else {})
         return Dataset(
             baselines=baselines,
             images=get("images"),

@@ -7,7 +7,10 @@ ordered, with one letter per axis:
   e.g. ``nhw`` (NumPy style) or ``hwn`` (common in MATLAB);
 - responses: ``s`` (stimuli), ``t`` (trials), ``n`` (neurons) in any order, e.g.
   ``stn`` or ``nts``. Letters may be left out for an axis of length 1 that the
-  file does not have: ``sn`` is single-trial data and gets a trial axis.
+  file does not have: ``sn`` is single-trial data and gets a trial axis. Time-binned
+  responses add ``b`` (time bins), e.g. ``stnb`` (the canonical order) or ``nbts``; they need
+  ``bin_ms`` and ``stim_bins`` (the first bin with the image on and the first bin after it
+  is off), stored as the file attrs ``bin_ms``, ``stim_on_bin``, ``stim_off_bin``.
 
 Axis letters always describe the array as its own program shows it: ``arr.shape``
 in NumPy, ``size(x)`` in MATLAB. MATLAB v7.3 files are HDF5 files in which every
@@ -34,6 +37,7 @@ from rcpb.errors import RcpbError
 
 IMAGE_AXES = "nhw"
 RESPONSE_AXES = "stn"
+BINNED_RESPONSE_AXES = "stnb"   # time-binned responses: b, the time bins, last
 
 
 class _Source:
@@ -178,27 +182,58 @@ def _strings(arr: np.ndarray, src: Path, name: str) -> list[str]:
     return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
 
 
+def _time_attrs(path, responses_axes: str, binned: bool, bin_ms, stim_bins) -> dict:
+    """The file attrs of the time axis (empty without a ``b`` axis); RcpbError naming the
+    options when they are missing with a ``b`` axis or given without one."""
+    if not binned:
+        given = [flag for flag, value in (("--bin-ms", bin_ms), ("--stim-bins", stim_bins))
+                 if value is not None]
+        if given:
+            raise RcpbError(
+                f"{path}: {' and '.join(given)} describe time bins, but the responses axes "
+                f"'{responses_axes}' have no time axis 'b'; add 'b' for the time-bin axis "
+                f"(e.g. --responses-axes stnb) or leave {' and '.join(given)} out.")
+        return {}
+    missing = [flag for flag, value in (("--bin-ms MS", bin_ms), ("--stim-bins ON OFF",
+                                                                 stim_bins)) if value is None]
+    if missing:
+        raise RcpbError(
+            f"{path}: the responses axes '{responses_axes}' have a time axis 'b'; give "
+            f"{' and '.join(missing)} (bin width in ms; the first bin with the image on and the "
+            f"first bin after it is off, 0-based), e.g. --bin-ms 10 --stim-bins 0 10.")
+    if len(stim_bins) != 2:
+        raise RcpbError(f"{path}: --stim-bins takes two bins, ON OFF (got {stim_bins!r}).")
+    return {"bin_ms": bin_ms, "stim_on_bin": stim_bins[0], "stim_off_bin": stim_bins[1]}
+
+
 def import_dataset(src: str | Path, out: str | Path, images: str, responses: str,
                    images_axes: str = IMAGE_AXES, responses_axes: str | None = None,
                    split: str | None = None, neuron_ids: str | None = None,
-                   name: str | None = None, loss: str | None = None) -> Dataset:
+                   name: str | None = None, loss: str | None = None,
+                   bin_ms: float | None = None, stim_bins: tuple | None = None) -> Dataset:
     """Convert arrays of ``src`` (.npz or .mat) into the dataset file ``out``.
 
     images/responses/split/neuron_ids: array names in ``src`` (v7.3: HDF5 paths).
-    images_axes: letters of ``nhw``; responses_axes: letters of ``stn`` (default
-    ``stn`` for 3-D, ``sn`` for 2-D arrays). Images stay uint8 if stored so, else
-    float32; responses become float32. Validated (with ``loss``) before writing;
-    nothing is written on error. Returns the written Dataset.
+    images_axes: letters of ``nhw``; responses_axes: letters of ``stn``, or of ``stnb`` for
+    time-binned responses (default ``stn`` for 3-D, ``sn`` for 2-D, ``stnb`` for 4-D arrays).
+    ``bin_ms`` (bin width, ms) and ``stim_bins`` (first bin with the image on, first bin after
+    it is off; 0-based) are required with a ``b`` axis and refused without one. Images stay
+    uint8 if stored so, else float32; responses become float32 ([stimuli, trials, neurons(,
+    time_bins)]). Validated (with ``loss``) before writing; nothing is written on error.
+    Returns the written Dataset.
     """
     source = _open_source(src)
     path = source.path
     img = np.asarray(source.get(images, "images"))
     resp = np.asarray(source.get(responses, "responses"))
     if responses_axes is None:
-        responses_axes = "sn" if resp.ndim == 2 else RESPONSE_AXES
+        responses_axes = ("sn" if resp.ndim == 2 else BINNED_RESPONSE_AXES if resp.ndim == 4
+                          else RESPONSE_AXES)
+    binned = "b" in responses_axes.lower()
+    time_attrs = _time_attrs(path, responses_axes, binned, bin_ms, stim_bins)
     img = arrange_axes(img, images_axes, IMAGE_AXES, f"{path}: images array '{images}'",
                        aliases={"s": "n"})
-    resp = arrange_axes(resp, responses_axes, RESPONSE_AXES,
+    resp = arrange_axes(resp, responses_axes, BINNED_RESPONSE_AXES if binned else RESPONSE_AXES,
                         f"{path}: responses array '{responses}'")
     if img.dtype.kind == "b":
         img = img.astype(np.uint8)
@@ -211,7 +246,7 @@ def import_dataset(src: str | Path, out: str | Path, images: str, responses: str
                                                    neuron_ids)
     attrs = {"name": name or Path(out).stem, "source": f"imported from {path.name} "
              f"({source.kind}; images '{images}' axes {images_axes}, responses "
-             f"'{responses}' axes {responses_axes})"}
+             f"'{responses}' axes {responses_axes})", **time_attrs}
     ds = Dataset(images=np.ascontiguousarray(img), responses=np.ascontiguousarray(resp),
                  split=split_arr, neuron_ids=ids, attrs=attrs)
     ds = validate(ds, source=f"{path} (converted)", loss=loss)

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rcpb.data.preprocess import neuron_scale_factors, preprocess_images, trial_average
+from rcpb.data.preprocess import neuron_scale_factors, preprocess_images
 from rcpb.data.splits import make_split, split_indices, training_subset
-from rcpb.data.validate import load_dataset
+from rcpb.data.validate import load_dataset, load_trial_means
 from rcpb.metrics import CEILING_STIMULI
 from rcpb.errors import RcpbError
 from rcpb.sizes import hw, is_size, size_value
@@ -37,7 +37,9 @@ class Prepared:
     x_*: [n, 1, h, w] images (raw grey values, cropped and downsampled);
     y_*: [n, neurons] trial-averaged responses (NaN-aware), scaled per neuron if
     ``neuron_scale`` is set; responses: [stimuli, trials, neurons] raw trials of
-    all stimuli, scaled like the targets (for cc_max); n_train_full: size of the
+    all stimuli, scaled like the targets (for cc_max), or of the stimuli ``trial_stimuli``
+    only (int64, sorted: those with >= 2 valid trials for some neuron, the only trials a noise
+    ceiling uses; each other stimulus has one valid trial, its target); n_train_full: size of the
     100 % training set; test_index / train_index / val_index: stimulus indices
     (int64, sorted) of the rows of x_test / x_train / x_val (the rows of ``responses`` the
     val/test noise ceilings come from); split_source: "stored" (the file's split) or
@@ -60,6 +62,7 @@ class Prepared:
     val_index: np.ndarray | None = None
     split_source: str = "generated"
     ceiling_stimuli: str = "evaluated"
+    trial_stimuli: np.ndarray | None = None   # rows of responses; None: every stimulus
 
 
 def _check_preprocess(preprocess: dict) -> tuple:
@@ -110,33 +113,37 @@ def prepare(dataset_file: str, preprocess: dict, split_seed: int, train_fraction
     Deterministic in its arguments.
     """
     crop, factor, scale, sizes = _check_preprocess(preprocess)
-    ds = load_dataset(dataset_file, loss=loss,
-                      clip_negative=(preprocess or {}).get("clip_negative"))
+    # the trial means of every stimulus and the trials of the repeated ones (read in blocks)
+    ds, targets, trial_stimuli = load_trial_means(
+        dataset_file, loss=loss, clip_negative=(preprocess or {}).get("clip_negative"))
     source = split_source(ds, preprocess, dataset_file)
     split = ds.split if source == "stored" else make_split(ds.n_stimuli, split_seed, sizes)
     train_full, val_index, test_index = split_indices(split)
     train_index = training_subset(train_full, train_fraction, split_seed)
 
-    x = preprocess_images(ds.images, crop, factor)  # [stimuli, 1, h, w]
-    responses = ds.responses.astype(np.float32)
-    targets = trial_average(responses)  # [stimuli, neurons]
+    responses = ds.responses  # [stimuli of trial_stimuli, trials, neurons]
     if scale is not None:
         factors = neuron_scale_factors(targets[train_full], scale)
         responses = (responses * factors).astype(np.float32)
-        targets = (targets * factors).astype(np.float32)
+        targets *= factors    # in place: float64 products rounded to float32, as astype does
 
     def rows(a, index):
         return np.ascontiguousarray(a[index], dtype=np.float32)
 
+    def inputs(index):   # each split's images alone: no float32 copy of all of them besides
+        return preprocess_images(ds.images[index], crop, factor)  # [n, 1, h, w]
+
+    x_train = inputs(train_index)
     return Prepared(
-        x_train=rows(x, train_index), y_train=rows(targets, train_index),
-        x_val=rows(x, val_index), y_val=rows(targets, val_index),
-        x_test=rows(x, test_index), y_test=rows(targets, test_index),
-        responses=responses, input_size=size_value(*x.shape[-2:]), n_neurons=ds.n_neurons,
+        x_train=x_train, y_train=rows(targets, train_index),
+        x_val=inputs(val_index), y_val=rows(targets, val_index),
+        x_test=inputs(test_index), y_test=rows(targets, test_index),
+        responses=responses, input_size=size_value(*x_train.shape[-2:]), n_neurons=ds.n_neurons,
         n_train_full=int(train_full.size), test_index=test_index.astype(np.int64),
         train_index=train_index.astype(np.int64), val_index=val_index.astype(np.int64),
         split_source=source,
         ceiling_stimuli=(preprocess or {}).get("ceiling_stimuli") or "evaluated",
+        trial_stimuli=None if trial_stimuli.size == ds.n_stimuli else trial_stimuli,
     )
 
 

@@ -48,6 +48,24 @@ set: 74 px); with ``input_size`` the images are first cropped/downsampled
    1))``. Teachers: b = 0, so that ``lambda = g rate`` is itself an rcpb model's output (the
    mean count follows from the ceiling).
 
+6. Dynamics (optional, ``dynamics``: :data:`DYNAMICS_DEFAULTS`): time-binned responses
+   ``[stimuli, trials, neurons, bins]``. The image is on for bins ``0..on_bins-1``, gray (a
+   constant image at the mean grey level) after; iteration t = 1, 2, ... of a recurrent
+   ground truth is bin ``latency + t - 1`` (``bins - latency`` iterations, the input gray from
+   iteration ``on_bins + 1``, the state carried over); bins before ``latency`` have rate 0
+   (the baseline only). ``recurrent``: rate ``d_n M^t_{o_n}(p_n)`` at iteration t. A gray
+   image has no contrast, so its drive and sheet amplitudes are 0: ``r^t = E M^t = 0`` and the
+   rate is 0 from the first gray iteration on (the gain is multiplicative, the circuit holds no
+   activity without input). ``feedforward``: the static rate while the image is on, 0 after.
+   Teachers: :func:`rcpb.data.teachers.teacher_dynamics`. Counts: Poisson per bin around
+   ``lambda_{n,k} = g_n (rate_{n,k} + b_n mean(R_n) / bins)`` with g_n, b_n solved as in step 5
+   on the rate summed over the bins ``R_n = sum_k rate_{n,k}``: the counts summed over the
+   bins are Poisson around ``g_n (R_n + b_n mean(R_n))``, with the target ceiling and mean
+   count. ``true_rates`` ``[stimuli, neurons, bins]``; attrs ``bin_ms``, ``stim_on_bin`` = 0,
+   ``stim_off_bin`` = on_bins, ``sim_latency_bins``. The static truth's attrs
+   (``recurrence_corr``, ``known_answer``) and ``baselines`` ([stimuli, neurons]) are those
+   of the file without dynamics.
+
 Seeded: same images, ground truth, sizes and seed give identical arrays. Circuit parameters are
 in :class:`CircuitParams` and stored in the file attrs (``sim_*``).
 """
@@ -82,6 +100,9 @@ KNOWN_ANSWERS = {
         "a negative control, the feed-forward student class contains the teacher")},
 }
 DEFAULT_IMAGES = "data/ns2250_stimuli_74px.h5"
+#: Time-binned simulation (module docstring, step 6): the source's presentation, 10 ms bins,
+#: the image on for 10 bins then gray for 15; ``latency``: bins before the response starts.
+DYNAMICS_DEFAULTS = {"bins": 25, "on_bins": 10, "latency": 2, "bin_ms": 10.0}
 BATCH = 128          # stimuli per FFT batch (memory ~ BATCH x channels x padded size^2)
 MIN_WAVELENGTH = 2.5  # px; shorter wavelengths (very small input_size) are clamped
 
@@ -376,6 +397,33 @@ def sample_neurons(n_neurons: int, params: CircuitParams, geometry: _Geometry,
     )
 
 
+def _contrast(images: np.ndarray) -> np.ndarray:
+    """``x = (I - mean(I)) / 255`` per image, float32 (step 1)."""
+    x = images.astype(np.float32)
+    return (x - x.mean(axis=(1, 2), keepdims=True)) / 255.0
+
+
+def _drive(x: np.ndarray, neurons: Neurons, g: _Geometry) -> np.ndarray:
+    """First stage at the neurons (step 2): drives ``[stimuli, neurons]``, mean 1."""
+    # first stage at the neurons: complex Gabor responses at their RF centres
+    filt = g.neuron_filters(neurons).reshape(len(neurons.row), -1)
+    xf = x.reshape(len(x), -1)
+    z = xf @ filt.real.T + 1j * (xf @ filt.imag.T)                          # [stimuli, neurons]
+    drive = np.where(neurons.simple, np.maximum((np.exp(-1j * neurons.phase) * z).real, 0),
+                     np.abs(z))
+    return drive / drive.mean(axis=0).clip(1e-12)                            # mean 1
+
+
+def _sheet(x: np.ndarray, g: _Geometry) -> np.ndarray:
+    """The sheet (step 3): orientation amplitudes ``[stimuli, O, h, h]``, each divided by its
+    mean over images and positions."""
+    e = np.empty((len(x), g.params.n_orientations, g.h, g.h), dtype=np.float32)
+    for b in range(0, len(x), BATCH):
+        e[b:b + BATCH] = g.sheet_amplitudes(x[b:b + BATCH])
+    e /= e.mean(axis=(0, 2, 3), dtype=np.float64).clip(1e-12).astype(np.float32)[None, :, None, None]
+    return e
+
+
 def circuit_rates(images: np.ndarray, circuit: str, neurons: Neurons, geometry: _Geometry
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Mean rates of ``neurons`` for ``images`` ``[stimuli, S, S]``.
@@ -387,28 +435,108 @@ def circuit_rates(images: np.ndarray, circuit: str, neurons: Neurons, geometry: 
         raise RcpbError(f"circuit '{circuit}' is not known; use one of {', '.join(CIRCUITS)}.")
     g = geometry
     n_img = len(images)
-    x = images.astype(np.float32)
-    x = (x - x.mean(axis=(1, 2), keepdims=True)) / 255.0
-
-    # first stage at the neurons: complex Gabor responses at their RF centres
-    filt = g.neuron_filters(neurons).reshape(len(neurons.row), -1)
-    xf = x.reshape(n_img, -1)
-    z = xf @ filt.real.T + 1j * (xf @ filt.imag.T)                          # [stimuli, neurons]
-    drive = np.where(neurons.simple, np.maximum((np.exp(-1j * neurons.phase) * z).real, 0),
-                     np.abs(z))
-    drive = drive / drive.mean(axis=0).clip(1e-12)                            # mean 1
+    x = _contrast(images)
+    drive = _drive(x, neurons, g)
     if circuit == "feedforward":          # the same gain once, kernels of matched reach
         g = _Geometry(one_pass(g.params), g.size, g.scale)
-    # the sheet: orientation amplitudes, each divided by its mean over images and positions
-    e = np.empty((n_img, g.params.n_orientations, g.h, g.h), dtype=np.float32)
-    for b in range(0, n_img, BATCH):
-        e[b:b + BATCH] = g.sheet_amplitudes(x[b:b + BATCH])
-    e /= e.mean(axis=(0, 2, 3), dtype=np.float64).clip(1e-12).astype(np.float32)[None, :, None, None]
+    e = _sheet(x, g)
     gain = np.empty_like(drive)
     srow, scol = neurons.row // g.stride, neurons.col // g.stride
     for b in range(0, n_img, BATCH):
         gain[b:b + BATCH] = g.recurrence(e[b:b + BATCH], neurons.orientation, srow, scol)
     return drive * gain, drive
+
+
+def check_dynamics(dynamics: dict | None) -> dict | None:
+    """``dynamics`` with :data:`DYNAMICS_DEFAULTS` filled in, checked (None: no time axis).
+    Needs 0 <= latency < bins (at least one response bin), 1 <= on_bins <= bins, bin_ms > 0."""
+    if dynamics is None:
+        return None
+    if not isinstance(dynamics, dict):
+        raise RcpbError(f"dynamics = {dynamics!r}; give a mapping, e.g. {DYNAMICS_DEFAULTS}.")
+    unknown = sorted(set(dynamics) - set(DYNAMICS_DEFAULTS))
+    if unknown:
+        raise RcpbError(f"dynamics: unknown key(s) {', '.join(unknown)}; the keys are "
+                        f"{', '.join(DYNAMICS_DEFAULTS)}.")
+    d = {**DYNAMICS_DEFAULTS, **{k: v for k, v in dynamics.items() if v is not None}}
+    for key in ("bins", "on_bins", "latency"):
+        v = d[key]
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise RcpbError(f"dynamics.{key} = {v!r}; give a whole number of bins.")
+        d[key] = int(v)
+    bins, on, latency = d["bins"], d["on_bins"], d["latency"]
+    if bins < 1 or not 0 <= latency < bins:
+        raise RcpbError(f"dynamics: bins = {bins}, latency = {latency}; need bins >= 1 and "
+                        f"0 <= latency < bins (at least one bin after the latency).")
+    if not 1 <= on <= bins:
+        raise RcpbError(f"dynamics.on_bins = {on}; the image is on for 1..bins ({bins}) bins.")
+    bin_ms = d["bin_ms"]
+    if (isinstance(bin_ms, bool) or not isinstance(bin_ms, (int, float, np.number))
+            or not float(bin_ms) > 0):
+        raise RcpbError(f"dynamics.bin_ms = {bin_ms!r}; give the bin width in ms, > 0.")
+    d["bin_ms"] = float(bin_ms)
+    return d
+
+
+def dynamics_args(dynamics: dict | None) -> str:
+    """``--time-bins N --on-bins N --latency N --bin-ms MS`` for ``rcpb data simulate`` from a
+    config's ``simulate.dynamics`` (keys left out: :data:`DYNAMICS_DEFAULTS`); "" for None
+    (no time axis). Used by rules/data.smk."""
+    if dynamics is None:
+        return ""
+    d = {**DYNAMICS_DEFAULTS, **{k: v for k, v in dynamics.items() if v is not None}}
+    return (f"--time-bins {d['bins']} --on-bins {d['on_bins']} --latency {d['latency']} "
+            f"--bin-ms {d['bin_ms']:g}")
+
+
+def _binned(per_iteration: np.ndarray, dynamics: dict) -> np.ndarray:
+    """Rates ``[stimuli, neurons, bins]`` from the rates of iterations 1..bins-latency
+    ``[stimuli, neurons, bins - latency]``: 0 in the ``latency`` bins before them."""
+    s, n, _ = per_iteration.shape
+    out = np.zeros((s, n, dynamics["bins"]), dtype=np.float64)
+    out[:, :, dynamics["latency"]:] = per_iteration
+    return out
+
+
+def circuit_dynamics(images: np.ndarray, circuit: str, neurons: Neurons, geometry: _Geometry,
+                     n_iter: int, on_iters: int, static: np.ndarray) -> np.ndarray:
+    """Rates of ``neurons`` at iterations 1..``n_iter`` ``[stimuli, neurons, n_iter]``, the
+    image on for iterations 1..``on_iters``, gray after (module docstring, step 6).
+    ``static``: the circuit's static rates (:func:`circuit_rates`), the feed-forward
+    circuit's rate while the image is on. Recurrent: ``d_n M^t`` with ``r^0 = E``,
+    ``M^t = gain(r^{t-1})``, ``r^t = E M^t`` on the whole sheet (FFT convolution at every
+    iteration; the neurons' gains read off the sheet)."""
+    import scipy.fft as sfft
+
+    on = min(on_iters, n_iter)
+    out = np.zeros(static.shape + (n_iter,), dtype=np.float64)
+    if circuit == "feedforward":
+        out[:, :, :on] = static[:, :, None]
+        return out          # gray: no contrast, drive 0, rate 0
+    g = geometry
+    x = _contrast(images)
+    drive = _drive(x, neurons, g)
+    e = _sheet(x, g)
+    n_img = len(images)
+    srow, scol = neurons.row // g.stride, neurons.col // g.stride
+    h, q = g.h, g.sheet_pad
+    for b0 in range(0, n_img, BATCH):
+        eb = e[b0:b0 + BATCH]
+        r = eb
+        for t in range(1, on + 1):
+            rp = np.zeros(eb.shape[:2] + (q, q), dtype=np.float32)
+            rp[:, :, :h, :h] = r
+            rh = sfft.rfft2(rp, workers=-1)
+            fac = sfft.irfft2(rh * g.fac_hat, s=(q, q), workers=-1)[:, :, :h, :h]
+            nb, o = rh.shape[:2]
+            pooled = (g.pool_basis @ r.reshape(nb, o, -1)).reshape(nb, 3, h, h)
+            pooled = sum(c * (m @ pooled @ m.T) for c, m in zip(g.surr_sign, g.surr_mats))
+            sup = (g.pool_weight.T @ pooled.reshape(nb, 3, -1)).reshape(r.shape)
+            gain = g._gain(fac, sup)                                   # M^t on the sheet
+            out[b0:b0 + BATCH, :, t - 1] = (drive[b0:b0 + BATCH]
+                                            * gain[:, neurons.orientation, srow, scol])
+            r = eb * gain                                              # r^t = E M^t
+    return out      # iterations > on_iters: gray input, E = 0 and d = 0, rate 0
 
 
 def _columnwise_corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -426,9 +554,15 @@ def poisson_trials(rates: np.ndarray, target_cc: np.ndarray, mean_count: np.ndar
 
     Returns (responses ``[stimuli, trials, neurons]`` float32, true_rates ``lambda``
     ``[stimuli, neurons]``: expected count per trial).
+
+    Time-binned ``rates`` ``[stimuli, neurons, bins]`` (step 6): g and b are solved on the
+    rates summed over the bins, the baseline ``b mean`` spread evenly over the bins; returns
+    responses ``[stimuli, trials, neurons, bins]``, true_rates ``[stimuli, neurons, bins]``.
     """
-    m = rates.mean(axis=0)
-    v = rates.var(axis=0)
+    binned = rates.ndim == 3
+    total = rates.sum(axis=2) if binned else rates
+    m = total.mean(axis=0)
+    v = total.var(axis=0)
     if np.any(v <= 1e-12 * np.maximum(m, 1e-12) ** 2):
         raise RcpbError(f"the images drive neuron(s) {np.flatnonzero(v <= 1e-12 * m ** 2)[:5]} "
                         f"identically for every stimulus (blank or constant images?); "
@@ -441,17 +575,26 @@ def poisson_trials(rates: np.ndarray, target_cc: np.ndarray, mean_count: np.ndar
         b = np.maximum(one_plus_b - 1, 0)
     # g from c: g^2 v (1/c^2 - 1) = g (1 + b) m / K
     g = (1 + b) * m / (n_trials * v * (1 / c ** 2 - 1))
+    if binned:
+        lam = g[:, None] * (rates + (b * m / rates.shape[2])[:, None])
+        counts = rng.poisson(lam[:, None], size=(lam.shape[0], n_trials) + lam.shape[1:])
+        return counts.astype(np.float32), lam
     lam = g * (rates + b * m)
     counts = rng.poisson(lam[:, None, :], size=(lam.shape[0], n_trials, lam.shape[1]))
     return counts.astype(np.float32), lam
 
 
-def _circuit_truth(images, circuit, n_neurons, params, scale, rng):
-    """(rates, neuron ids, target_cc, mean_count, baselines, extra attrs) of a circuit."""
+def _circuit_truth(images, circuit, n_neurons, params, scale, rng, dynamics=None):
+    """(rates, neuron ids, target_cc, mean_count, baselines, extra attrs) of a circuit; with
+    ``dynamics`` (checked) the rates are time-binned ``[stimuli, neurons, bins]``."""
     geometry = _Geometry(params, images.shape[1], scale)
     neurons = sample_neurons(n_neurons, params, geometry, rng)
     rates, drive = circuit_rates(images, circuit, neurons, geometry)
     rec_corr = _columnwise_corr(drive, rates)
+    if dynamics is not None:
+        rates = _binned(circuit_dynamics(images, circuit, neurons, geometry,
+                                         dynamics["bins"] - dynamics["latency"],
+                                         dynamics["on_bins"], rates), dynamics)
     attrs = {"recurrence_corr": float(rec_corr.mean()),
              "recurrence_corr_min": float(rec_corr.min())}
     for key, value in asdict(params).items():
@@ -461,14 +604,18 @@ def _circuit_truth(images, circuit, n_neurons, params, scale, rng):
             {"drive": drive.astype(np.float32)}, attrs)
 
 
-def _teacher_truth(images, circuit, n_neurons, params, seed, teacher_input, rng):
-    """(rates, neuron ids, target_cc, mean_count, baselines, extra attrs) of a teacher."""
+def _teacher_truth(images, circuit, n_neurons, params, seed, teacher_input, rng, dynamics=None):
+    """(rates, neuron ids, target_cc, mean_count, baselines, extra attrs) of a teacher; with
+    ``dynamics`` (checked) the rates are time-binned ``[stimuli, neurons, bins]``."""
     from rcpb.data.preprocess import preprocess_images
-    from rcpb.data.teachers import make_teacher
+    from rcpb.data.teachers import make_teacher, teacher_dynamics
 
     crop, factor = teacher_input
     x = preprocess_images(images, crop, factor)
     model, rates = make_teacher(circuit, x, n_neurons, seed)
+    if dynamics is not None:
+        rates = _binned(teacher_dynamics(model, x, dynamics["bins"] - dynamics["latency"],
+                                         dynamics["on_bins"]), dynamics)
     target_cc = rng.uniform(*params.cc_max_range, n_neurons)
     attrs = {"teacher_crop": -1 if crop is None else int(crop), "teacher_downsample": int(factor)}
     # no baseline: lambda = g * (the teacher's output), itself the output of an rcpb model (a
@@ -479,7 +626,8 @@ def _teacher_truth(images, circuit, n_neurons, params, seed, teacher_input, rng)
 
 def simulate(images: np.ndarray, circuit: str = "recurrent", n_neurons: int = 34,
              n_trials: int = 8, seed: int = 0, params: CircuitParams | None = None,
-             scale: float = 1.0, teacher_input: tuple = (None, 1)) -> Dataset:
+             scale: float = 1.0, teacher_input: tuple = (None, 1),
+             dynamics: dict | None = None) -> Dataset:
     """Simulate a dataset for ``images`` ``[stimuli, S, S]`` (already at the simulated size).
 
     ``scale``: image-file pixels per pixel of ``images`` (2 for 37 px images made from 74 px
@@ -489,8 +637,12 @@ def simulate(images: np.ndarray, circuit: str = "recurrent", n_neurons: int = 34
     ``true_rates`` ``[stimuli, n_neurons]`` (expected counts), ``baselines`` (circuits: the
     feed-forward first stage ``drive``) and the parameters in ``attrs`` (``name``, ``source``,
     ``units``, ``circuit``, ...; no ``license``); a teacher's network is ``ds.teacher``.
+    ``dynamics`` (keys of :data:`DYNAMICS_DEFAULTS`, the missing ones filled in; None: no time
+    axis): time-binned responses ``[stimuli, n_trials, n_neurons, bins]`` and true_rates
+    ``[stimuli, n_neurons, bins]`` (module docstring, step 6).
     """
     params = params or CircuitParams()
+    dynamics = check_dynamics(dynamics)
     if circuit not in CIRCUITS:
         raise RcpbError(f"circuit '{circuit}' is not known; use one of {', '.join(CIRCUITS)}.")
     if n_neurons < 1 or n_trials < 2:
@@ -500,9 +652,9 @@ def simulate(images: np.ndarray, circuit: str = "recurrent", n_neurons: int = 34
                                for s in np.random.SeedSequence(seed).spawn(2))
     if circuit.endswith("_teacher"):
         truth = _teacher_truth(images, circuit, n_neurons, params, seed, teacher_input,
-                               rng_neurons)
+                               rng_neurons, dynamics)
     else:
-        truth = _circuit_truth(images, circuit, n_neurons, params, scale, rng_neurons)
+        truth = _circuit_truth(images, circuit, n_neurons, params, scale, rng_neurons, dynamics)
     rates, ids, target_cc, mean_count, baselines, extra = truth
     teacher = extra.pop("_teacher", None)
     responses, lam = poisson_trials(rates, target_cc, mean_count, n_trials, rng_trials)
@@ -520,6 +672,12 @@ def simulate(images: np.ndarray, circuit: str = "recurrent", n_neurons: int = 34
         "sim_mean_count_range": ",".join(f"{v:g}" for v in params.mean_count_range),
         **extra,
     }
+    if dynamics is not None:
+        d = dynamics
+        attrs["source"] += (f"; time-binned: {d['bins']} bins of {d['bin_ms']:g} ms, image on "
+                            f"for {d['on_bins']} bins then gray, latency {d['latency']} bins")
+        attrs.update(bin_ms=d["bin_ms"], stim_on_bin=0, stim_off_bin=d["on_bins"],
+                     sim_latency_bins=d["latency"])
     ds = Dataset(images=images, responses=responses, true_rates=lam.astype(np.float32),
                  neuron_ids=ids, attrs=attrs, baselines=baselines)
     ds.teacher = teacher
@@ -528,19 +686,20 @@ def simulate(images: np.ndarray, circuit: str = "recurrent", n_neurons: int = 34
 
 def simulate_file(images_file, out, circuit: str = "recurrent", n_neurons: int = 34,
                   n_trials: int = 8, seed: int = 0, input_size: int | None = None,
-                  teacher_input: tuple = (None, 1)) -> Dataset:
+                  teacher_input: tuple = (None, 1), dynamics: dict | None = None) -> Dataset:
     """Read ``images`` from ``images_file``, simulate ``circuit`` and write the dataset ``out``.
 
     ``input_size``: if given, the images are cropped/downsampled (:func:`resize_images`) before
     simulating and stored at that size. ``teacher_input``: (crop, downsample) of the model
-    input (teachers only; the dataset's ``preprocess``). The image file's ``license`` attr is
+    input (teachers only; the dataset's ``preprocess``). ``dynamics``: see :func:`simulate`.
+    The image file's ``license`` attr is
     copied; a teacher's network is stored in the file (:mod:`rcpb.data.teachers`).
     Returns the written :class:`Dataset`.
     """
     images, src_attrs = read_images(images_file)
     images, factor = resize_images(images, input_size)
     ds = simulate(images, circuit=circuit, n_neurons=n_neurons, n_trials=n_trials, seed=seed,
-                  scale=float(factor), teacher_input=teacher_input)
+                  scale=float(factor), teacher_input=teacher_input, dynamics=dynamics)
     ds.attrs["license"] = str(src_attrs.get("license", "unknown: see the stimuli's source"))
     ds.attrs["stimuli"] = f"{Path(images_file).name}" + (
         f" ({src_attrs['source']})" if "source" in src_attrs else "")

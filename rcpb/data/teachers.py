@@ -21,6 +21,13 @@ Both: 8 channels, ReLU, BN before the activation in CPB1, the model input the st
 
 The teacher's state dict and configuration are stored in the dataset file (group ``teacher``,
 attr ``teacher_config``); :func:`load_teacher` rebuilds it with ``rcpb.models.build``.
+
+Dynamics (time-binned responses, :func:`teacher_dynamics`): the recurrent teacher's
+recurrent block is run step by step, one iteration per time bin, the image as input for the
+first ``on_iters`` iterations and a gray image (the image set's mean grey level) after; the
+output of iteration t is the readout of its state. BN[t] is the teacher's BatchNorm of
+iteration t for t <= T (= 4) and BN[T] for t > T. The feed-forward teacher's output is its
+static output while the image is on and its output for the gray image after.
 """
 
 from __future__ import annotations
@@ -110,6 +117,51 @@ def make_teacher(circuit: str, x: np.ndarray, n_neurons: int, seed: int
     rates = torch.cat([model(xb)[-1] for xb in _batches(xt)]).double().numpy()
     model.teacher_config = config
     return model, rates
+
+
+@torch.no_grad()
+def teacher_dynamics(model: torch.nn.Module, x: np.ndarray, n_iter: int, on_iters: int
+                     ) -> np.ndarray:
+    """Outputs of teacher ``model`` over ``n_iter`` iterations for inputs ``x`` ``[stimuli, 1,
+    H, W]``: the image for iterations 1..``on_iters``, then a gray image of the mean grey
+    level of ``x`` (module docstring). Returns float64 ``[stimuli, neurons, n_iter]`` (>= 0).
+
+    Recurrent teacher: its modules (``bn_in``, ``cpb1``, ``rcpbs``, ``readout``) step by step,
+    ``y[m,t] = Act(BN[m,min(t,T)](Wff y[m-1,t] + Wlat y[m,t-1]))``, the state carried over
+    when the input turns gray; iteration t's output is ``Act(FC(Pool(y[M',t])))`` (at t = T
+    with the image on: the static output). Feed-forward teacher: its output for the image
+    while it is on, for the gray image after.
+    """
+    from rcpb.models.readout import combine_iterations
+    from rcpb.models.recurrent import Recurrent
+
+    model.eval()
+    xt = torch.as_tensor(x, dtype=torch.float32)
+    gray = torch.full((1,) + tuple(xt.shape[1:]), float(np.mean(x, dtype=np.float64)),
+                      dtype=torch.float32)
+    out = []
+    if isinstance(model, Recurrent):
+        if model.cell != "rcpb":
+            raise ValueError("teacher_dynamics: only RCPB teachers step their recurrence")
+        ro = model.readout
+        y1_gray = model.cpb1(model.bn_in(gray))
+        for xb in _batches(xt):
+            y1_image = model.cpb1(model.bn_in(xb))
+            state = [None] * len(model.rcpbs)          # y[m,0] = 0
+            steps = []
+            for t in range(1, n_iter + 1):
+                y_below = y1_image if t <= on_iters else y1_gray.expand_as(y1_image)
+                for i, block in enumerate(model.rcpbs):
+                    state[i] = block(y_below, state[i], min(t, model.iterations))
+                    y_below = state[i]
+                steps.append(combine_iterations(ro.linear([y_below]), "no-avg", ro.act)[-1])
+            out.append(torch.stack(steps, dim=-1))
+        return torch.cat(out).double().numpy()
+    on = torch.cat([model(xb)[-1] for xb in _batches(xt)]).double()      # [stimuli, neurons]
+    off = model(gray)[-1].double()                                        # [1, neurons]
+    t = torch.arange(n_iter)
+    return torch.where(t[None, None, :] < on_iters, on[:, :, None],
+                       off[:, :, None].expand_as(on[:, :, None])).numpy()
 
 
 def save_teacher(path: str | Path, model: torch.nn.Module) -> None:

@@ -7,6 +7,10 @@ Every problem raises one :class:`rcpb.errors.RcpbError` whose message names the
 file, the field (``images``, ``responses``, ``split``, ...) and what to do.
 Stimuli with a single valid trial are valid: the noise ceiling (``rcpb.metrics``)
 uses the stimuli with at least two valid trials.
+
+Time-binned responses ``[stimuli, trials, neurons, time_bins]`` (``rcpb.data.format``) are
+checked like 3-D ones, every bin alike, and need the file attrs ``bin_ms``, ``stim_on_bin``
+and ``stim_off_bin``; a 3-D file is checked exactly as without the time axis.
 """
 
 from __future__ import annotations
@@ -21,6 +25,64 @@ from rcpb.sizes import hw, size_text
 
 LOSSES = ("mse", "poisson")
 SPLIT_NAMES = {0: "train", 1: "validation", 2: "test"}
+#: Stimuli per block when checking responses: the checks' temporaries stay a block's size.
+BLOCK = 1024
+
+
+def _blocks(a: np.ndarray):
+    """``a[i:i + BLOCK]`` for every block of stimuli (first axis): views, not copies."""
+    return (a[i:i + BLOCK] for i in range(0, a.shape[0], BLOCK))
+
+
+def _per_stimulus(mask: np.ndarray) -> np.ndarray:
+    """``mask`` [stimuli, ...] -> [stimuli]: any True on the other axes (3-D or 4-D)."""
+    return mask.reshape(mask.shape[0], -1).any(axis=1)
+
+
+def _integer(value):
+    """``value`` as an int if it is a whole number (not bool), else None."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        return None
+    return int(value) if float(value).is_integer() else None
+
+
+def _time_attrs(src: str, shape: tuple, attrs: dict) -> dict:
+    """The checked time attrs (``bin_ms`` float, ``stim_on_bin``/``stim_off_bin`` int) of
+    responses of ``shape`` [stimuli, trials, neurons, time_bins]; RcpbError naming the field."""
+    n_bins = shape[3]
+    if n_bins == 0:
+        raise RcpbError(f"{src}: 'responses' has shape {shape}; time-binned responses need at "
+                        f"least one time bin (last axis).")
+    given = f"'responses' has a time axis ({n_bins} bins, shape {shape})"
+    missing = [k for k in ("bin_ms", "stim_on_bin", "stim_off_bin") if k not in attrs]
+    if missing:
+        raise RcpbError(
+            f"{src}: {given} but the file attr(s) {', '.join(repr(k) for k in missing)} are "
+            f"missing. Time-binned responses need bin_ms (bin width in ms), stim_on_bin (first "
+            f"bin with the image on, 0-based) and stim_off_bin (first bin after it is off); "
+            f"'rcpb data import' sets them with --bin-ms MS --stim-bins ON OFF.")
+    bin_ms = attrs["bin_ms"]
+    if (isinstance(bin_ms, (bool, np.bool_)) or not isinstance(bin_ms, (int, float, np.number))
+            or not np.isfinite(float(bin_ms)) or not float(bin_ms) > 0):
+        raise RcpbError(f"{src}: attr 'bin_ms' is {bin_ms!r}; give the bin width in ms, a "
+                        f"number > 0.")
+    on, off = _integer(attrs["stim_on_bin"]), _integer(attrs["stim_off_bin"])
+    for key, value in (("stim_on_bin", on), ("stim_off_bin", off)):
+        if value is None:
+            raise RcpbError(f"{src}: attr '{key}' is {attrs[key]!r}; give a bin index (a "
+                            f"whole number, 0-based).")
+    if not 0 <= on < n_bins:
+        raise RcpbError(f"{src}: attr 'stim_on_bin' is {on}, out of range for {n_bins} time "
+                        f"bins; it must be in 0..{n_bins - 1} (the first bin with the image "
+                        f"on).")
+    if not 0 <= off <= n_bins:
+        raise RcpbError(f"{src}: attr 'stim_off_bin' is {off}, out of range for {n_bins} time "
+                        f"bins; it must be in 1..{n_bins} (the first bin after the image is "
+                        f"off; {n_bins} when it stays on to the end).")
+    if off <= on:
+        raise RcpbError(f"{src}: attr 'stim_off_bin' ({off}) <= 'stim_on_bin' ({on}); the "
+                        f"image must be on for at least one bin: stim_on_bin < stim_off_bin.")
+    return {"bin_ms": float(bin_ms), "stim_on_bin": on, "stim_off_bin": off}
 
 
 def _first(indices, n: int = 5) -> str:
@@ -38,8 +100,10 @@ def validate(ds: Dataset, source: str | Path = "<dataset>", loss: str | None = N
     """Check a dataset held in memory; return it with arrays in canonical dtypes.
 
     images: [stimuli, H, W] uint8 (kept) or any real dtype (-> float32);
-    responses: [stimuli, trials, neurons] -> float32; split: [stimuli] -> int8;
-    true_rates: [stimuli, neurons] -> float32. ``source`` names the file in messages.
+    responses: [stimuli, trials, neurons] or [stimuli, trials, neurons, time_bins] -> float32
+    (4-D: the attrs ``bin_ms``, ``stim_on_bin``, ``stim_off_bin`` are required, returned as
+    float, int, int); split: [stimuli] -> int8; true_rates: [stimuli, neurons] (4-D responses:
+    [stimuli, neurons, time_bins]) -> float32. ``source`` names the file in messages.
     ``loss``: None, "mse" or "poisson" (Poisson requires non-negative responses).
     ``clip_negative``: a stated tolerance (>= 0, in response units): responses in
     [-clip_negative, 0) are set to 0 (float noise of deconvolved traces), counted in the
@@ -78,20 +142,23 @@ def validate(ds: Dataset, source: str | Path = "<dataset>", loss: str | None = N
         raise RcpbError(
             f"{src}: 'images' has shape {images.shape} ({images.ndim}-D); it must be 3-D "
             f"[stimuli, H, W].{hint} 'rcpb data import --images-axes' reorders axes.")
-    if responses.ndim != 3:
+    if responses.ndim not in (3, 4):
         hint = (" Single-trial data [stimuli, neurons] needs a trial axis of length 1 "
                 "('rcpb data import --responses-axes sn' adds it)." if responses.ndim == 2 else "")
         raise RcpbError(
             f"{src}: 'responses' has shape {responses.shape} ({responses.ndim}-D); it must be "
-            f"3-D [stimuli, trials, neurons].{hint}")
+            f"3-D [stimuli, trials, neurons] (or 4-D [stimuli, trials, neurons, time_bins] "
+            f"for time-binned responses).{hint}")
     n, h, w = images.shape
-    _, n_trials, n_neurons = responses.shape
+    n_trials, n_neurons = responses.shape[1:3]
     if n == 0 or h == 0 or w == 0:
         raise RcpbError(f"{src}: 'images' has shape {images.shape}; it needs at least one "
                         f"stimulus and a non-empty image.")
     if n_trials == 0 or n_neurons == 0:
         raise RcpbError(f"{src}: 'responses' has shape {responses.shape}; it needs at least one "
                         f"trial and one neuron.")
+    time_attrs = (_time_attrs(src, responses.shape, ds.attrs or {}) if responses.ndim == 4
+                  else None)
 
     counts = {"images": n, "responses": responses.shape[0]}
     split = None if ds.split is None else np.asarray(ds.split)
@@ -102,9 +169,15 @@ def validate(ds: Dataset, source: str | Path = "<dataset>", loss: str | None = N
                             f"with 0 train / 1 validation / 2 test.")
         counts["split"] = split.shape[0]
     if true_rates is not None:
-        if true_rates.ndim != 2:
-            raise RcpbError(f"{src}: 'true_rates' has shape {true_rates.shape}; it must be 2-D "
-                            f"[stimuli, neurons].")
+        if true_rates.ndim != responses.ndim - 1:
+            want = ("2-D [stimuli, neurons]" if responses.ndim == 3 else
+                    "3-D [stimuli, neurons, time_bins], as 'responses' has a time axis")
+            raise RcpbError(f"{src}: 'true_rates' has shape {true_rates.shape}; it must be "
+                            f"{want}.")
+        if responses.ndim == 4 and true_rates.shape[2:] != responses.shape[3:]:
+            raise RcpbError(f"{src}: 'true_rates' has {true_rates.shape[2]} time bins but "
+                            f"'responses' has {responses.shape[3]}; both must have the same "
+                            f"bins.")
         counts["true_rates"] = true_rates.shape[0]
     if len(set(counts.values())) > 1:
         listing = ", ".join(f"{k} {v}" for k, v in counts.items())
@@ -132,30 +205,38 @@ def validate(ds: Dataset, source: str | Path = "<dataset>", loss: str | None = N
         images = images.astype(np.float32)
 
     responses = responses.astype(np.float32, copy=False)
-    if np.isinf(responses).any():
-        stim = np.flatnonzero(np.isinf(responses).any(axis=(1, 2)))
+    # each check scans blocks of stimuli and builds its message from the whole array only
+    # when it fails: no temporary of the size of the responses
+    if any(np.isinf(b).any() for b in _blocks(responses)):
+        stim = np.flatnonzero(_per_stimulus(np.isinf(responses)))
         raise RcpbError(
             f"{src}: 'responses' contains inf (stimuli {_first(stim)}). Use NaN to mark a "
             f"missing trial; responses must otherwise be finite.")
-    missing = np.isnan(responses).all(axis=1)  # [stimuli, neurons]: no valid trial
-    if missing.any():
-        stim = np.flatnonzero(missing.any(axis=1))
-        neurons = np.flatnonzero(missing[stim[0]])
+    # stimuli with a neuron without a valid (non-NaN) trial
+    stim = np.flatnonzero(np.concatenate(
+        [_per_stimulus(np.isnan(b).all(axis=1)) for b in _blocks(responses)]))
+    if stim.size:
+        neurons = np.flatnonzero(np.isnan(responses[stim[0]]).all(axis=0)
+                                 .reshape(n_neurons, -1).any(axis=1))
         raise RcpbError(
             f"{src}: 'responses' has no valid (non-NaN) trial for stimuli {_first(stim)} "
             f"(e.g. stimulus {stim[0]}: neurons {_first(neurons)}). Every stimulus needs at "
-            f"least one valid trial for every neuron; drop those stimuli (from 'images', "
+            f"least one valid trial for every neuron{' and time bin' if time_attrs else ''}; "
+            f"drop those stimuli (from 'images', "
             f"'responses' and 'split' alike) or those neurons.")
     attrs = dict(ds.attrs)
+    if time_attrs is not None:
+        attrs.update(time_attrs)
     if clip_negative is not None:
-        tiny = (responses < 0) & (responses >= -float(clip_negative))   # NaN compares False
-        if tiny.any():
-            responses = np.where(tiny, np.float32(0), responses)
-        attrs.update(clip_negative=float(clip_negative), clipped_negative=int(tiny.sum()))
+        def tiny(r):
+            return (r < 0) & (r >= -float(clip_negative))   # NaN compares False
+        clipped = sum(int(tiny(b).sum()) for b in _blocks(responses))
+        if clipped:
+            responses = np.where(tiny(responses), np.float32(0), responses)
+        attrs.update(clip_negative=float(clip_negative), clipped_negative=clipped)
     if loss == "poisson":
-        negative = np.nan_to_num(responses, nan=0.0) < 0
-        if negative.any():
-            stim = np.flatnonzero(negative.any(axis=(1, 2)))
+        if any((b < 0).any() for b in _blocks(responses)):     # NaN compares False
+            stim = np.flatnonzero(_per_stimulus(responses < 0))
             beyond = ("" if clip_negative is None else
                       f", beyond the stated tolerance clip_negative = {float(clip_negative):g}")
             raise RcpbError(
@@ -190,20 +271,95 @@ def validate(ds: Dataset, source: str | Path = "<dataset>", loss: str | None = N
 
 
 def load_dataset(path: str | Path, loss: str | None = None,
-                 clip_negative: float | None = None) -> Dataset:
+                 clip_negative: float | None = None, skip=()) -> Dataset:
     """Read and validate the dataset file at ``path`` (SPEC 2.1).
 
     ``loss``: None, "mse" or "poisson"; with "poisson", negative responses are an
-    error. ``clip_negative``: see :func:`validate`. Returns the Dataset (images uint8 or
-    float32 [stimuli, H, W], responses float32 [stimuli, trials, neurons], split int8
+    error. ``clip_negative``: see :func:`validate`. ``skip``: optional datasets not to read
+    (and so not to check), e.g. ``("true_rates", "baselines")`` (``rcpb.data.format.read_raw``).
+    Returns the Dataset (images uint8 or float32 [stimuli, H, W], responses float32 [stimuli,
+    trials, neurons], or [stimuli, trials, neurons, time_bins] as stored for time-binned
+    files (``ds.n_bins``; attrs ``bin_ms``, ``stim_on_bin``, ``stim_off_bin``), split int8
     [stimuli] or None). Raises RcpbError naming the file, the field and the fix.
     """
-    return validate(read_raw(path), source=path, loss=loss, clip_negative=clip_negative)
+    return validate(read_raw(path, skip=skip), source=path, loss=loss,
+                    clip_negative=clip_negative)
+
+
+#: Bytes of ``responses`` that :func:`load_trial_means` reads from the file at a time.
+READ_BYTES = 16 * 2 ** 20
+
+
+def load_trial_means(path: str | Path, loss: str | None = None,
+                     clip_negative: float | None = None):
+    """What training needs of the dataset file at ``path``, without the whole ``responses``.
+
+    Reads ``responses`` a block of stimuli (:data:`READ_BYTES`) at a time, checks each block as
+    :func:`load_dataset` checks the whole array, and keeps the NaN-aware trial means of every
+    stimulus and the trials of the repeated stimuli only (those with >= 2 valid trials for some
+    neuron, the only ones a noise ceiling uses: ``rcpb.metrics.repeated_stimuli``).
+    ``true_rates`` and ``baselines`` are not read. Returns ``(ds, means, stimuli)``: ``ds`` as
+    load_dataset's, but ``ds.responses`` holds the trials of the stimuli ``stimuli`` (int64,
+    sorted) only; ``means`` float32 [stimuli, neurons] equals
+    ``rcpb.data.preprocess.trial_average`` of the whole (checked, clipped) responses. Raises
+    load_dataset's RcpbError: a check that fails on a block is reported by load_dataset on the
+    whole file, so the message is the same.
+    """
+    import h5py
+
+    from rcpb.data.preprocess import trial_average
+    from rcpb.metrics import repeated_stimuli
+
+    skip = ("responses", "true_rates", "baselines")
+    head = read_raw(path, skip=skip)
+    try:
+        with h5py.File(path, "r") as f:
+            stored = f.get("responses")
+            if isinstance(stored, h5py.Dataset) and stored.ndim == 4:
+                raise RcpbError(      # after load_dataset's checks (below): a valid file
+                    f"{path}: 'responses' is time-binned {stored.shape} [stimuli, trials, "
+                    f"neurons, time_bins]; load_trial_means reads 3-D responses only (read "
+                    f"time-binned files with load_dataset, which returns them as stored).")
+            if head.images is None or not isinstance(stored, h5py.Dataset) or stored.ndim != 3:
+                raise RcpbError("")              # load_dataset names the problem
+            n, trials, neurons = stored.shape
+            rows = max(1, READ_BYTES // max(1, trials * neurons * 4))
+            means = np.empty((n, neurons), dtype=np.float32)
+            kept, stimuli, clipped = [], [], 0
+            for start in range(0, n, rows):
+                block = validate(Dataset(images=head.images[start:start + rows],
+                                         responses=stored[start:start + rows],
+                                         neuron_ids=head.neuron_ids),
+                                 source=path, loss=loss, clip_negative=clip_negative)
+                means[start:start + rows] = trial_average(block.responses)
+                repeated = repeated_stimuli(block.responses)
+                kept.append(block.responses[repeated])
+                stimuli.append(repeated + start)
+                clipped += block.attrs.get("clipped_negative", 0)
+        # the other arrays' checks (counts, split, neuron ids), the means standing in for the
+        # trials (one per stimulus: a view, no copy)
+        ds = validate(Dataset(images=head.images, responses=means[:, None, :], split=head.split,
+                              neuron_ids=head.neuron_ids, attrs=head.attrs),
+                      source=path, loss=loss, clip_negative=clip_negative)
+    except RcpbError:
+        load_dataset(path, loss=loss, clip_negative=clip_negative, skip=skip[1:])
+        raise
+    if clip_negative is not None:
+        ds.attrs.update(clipped_negative=clipped)
+    ds.responses = (np.concatenate(kept) if kept else
+                    np.zeros((0, trials, neurons), dtype=np.float32))
+    return ds, means, (np.concatenate(stimuli) if stimuli else np.zeros(0, dtype=np.int64))
 
 
 def valid_trial_counts(responses: np.ndarray) -> np.ndarray:
     """Valid (non-NaN) trials per stimulus and neuron: [stimuli, trials, neurons] -> int [stimuli, neurons]."""
     return np.sum(~np.isnan(responses), axis=1)
+
+
+def summed_over_bins(responses: np.ndarray) -> np.ndarray:
+    """Time-binned responses [stimuli, trials, neurons, time_bins] summed over the bins (a
+    trial with a NaN bin is NaN: missing); 3-D responses are returned as they are."""
+    return responses if responses.ndim < 4 else responses.sum(axis=3)
 
 
 def summarize_dataset(ds: Dataset) -> dict:
@@ -212,15 +368,18 @@ def summarize_dataset(ds: Dataset) -> dict:
     Keys: n_stimuli, image_size [H, W], image_dtype, trials_min / trials_max (valid
     trials per stimulus and neuron), n_trial_slots (length of the trial axis),
     n_neurons, n_repeated (stimuli with >= 2 valid trials for every neuron),
-    split ({"train": n, "validation": n, "test": n} or None), has_true_rates, attrs.
+    split ({"train": n, "validation": n, "test": n} or None), has_true_rates, attrs; for
+    time-binned responses also time_bins ({"n": bins, "bin_ms", "stim_on_bin",
+    "stim_off_bin"}), the trial counts then counted on the responses summed over the bins
+    (a trial with a NaN bin is missing).
     """
-    counts = valid_trial_counts(ds.responses)
+    counts = valid_trial_counts(summed_over_bins(ds.responses))
     split = None
     if ds.split is not None:
         split = {label: int(np.sum(ds.split == code)) for code, label in SPLIT_NAMES.items()}
     attrs = {k: (v.item() if isinstance(v, np.generic) else
                  v.tolist() if isinstance(v, np.ndarray) else v) for k, v in ds.attrs.items()}
-    return {
+    out = {
         "n_stimuli": ds.n_stimuli,
         "image_size": [int(ds.images.shape[1]), int(ds.images.shape[2])],
         "image_dtype": str(ds.images.dtype),
@@ -233,6 +392,11 @@ def summarize_dataset(ds: Dataset) -> dict:
         "has_true_rates": ds.true_rates is not None,
         "attrs": attrs,
     }
+    if ds.n_bins is not None:
+        out["time_bins"] = {"n": ds.n_bins, "bin_ms": float(ds.attrs["bin_ms"]),
+                            "stim_on_bin": int(ds.attrs["stim_on_bin"]),
+                            "stim_off_bin": int(ds.attrs["stim_off_bin"])}
+    return out
 
 
 def format_summary(summary: dict, path: str | Path | None = None) -> str:
@@ -244,10 +408,17 @@ def format_summary(summary: dict, path: str | Path | None = None) -> str:
     h, w = s["image_size"]
     lines.append(f"  stimuli:   {s['n_stimuli']} images of {h}x{w} px ({s['image_dtype']})")
     lines.append(f"  neurons:   {s['n_neurons']}")
+    bins = s.get("time_bins")
+    summed = ""
+    if bins:
+        on, off = bins["stim_on_bin"], bins["stim_off_bin"]
+        lines.append(f"  time bins: {bins['n']} x {bins['bin_ms']:g} ms (image on bins "
+                     f"{on}-{off - 1})")
+        summed = " (responses summed over the time bins)"
     lines.append(f"  trials:    {s['trials_min']}-{s['trials_max']} valid per stimulus "
-                 f"(trial axis {s['n_trial_slots']})")
+                 f"(trial axis {s['n_trial_slots']}){summed}")
     note = "" if s["n_repeated"] else "  (no noise ceiling: cc_norm2 undefined, cc_raw only)"
-    lines.append(f"  repeated:  {s['n_repeated']} stimuli with >= 2 valid trials{note}")
+    lines.append(f"  repeated:  {s['n_repeated']} stimuli with >= 2 valid trials{note}{summed}")
     if s["split"] is None:
         lines.append("  split:     none stored (generated from split_seed, about 64/16/20 %)")
     else:
@@ -257,6 +428,9 @@ def format_summary(summary: dict, path: str | Path | None = None) -> str:
     if s["has_true_rates"]:
         lines.append("  true_rates: present (simulated data)")
     attrs = dict(s["attrs"])
+    if bins:
+        for key in ("bin_ms", "stim_on_bin", "stim_off_bin"):
+            attrs.pop(key, None)
     if "clip_negative" in attrs:
         lines.append(f"  clipped:   {attrs.pop('clipped_negative', 0)} negative response values "
                      f"within {attrs.pop('clip_negative'):g} of zero set to 0 (clip_negative)")

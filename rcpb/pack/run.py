@@ -81,19 +81,32 @@ def run_pack(members: list[tuple[dict, Path]], *, slots: int | None = None,
     device = torch.device(devices.pop())
     engine = engine or default_engine(device.type)
 
-    prepared: dict[str, object] = {}
+    # One preparation per data set and split, at the largest training fraction its members
+    # use; the smaller fractions are its nested subsets (with_fraction), sharing every array
+    # but the training rows, also on the device (tensors): one copy of the data per split.
+    def split_key(cfg):
+        return json.dumps([cfg["dataset_file"], cfg["preprocess"], cfg["split_seed"],
+                           cfg["loss"]], sort_keys=True)
+
+    largest: dict[str, float] = {}
+    for cfg, _ in todo:
+        largest[split_key(cfg)] = max(largest.get(split_key(cfg), 0.0), cfg["train_fraction"])
+    prepared: dict[tuple, object] = {}
     on_device: dict[int, object] = {}
+    tensors: dict[int, tuple] = {}
     groups: dict[tuple, list] = {}
     for cfg, out in todo:
-        key = json.dumps([cfg["dataset_file"], cfg["preprocess"], cfg["split_seed"],
-                          cfg["train_fraction"], cfg["loss"]], sort_keys=True)
-        if key not in prepared:
-            prepared[key] = prepare(cfg["dataset_file"], cfg["preprocess"],
-                                    split_seed=cfg["split_seed"],
-                                    train_fraction=cfg["train_fraction"], loss=cfg["loss"])
-        data = prepared[key]
+        key, fraction = split_key(cfg), cfg["train_fraction"]
+        if (key, largest[key]) not in prepared:
+            prepared[key, largest[key]] = prepare(
+                cfg["dataset_file"], cfg["preprocess"], split_seed=cfg["split_seed"],
+                train_fraction=largest[key], loss=cfg["loss"])
+        if (key, fraction) not in prepared:
+            prepared[key, fraction] = with_fraction(prepared[key, largest[key]], fraction,
+                                                    cfg["split_seed"])
+        data = prepared[key, fraction]
         if id(data) not in on_device:
-            on_device[id(data)] = slot_data(data, device)
+            on_device[id(data)] = slot_data(data, device, tensors)
         _fill_data_fields(cfg, data)
         out.mkdir(parents=True, exist_ok=True)
         for stale in ("metrics.json", "best.pt", "paths.json"):
@@ -148,6 +161,29 @@ def run_pack(members: list[tuple[dict, Path]], *, slots: int | None = None,
         train_pack(jobs, finished, slots=width, engine=engine, device=device,
                    on_phase_end=phase_end)
     return status
+
+
+def with_fraction(data, fraction: float, split_seed: int):
+    """``data`` (:class:`rcpb.data.prepare.Prepared` at a larger ``train_fraction`` of split
+    ``split_seed``) cut to ``fraction``: what ``prepare`` gives for ``fraction``, the training
+    rows being a nested subset of the larger fraction's (rcpb.data.splits.training_subset); every
+    other array is shared, not copied."""
+    import dataclasses
+
+    import numpy as np
+
+    from rcpb.data.splits import training_subset
+
+    # the full training set: every stimulus that is neither validation nor test
+    n = data.n_train_full + data.val_index.size + data.test_index.size
+    train_full = np.setdiff1d(np.arange(n), np.concatenate([data.val_index, data.test_index]))
+    index = training_subset(train_full, fraction, split_seed).astype(np.int64)
+    rows = np.searchsorted(data.train_index, index)
+    if not np.array_equal(data.train_index[np.minimum(rows, data.train_index.size - 1)], index):
+        raise ValueError(f"train_fraction {fraction} is not a subset of the prepared "
+                         f"{data.train_index.size} training stimuli")
+    return dataclasses.replace(data, x_train=data.x_train[rows], y_train=data.y_train[rows],
+                               train_index=index)
 
 
 def _write_trained(out: Path, cfg: dict, data, model, schedule, wall_s: float,
