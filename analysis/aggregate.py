@@ -185,8 +185,25 @@ def read_model(folder: str | Path, metrics: dict | None = None) -> tuple[dict, o
     })
     for length, p in (paths.get("path_p") or {}).items():
         row[f"path_p{int(length)}"] = _number(p)
+    row.update(_bin_columns(test, val))
 
     return row, _neuron_rows(row["config_id"], test)
+
+
+def _bin_columns(test: dict, val: dict) -> dict:
+    """Time-binned data (rcpb.train.score_bins): ``{split}_profile_cc`` and, per fitted bin b of
+    the file, ``test_bin{b}_cc_raw``, ``test_bin{b}_cc_norm2``, ``test_bin{b}_pred`` and
+    ``test_bin{b}_true`` (population means of prediction and target); none without bins."""
+    if "bins" not in test:
+        return {}
+    out = {"test_profile_cc": _number(test.get("profile_cc")),
+           "val_profile_cc": _number(val.get("profile_cc"))}
+    bins = test["bins"]
+    for i, b in enumerate(bins["bin"]):
+        for key, name in (("cc_raw", "cc_raw"), ("cc_norm2", "cc_norm2"),
+                          ("pred_profile", "pred"), ("true_profile", "true")):
+            out[f"test_bin{int(b)}_{name}"] = _number(bins[key][i])
+    return out
 
 
 def _neuron_rows(config_id: str, test: dict):

@@ -21,6 +21,8 @@ lege        yes       keeping lengths <= k or >= k
 neurons     yes       per neuron: best recurrent cell vs its size-matched FF, share improved
 cells_controls yes    each recurrent cell type vs its size-matched, wider, deeper FF and
                       minimally unrolled controls (analysis.controls)
+dynamics    yes       time-binned data: performance per bin, mean temporal profile, paired
+                      effects on the time profile (analysis.dynamics)
 ==========  ========  ==================================================================
 
 ``--fraction`` is the training fraction in percent (25, 50, 100). ``--metric`` is the performance
@@ -49,6 +51,7 @@ from analysis.plots.ablation import fig6gi, fig_lege
 from analysis.plots.common import NoData, NoFinite, placeholder, save, write_csv
 from analysis.plots.compare import fig3a, fig3d, fig6ab
 from analysis.plots.controls import fig_controls
+from analysis.plots.dynamics import fig_dynamics
 from analysis.plots.neurons import fig_neurons
 from analysis.plots.path_figures import fig4cd, fig6cd, fig6ef
 from rcpb.errors import RcpbError
@@ -70,9 +73,10 @@ FIGURES = {
     "lege": (fig_lege, True),
     "neurons": (fig_neurons, True),
     "cells_controls": (fig_controls, True),
+    "dynamics": (fig_dynamics, True),
 }
 #: figures of every recurrent cell type; the others show the study's RCPB cell
-ALL_CELLS = ("cells_controls",)
+ALL_CELLS = ("cells_controls", "dynamics")
 
 
 def render(name: str, df: pd.DataFrame, split: int, fraction: float | None,

@@ -853,7 +853,7 @@ def generic_markdown(table: pd.DataFrame, title: str, columns: list[str],
 # --------------------------------------------------------------------------- CLI
 
 TABLES = ("table1", "recurrent_vs_ff", "multipath_vs_recurrent", "ablation_rm", "ablation_lege",
-          "controls")
+          "controls", "dynamics")
 _PAIRED_MD = ["n_pairs", "diff_mean", "diff_ci_low", "diff_ci_high", "paired_gain_pct",
               "paired_gain_ci_low_pct", "paired_gain_ci_high_pct", "p"]
 
@@ -875,6 +875,15 @@ def build(name: str, df: pd.DataFrame, dataset: str = "", selection: str = "vali
                                "control_conv_params", "recurrent_params", "control_params",
                                "recurrent_mean", "control_mean", *_PAIRED_MD, "p_holm", "note"],
                               metric)
+        return t, md
+    if name == "dynamics":
+        from analysis.dynamics import dynamics_table
+
+        t = dynamics_table(df)
+        md = generic_markdown(t, "Time bins: recurrent vs size-matched FF" + on,
+                              ["split_seed", "train_fraction", "cell", "recurrent_layers",
+                               "iterations", "readout", "measure", "n_models", "recurrent_mean",
+                               "ff_mean", *_PAIRED_MD, "p_holm", "note"], metric)
         return t, md
     df = study_rows(df)     # the study's tables: the RCPB cell (other cells: "controls")
     if name == "table1":

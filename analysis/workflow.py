@@ -35,6 +35,7 @@ FIGURE_FAMILIES = {
     "fig6gi": (("ablation_rm",), True),
     "lege": (("ablation_lege",), True),
     "cells_controls": (("recurrent",), True),    # and with_controls (below)
+    "dynamics": (("recurrent",), True),          # and with_dynamics (below)
 }
 TABLE_FAMILIES = {
     "table1": (),  # always built (the workflow's main table)
@@ -43,9 +44,12 @@ TABLE_FAMILIES = {
     "ablation_rm": ("ablation_rm",),
     "ablation_lege": ("ablation_lege",),
     "controls": ("recurrent",),            # and with_controls (below)
+    "dynamics": ("recurrent",),            # and with_dynamics (below)
 }
 #: the table and figure of recurrent cells vs their controls (analysis.controls)
 CONTROLS_OUTPUTS = ("controls", "cells_controls")
+#: the table and figure of time-binned data (analysis.dynamics)
+DYNAMICS_OUTPUTS = ("dynamics",)
 FIGURE_EXTS = ("png", "pdf", "csv")
 
 _KEYS = {"train_fraction": ("train_fraction", "train_fractions", "fractions", "fraction"),
@@ -130,9 +134,34 @@ def table_paths(dataset: str, name: str) -> list[str]:
 def tables_for(config: dict, dataset: str, configs: list[dict] | None = None) -> list[str]:
     """Names of the tables built for a dataset (table1 always)."""
     fams = set(families(config, dataset, configs))
-    controls = with_controls(config, dataset, configs)
     return [t for t, need in TABLE_FAMILIES.items() if all(f in fams for f in need)
-            and (t not in CONTROLS_OUTPUTS or controls)]
+            and _wanted(t, config, dataset, configs)]
+
+
+def _wanted(name: str, config: dict, dataset: str, configs: list[dict] | None) -> bool:
+    """Whether a table or figure of a dataset's families is built: the controls outputs only
+    :func:`with_controls`, the dynamics outputs only :func:`with_dynamics`, always otherwise."""
+    if name in CONTROLS_OUTPUTS:
+        return with_controls(config, dataset, configs)
+    if name in DYNAMICS_OUTPUTS:
+        return with_dynamics(config, dataset)
+    return True
+
+
+def with_dynamics(config: dict, dataset: str) -> bool:
+    """Whether a dataset has time-binned responses (docs/dynamics.md): simulated with
+    ``simulate.dynamics``, or a provided file whose ``responses`` are 4-D."""
+    ds = (config.get("datasets") or {}).get(dataset) or {}
+    if isinstance(ds.get("simulate"), dict):
+        return ds["simulate"].get("dynamics") is not None
+    path = ds.get("file")
+    if not path or not os.path.exists(path):
+        return False
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        stored = f.get("responses")
+        return isinstance(stored, h5py.Dataset) and stored.ndim == 4
 
 
 def with_controls(config: dict, dataset: str, configs: list[dict] | None = None) -> bool:
@@ -162,8 +191,7 @@ def targets(config: dict, dataset: str, configs: list[dict] | None = None) -> li
         out += table_paths(dataset, t)
     for name, (need, per_fraction) in FIGURE_FAMILIES.items():
         fam = need[0]
-        if fam not in fams or (name in CONTROLS_OUTPUTS
-                               and not with_controls(config, dataset, configs)):
+        if fam not in fams or not _wanted(name, config, dataset, configs):
             continue
         for split in axis_values(config, dataset, fam, "split_seed", configs):
             fracs = (axis_values(config, dataset, fam, "train_fraction", configs)
@@ -367,6 +395,16 @@ def headlines(tables: dict) -> dict:
                         f"{int(worst['iterations'])}, {_pct(worst['change_pct'])} vs full model; "
                         f"{comparison_text(worst.to_dict())})")
             out[f"{fig}/split{int(s)}/frac{fraction_label(f)}"] = text
+    dyn = tables.get("dynamics")
+    if dyn is not None and len(dyn):
+        from analysis.dynamics import MEAN, PROFILE
+
+        main = dyn[dyn["measure"].isin([PROFILE]) | dyn["measure"].str.startswith(MEAN)]
+        for (s, f), g in main.groupby(["split_seed", "train_fraction"]):
+            out[f"dynamics/split{int(s)}/frac{fraction_label(f)}"] = "; ".join(
+                f"{r['cell']} L{int(r['recurrent_layers'])} T{int(r['iterations'])} vs "
+                f"size-matched FF, {r['measure']}: {comparison_text(r)}"
+                for r in g.to_dict("records"))
     return out
 
 

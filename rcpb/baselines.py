@@ -65,12 +65,24 @@ def score_predictors(dataset_file: str, dataset: str, preprocess: dict, split_se
         for name, pred in preds.items():
             row = {"dataset": dataset, "split_seed": int(split_seed), "predictor": name,
                    "description": DESCRIPTIONS.get(name, name)}
+            pred = window(pred, data.bins)
             for split in splits:
                 at = np.searchsorted(stimuli, getattr(data, f"{split}_index"))
                 s = score(pred[at], data, split, config or {})
                 row[f"{split}_cc_norm2"], row[f"{split}_cc_raw"] = s["cc_norm2"], s["cc_raw"]
             rows.append(row)
     return rows
+
+
+def window(pred: np.ndarray, bins: np.ndarray | None) -> np.ndarray:
+    """A predictor's values as the models' predictions of prepared data with time ``bins``:
+    ``[stimuli, neurons, time_bins]`` -> ``[stimuli, bins, neurons]``; ``[stimuli, neurons]``
+    repeated for every bin (a predictor constant in time); unchanged without bins."""
+    if bins is None:
+        return pred
+    if pred.ndim == 3:
+        return np.ascontiguousarray(pred[:, :, bins].transpose(0, 2, 1))
+    return np.repeat(pred[:, None, :], len(bins), axis=1)
 
 
 def write_baselines(dataset_file: str, dataset: str, preprocess: dict, split_seeds, out: str,

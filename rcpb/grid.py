@@ -322,6 +322,10 @@ def _normalise_preprocess(pre: dict | None) -> dict:
     for key in ("split", "ceiling_stimuli"):  # likewise (rcpb.data.prepare, rcpb.metrics)
         if pre.get(key) is not None:
             out[key] = str(pre[key])
+    if pre.get("clip_negative") is not None:       # likewise (rcpb.data.validate)
+        out["clip_negative"] = float(pre["clip_negative"])
+    if pre.get("time_window"):                     # likewise (rcpb.data.prepare.time_window)
+        out["time_window"] = {k: int(v) for k, v in sorted(pre["time_window"].items())}
     return out
 
 
@@ -651,6 +655,27 @@ def check_datasets(config: dict) -> None:
                             f"'{simulated[ds['file']]}' is written; choose another path.")
 
 
+#: families trained on time-binned data (docs/dynamics.md): multi-path models and their
+#: ablations are defined on the averaged prediction only
+TIME_BINNED_FAMILIES = ("ff", "recurrent", "ff_wider", "ff_deeper", "ff_depth", "min_unrolled")
+
+
+def check_time_binned_grid(configs: list[dict], where: str) -> None:
+    """RcpbError unless every configuration can fit time-binned responses: a family of
+    :data:`TIME_BINNED_FAMILIES`, recurrent models with the late-avg readout (iteration t's own
+    prediction through the one readout; the other modes average or keep one iteration)."""
+    for cfg in configs:
+        if cfg["family"] not in TIME_BINNED_FAMILIES:
+            raise RcpbError(f"{where}: the dataset is time-binned, and family {cfg['family']!r} "
+                            f"is not defined on time bins; train only "
+                            f"{', '.join(TIME_BINNED_FAMILIES)} on it (docs/dynamics.md).")
+        if cfg.get("arch") == "recurrent" and cfg.get("readout") != "late-avg":
+            raise RcpbError(f"{where}: the dataset is time-binned, and {cfg['config_id']} has "
+                            f"readout {cfg.get('readout')!r}; recurrent models fit time bins "
+                            f"with readout late-avg (iteration t predicts bin offset + t - 1 "
+                            f"through one readout); set readout: [late-avg] in its grid.")
+
+
 def expand(config: dict, aliases: dict | None = None) -> dict[str, list[dict]]:
     """All trainings of a (schema-validated) workflow config: dataset name -> list.
 
@@ -665,6 +690,15 @@ def expand(config: dict, aliases: dict | None = None) -> dict[str, list[dict]]:
     for name, ds in (config.get("datasets") or {}).items():
         shared: list[dict] = []
         out[name] = expand_dataset(name, ds, grids, training, aliases=shared)
+        dynamics = (ds.get("simulate") or {}).get("dynamics")
+        if dynamics is not None:      # simulated time bins: the window is known from the config
+            from rcpb.data.prepare import time_window
+            from rcpb.data.simulate import check_dynamics
+
+            d = check_dynamics(dynamics)
+            time_window((ds.get("preprocess") or {}).get("time_window"), d["bins"], 0,
+                        d["on_bins"], f"datasets.{name}")
+            check_time_binned_grid(out[name], f"datasets.{name}")
         if aliases is not None:
             aliases[name] = shared
     return out

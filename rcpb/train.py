@@ -159,25 +159,52 @@ def regularisation(model: torch.nn.Module, tc: dict) -> torch.Tensor:
     )
 
 
+def bin_outputs(preds: torch.Tensor, n_bins: int) -> torch.Tensor:
+    """Time-binned predictions: ``preds`` ``[n_out, batch, neurons]`` -> ``[n_bins, batch,
+    neurons]``, bin k (of the fitted window) predicted by iteration k + 1 through the one
+    readout, bins past the last output by the last output; a model with one output (feed-forward,
+    or a readout that averages) predicts the same for every bin."""
+    return preds[torch.arange(n_bins, device=preds.device).clamp(max=preds.shape[0] - 1)]
+
+
 def objective(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, tc: dict, loss: str,
               has_nan: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(data loss, data loss + regularisation)`` of one minibatch: x ``[batch, 1, S, S]``,
-    y ``[batch, neurons]``; the data loss is averaged over the model's iterations."""
-    data_loss = prediction_loss(model(x), y, loss, has_nan=has_nan)
+    """``(data loss, data loss + regularisation)`` of one minibatch: x ``[batch, 1, H, W]``,
+    y ``[batch, neurons]`` (the data loss averaged over the model's iterations) or, time-binned,
+    ``[batch, bins, neurons]`` (the loss averaged over stimuli, bins and neurons of
+    :func:`bin_outputs`: one readout for every bin)."""
+    preds = model(x)
+    if y.dim() == 3:
+        preds, y = bin_outputs(preds, y.shape[1]), y.movedim(1, 0)
+    data_loss = prediction_loss(preds, y, loss, has_nan=has_nan)
     return data_loss, data_loss + regularisation(model, tc)
 
 
 # ----------------------------------------------------------------------------- prediction
 
 
-@torch.no_grad()
-def predict(model: torch.nn.Module, x: torch.Tensor, chunk: int = EVAL_CHUNK) -> torch.Tensor:
-    """Evaluation prediction ``preds.mean(0)`` in eval mode: x ``[n, 1, S, S]`` -> ``[n, neurons]``.
+def evaluation_prediction(preds: torch.Tensor, n_bins: int | None = None) -> torch.Tensor:
+    """The prediction that is evaluated, from model outputs ``[n_out, batch, neurons]``:
+    ``preds.mean(0)`` ``[batch, neurons]``, or for ``n_bins`` time bins :func:`bin_outputs`
+    as ``[batch, n_bins, neurons]``."""
+    if n_bins is None:
+        return preds.mean(0)
+    return bin_outputs(preds, n_bins).movedim(0, 1)
 
-    Leaves the model in eval mode.
-    """
+
+def target_bins(y: torch.Tensor) -> int | None:
+    """Time bins of targets ``y``: ``[n, bins, neurons]`` -> bins; ``[n, neurons]`` -> None."""
+    return y.shape[1] if y.dim() == 3 else None
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, x: torch.Tensor, chunk: int = EVAL_CHUNK,
+            n_bins: int | None = None) -> torch.Tensor:
+    """:func:`evaluation_prediction` in eval mode: x ``[n, 1, H, W]`` -> ``[n, neurons]``
+    (``[n, n_bins, neurons]`` for time-binned targets). Leaves the model in eval mode."""
     model.eval()
-    parts = [model(x[i : i + chunk]).mean(0) for i in range(0, x.shape[0], chunk)]
+    parts = [evaluation_prediction(model(x[i : i + chunk]), n_bins)
+             for i in range(0, x.shape[0], chunk)]
     return torch.cat(parts, 0)
 
 
@@ -305,7 +332,7 @@ def evaluate(model: torch.nn.Module, data, config: dict) -> dict:
     for split in ("val", "test"):
         x = _tensor(getattr(data, f"x_{split}"), device)
         y = _tensor(getattr(data, f"y_{split}"), device)
-        pred = predict(model, x)
+        pred = predict(model, x, n_bins=target_bins(y))
         summary = score(pred.cpu().numpy().astype(np.float64), data, split, config)
         summary["loss"] = float(prediction_loss(pred, y, config["loss"]))
         out[split] = jsonable(summary)
@@ -350,7 +377,65 @@ def score(pred: np.ndarray, data, split: str, config: dict) -> dict:
     """:func:`rcpb.metrics.summarize` of predictions ``pred`` ``[stimuli of the split,
     neurons]`` for ``split`` ("train", "val" or "test") of prepared ``data``, against the
     split's trial-averaged targets with the noise ceiling of that target (see
-    :func:`evaluate`; also used for the baseline predictors, rcpb.baselines)."""
+    :func:`evaluate`; also used for the baseline predictors, rcpb.baselines). Time-binned
+    data (``data.bins``): ``pred`` ``[stimuli, bins, neurons]``, :func:`score_bins`."""
+    if getattr(data, "bins", None) is not None:
+        return score_bins(pred, data, split, config)
+    return _score(pred, data, split, config)
+
+
+def score_bins(pred: np.ndarray, data, split: str, config: dict) -> dict:
+    """Time-binned :func:`score`: each bin k scored on its own (targets ``y[:, k]``, the noise
+    ceiling of that bin's trials); the summary's values and per-neuron lists are their means
+    over bins, plus ``bins``: the file's bin of each, and per bin ``cc_raw``, ``cc_norm2``,
+    ``pred_profile`` and ``true_profile`` (population means over the split's stimuli and
+    neurons), and ``profile_cc``: per stimulus and neuron, the Pearson correlation over bins
+    of the prediction with the trial-averaged target (0 where either is constant in time: a
+    prediction that does not change says nothing of the time course), averaged over stimuli and
+    neurons (``profile_cc_per_neuron``: averaged over stimuli)."""
+    import dataclasses
+
+    y = np.asarray(getattr(data, f"y_{split}"), dtype=np.float64)      # [n, K, neurons]
+    pred = np.asarray(pred, dtype=np.float64)
+    n = data.n_neurons
+    per_bin = [_score(pred[:, k], dataclasses.replace(
+        data, **{f"y_{split}": y[:, k], "responses": data.responses[:, :, k * n:(k + 1) * n]}),
+        split, config) for k in range(y.shape[1])]
+    summary = dict(per_bin[0])
+    for key in ("cc_norm2", "cc_raw", "cc_raw2", "frac_negative_cc_raw"):
+        summary[key] = float(np.mean([b[key] for b in per_bin]))
+    for key in ("cc_norm2_per_neuron", "cc_raw_per_neuron", "cc_max_per_neuron"):
+        with np.errstate(all="ignore"):
+            summary[key] = [float(v) for v in np.nanmean([b[key] for b in per_bin], axis=0)]
+    summary["n_excluded"] = int(np.isnan(summary["cc_norm2_per_neuron"]).sum())
+    summary["bins"] = {
+        "bin": [int(b) for b in data.bins],
+        "cc_raw": [b["cc_raw"] for b in per_bin],
+        "cc_norm2": [b["cc_norm2"] for b in per_bin],
+        "pred_profile": [float(v) for v in pred.mean(axis=(0, 2))],
+        "true_profile": [float(v) for v in np.nanmean(y, axis=(0, 2))],
+    }
+    per_neuron = profile_cc(pred, y)                                   # [stimuli, neurons]
+    summary["profile_cc"] = float(np.nanmean(per_neuron))
+    summary["profile_cc_per_neuron"] = [float(v) for v in np.nanmean(per_neuron, axis=0)]
+    return summary
+
+
+def profile_cc(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Pearson correlation over bins (axis 1) of ``pred`` and ``target`` ``[stimuli, bins,
+    neurons]`` -> ``[stimuli, neurons]``; 0 where the prediction or the target is constant in
+    time, NaN where the target misses a bin."""
+    p = pred - pred.mean(axis=1, keepdims=True)
+    t = target - target.mean(axis=1, keepdims=True)
+    varies = (np.ptp(pred, axis=1) > 0) & (np.ptp(target, axis=1) > 0)
+    norm = np.sqrt((p ** 2).sum(axis=1) * (t ** 2).sum(axis=1))
+    cc = np.divide((p * t).sum(axis=1), norm, out=np.zeros(norm.shape), where=varies)
+    cc[np.isnan(target).any(axis=1)] = np.nan
+    return cc
+
+
+def _score(pred: np.ndarray, data, split: str, config: dict) -> dict:
+    """:func:`score` of data without a time axis."""
     from rcpb import metrics
 
     k = config.get("cc_max_trials")

@@ -189,6 +189,15 @@ def _check_dataset_files():
             models = {(c["train_fraction"], c["channels"]) for c in CONFIGS[name]}
             for text in training_warnings(data, pre, models, size):
                 print(f"warning: datasets.{name} ({path}): {text}", file=sys.stderr)
+            if data.n_bins is not None:     # time-binned: the window and the grid fit them
+                from rcpb.data.prepare import time_window
+
+                time_window(pre.get("time_window"), data.n_bins, int(data.attrs["stim_on_bin"]),
+                            int(data.attrs["stim_off_bin"]), path)
+                rcpb_grid.check_time_binned_grid(CONFIGS[name], f"datasets.{name}")
+            elif pre.get("time_window") is not None:
+                raise RcpbError(f"{path}: preprocess.time_window is set, but the file's "
+                                "responses have no time axis; remove time_window.")
             # a stored split is the same for every split_seed: more than one is an error
             check_split_seeds(data, pre, (c["split_seed"] for c in CONFIGS[name]),
                               source=path, name=name)

@@ -31,6 +31,9 @@ FIGURES = [
     ("fig_cells_controls", "cells_controls", "Recurrent cells vs their controls", True,
      "Each recurrent cell type vs its size-matched, wider and deeper FF and its minimally "
      "unrolled twin: paired effects with 95 % CIs and parameter counts (Nayebi et al. 2018)."),
+    ("fig_dynamics", "dynamics", "Time bins: recurrent vs FF", True,
+     "Time-binned data: performance per bin, the population's mean temporal profile (truth vs "
+     "models) and the paired effects on the time profile."),
 ]
 
 # figures drawn from the per-neuron table too (input `neurons`, passed as --neurons); only

@@ -17,6 +17,8 @@ TABLES = [
      "Multi-path models keeping only lengths <= k or >= k vs the unablated model."),
     ("table_controls", "controls", "Recurrent cells vs their controls",
      "Each recurrent cell type vs its size-matched, wider, deeper and unrolled-depth FF and its minimally unrolled twin, with parameter counts."),
+    ("table_dynamics", "dynamics", "Time bins: recurrent vs FF",
+     "Time-binned data: recurrent vs size-matched FF on the time-profile correlation, the mean over bins and each bin."),
 ]
 
 

@@ -26,7 +26,7 @@ from rcpb.errors import RcpbError
 from rcpb.sizes import hw, is_size, size_value
 
 PREPROCESS_KEYS = ("crop", "downsample", "neuron_scale", "split_sizes", "split",
-                   "ceiling_stimuli", "clip_negative")
+                   "ceiling_stimuli", "clip_negative", "time_window")
 SPLIT_SOURCES = ("stored", "generated")
 
 
@@ -36,7 +36,10 @@ class Prepared:
 
     x_*: [n, 1, h, w] images (raw grey values, cropped and downsampled);
     y_*: [n, neurons] trial-averaged responses (NaN-aware), scaled per neuron if
-    ``neuron_scale`` is set; responses: [stimuli, trials, neurons] raw trials of
+    ``neuron_scale`` is set; time-binned files: [n, K, neurons], the K bins ``bins`` of
+    ``preprocess.time_window`` (:func:`time_window`), and ``responses`` [stimuli, trials,
+    K * neurons] (column k * neurons + n: neuron n in bin k); responses: [stimuli, trials,
+    neurons] raw trials of
     all stimuli, scaled like the targets (for cc_max), or of the stimuli ``trial_stimuli``
     only (int64, sorted: those with >= 2 valid trials for some neuron, the only trials a noise
     ceiling uses; each other stimulus has one valid trial, its target); n_train_full: size of the
@@ -63,6 +66,62 @@ class Prepared:
     split_source: str = "generated"
     ceiling_stimuli: str = "evaluated"
     trial_stimuli: np.ndarray | None = None   # rows of responses; None: every stimulus
+    bins: np.ndarray | None = None   # time-binned data: the file's bins fitted (int64 [K])
+
+
+def time_window(window: dict | None, n_bins: int, stim_on: int, stim_off: int,
+                source: str = "the dataset file") -> np.ndarray:
+    """The bins of a time-binned file that models fit: ``preprocess.time_window`` = {"offset":
+    the bin of iteration 1, "bins": how many}, defaults the stimulus-on bins (offset
+    ``stim_on``, ``stim_off - stim_on`` bins). Returns int64 [bins], ``offset + t - 1`` for
+    iteration t = 1..bins; RcpbError naming the field when the window leaves the file's bins.
+    """
+    window = dict(window or {})
+    unknown = sorted(set(window) - {"offset", "bins"})
+    if unknown:
+        raise RcpbError(f"preprocess.time_window: unknown key(s) {', '.join(unknown)}; the keys "
+                        "are offset (the bin of iteration 1) and bins (how many bins to fit).")
+    offset = window.get("offset", stim_on)
+    count = window.get("bins", stim_off - stim_on)
+    for key, value, low in (("offset", offset, 0), ("bins", count, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise RcpbError(f"preprocess.time_window.{key} = {value!r}; give a whole number "
+                            f">= {low}.")
+    if offset + count > n_bins:
+        raise RcpbError(f"{source}: preprocess.time_window (offset {offset}, bins {count}) "
+                        f"ends at bin {offset + count - 1}, but the file has {n_bins} time bins "
+                        f"(0..{n_bins - 1}); lower offset or bins.")
+    return np.arange(offset, offset + count, dtype=np.int64)
+
+
+def _time_binned(path) -> bool:
+    """Whether the dataset file at ``path`` stores time-binned (4-D) responses."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        stored = f.get("responses")
+        return isinstance(stored, h5py.Dataset) and stored.ndim == 4
+
+
+def _load_window(path, preprocess: dict, loss: str | None):
+    """load_trial_means for a time-binned file: ``(ds, means, stimuli, bins)`` with the
+    window's bins (:func:`time_window`) flattened bin-major into the neuron axis, column
+    ``k * neurons + n`` = neuron n in bin k (responses ``[stimuli, trials, K * neurons]``,
+    trials of the repeated stimuli only; means ``[stimuli, K * neurons]``)."""
+    from rcpb.data.preprocess import trial_average
+    from rcpb.metrics import repeated_stimuli
+
+    ds = load_dataset(path, loss=loss, clip_negative=preprocess.get("clip_negative"),
+                      skip=("true_rates", "baselines"))
+    a = ds.attrs
+    bins = time_window(preprocess.get("time_window"), ds.n_bins, int(a["stim_on_bin"]),
+                       int(a["stim_off_bin"]), str(path))
+    s, trials, neurons, _ = ds.responses.shape
+    flat = np.ascontiguousarray(ds.responses[..., bins].transpose(0, 1, 3, 2)).reshape(
+        s, trials, bins.size * neurons)
+    stimuli = repeated_stimuli(flat)
+    ds.responses = flat[stimuli]
+    return ds, trial_average(flat), stimuli, bins
 
 
 def _check_preprocess(preprocess: dict) -> tuple:
@@ -113,22 +172,31 @@ def prepare(dataset_file: str, preprocess: dict, split_seed: int, train_fraction
     Deterministic in its arguments.
     """
     crop, factor, scale, sizes = _check_preprocess(preprocess)
-    # the trial means of every stimulus and the trials of the repeated ones (read in blocks)
-    ds, targets, trial_stimuli = load_trial_means(
-        dataset_file, loss=loss, clip_negative=(preprocess or {}).get("clip_negative"))
+    bins = None
+    if _time_binned(dataset_file):   # targets and trials [.., K * neurons], bin-major
+        ds, targets, trial_stimuli, bins = _load_window(dataset_file, preprocess or {}, loss)
+    elif (preprocess or {}).get("time_window") is not None:
+        raise RcpbError(f"{dataset_file}: preprocess.time_window is set, but the file's "
+                        "responses have no time axis; remove time_window.")
+    else:   # the trial means of every stimulus and the trials of the repeated ones (in blocks)
+        ds, targets, trial_stimuli = load_trial_means(
+            dataset_file, loss=loss, clip_negative=(preprocess or {}).get("clip_negative"))
+    n_neurons = ds.n_neurons // (1 if bins is None else bins.size)
     source = split_source(ds, preprocess, dataset_file)
     split = ds.split if source == "stored" else make_split(ds.n_stimuli, split_seed, sizes)
     train_full, val_index, test_index = split_indices(split)
     train_index = training_subset(train_full, train_fraction, split_seed)
 
     responses = ds.responses  # [stimuli of trial_stimuli, trials, neurons]
-    if scale is not None:
-        factors = neuron_scale_factors(targets[train_full], scale)
+    if scale is not None:   # one factor per neuron (over its stimuli and fitted bins)
+        factors = np.tile(neuron_scale_factors(
+            targets[train_full].reshape(-1, n_neurons), scale), targets.shape[1] // n_neurons)
         responses = (responses * factors).astype(np.float32)
         targets *= factors    # in place: float64 products rounded to float32, as astype does
 
-    def rows(a, index):
-        return np.ascontiguousarray(a[index], dtype=np.float32)
+    def rows(a, index):   # [n, neurons], time-binned [n, K, neurons]
+        out = np.ascontiguousarray(a[index], dtype=np.float32)
+        return out if bins is None else out.reshape(len(index), bins.size, n_neurons)
 
     def inputs(index):   # each split's images alone: no float32 copy of all of them besides
         return preprocess_images(ds.images[index], crop, factor)  # [n, 1, h, w]
@@ -138,12 +206,13 @@ def prepare(dataset_file: str, preprocess: dict, split_seed: int, train_fraction
         x_train=x_train, y_train=rows(targets, train_index),
         x_val=inputs(val_index), y_val=rows(targets, val_index),
         x_test=inputs(test_index), y_test=rows(targets, test_index),
-        responses=responses, input_size=size_value(*x_train.shape[-2:]), n_neurons=ds.n_neurons,
+        responses=responses, input_size=size_value(*x_train.shape[-2:]), n_neurons=n_neurons,
         n_train_full=int(train_full.size), test_index=test_index.astype(np.int64),
         train_index=train_index.astype(np.int64), val_index=val_index.astype(np.int64),
         split_source=source,
         ceiling_stimuli=(preprocess or {}).get("ceiling_stimuli") or "evaluated",
         trial_stimuli=None if trial_stimuli.size == ds.n_stimuli else trial_stimuli,
+        bins=bins,
     )
 
 

@@ -33,7 +33,8 @@ from torch.func import functional_call, vmap
 from rcpb.accel import accelerate
 from rcpb.errors import RcpbError
 from rcpb.optim import Adam
-from rcpb.train import EVAL_CHUNK, objective, prediction_loss, predict
+from rcpb.train import (EVAL_CHUNK, evaluation_prediction, objective, prediction_loss, predict,
+                        target_bins)
 
 BETAS = (0.9, 0.999)
 EPS = 1e-8
@@ -41,7 +42,8 @@ EPS = 1e-8
 
 @dataclass
 class SlotData:
-    """One configuration's data on the device: x_* ``[n, 1, H, W]``, y_* ``[n, neurons]``;
+    """One configuration's data on the device: x_* ``[n, 1, H, W]``, y_* ``[n, neurons]`` (or
+    time-binned ``[n, bins, neurons]``, rcpb.train.objective);
     ``*_nan``: whether the targets hold NaN (missing responses)."""
 
     x_train: torch.Tensor
@@ -99,7 +101,7 @@ class LoopEngine:
         out = []
         for k in ks:
             job = self.jobs[k]
-            pred = predict(job.model, job.data.x_val)
+            pred = predict(job.model, job.data.x_val, n_bins=target_bins(job.data.y_val))
             out.append(prediction_loss(pred, job.data.y_val, job.loss, has_nan=job.data.val_nan))
             job.model.train()
         return torch.stack(out).tolist()
@@ -283,14 +285,16 @@ class StackedEngine:
                 params = {n: p[sel] for n, p in self.params.items()}
                 buffers = {n: b[sel] for n, b in self.buffers.items()}
                 parts = []
+                n_bins = target_bins(data.y_val)
                 for i in range(0, data.x_val.shape[0], EVAL_CHUNK):
                     chunk = data.x_val[i: i + EVAL_CHUNK]
 
                     def one(p, b, chunk=chunk):
-                        return functional_call(model, (p, b), (chunk,)).mean(0)
+                        return evaluation_prediction(
+                            functional_call(model, (p, b), (chunk,)), n_bins)
 
                     parts.append(vmap(one)(params, buffers))
-                pred = torch.cat(parts, 1)                     # [slots, n_val, neurons]
+                pred = torch.cat(parts, 1)           # [slots, n_val, neurons] (or bins, neurons)
                 for g, k in enumerate(members):
                     values[k] = prediction_loss(pred[g], data.y_val, self.loss,
                                                 has_nan=data.val_nan)

@@ -93,7 +93,8 @@ def train_pack(
             job = queue.popleft()
             with torch.no_grad():
                 job.model.to(device)
-                job.model.readout.init_bias(nanmean_rows(job.data.y_train))
+                y = job.data.y_train   # [n, neurons] or time-binned [n, bins, neurons]
+                job.model.readout.init_bias(nanmean_rows(y.reshape(-1, y.shape[-1])))
             eng.load(k, job)
             slot = active[k] = _Slot(job)
             running[k] = 0.0
