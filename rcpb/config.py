@@ -1,14 +1,16 @@
 """The workflow config: reading it and checking it against ``schemas/config.schema.yaml``.
 
 :func:`load_config` reads a YAML config and validates it, filling in the schema's defaults;
-:func:`validate_config` does the same for a dict; :func:`describe_schema_error` turns a schema
-error into one line naming the field. The expansion of a valid config into trainings is
+:func:`validate_config` does the same for a dict (and refuses NaN and infinite numbers,
+:func:`check_finite`, which the schema's bounds let pass); :func:`describe_schema_error` turns a
+schema error into one line naming the field. The expansion of a valid config into trainings is
 :mod:`rcpb.grid`. Torch-free (the Snakefile imports it on every start).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from rcpb.errors import RcpbError
@@ -49,6 +51,26 @@ def validate_config(config: dict, source: str = "config") -> None:
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         raise RcpbError(f"{source}: " + describe_schema_error(errors[0]))
+    check_finite(config, source)
+
+
+def check_finite(config, source: str = "config", where: str = "") -> None:
+    """RcpbError naming the field if any number in ``config`` is NaN or infinite.
+
+    YAML reads ``.nan`` and ``.inf`` as floats, and the schema's bounds cannot refuse NaN (every
+    comparison with it is false): e.g. ``lr: .nan`` would pass them and train on NaN.
+    """
+    if isinstance(config, dict):
+        items = config.items()
+    elif isinstance(config, list):
+        items = enumerate(config)
+    else:
+        if isinstance(config, float) and not math.isfinite(config):
+            raise RcpbError(f"{source}: {where or '(top level)'}: {config} is not a finite "
+                            f"number; give a finite value.")
+        return
+    for key, value in items:
+        check_finite(value, source, f"{where}.{key}" if where else str(key))
 
 
 def describe_schema_error(error) -> str:

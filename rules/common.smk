@@ -39,6 +39,12 @@ def _validate_config():
                 "config file; schemas/config.schema.yaml lists every key and allowed value."
             ) from None
         raise
+    try:   # NaN and inf pass the schema's bounds
+        from rcpb.config import check_finite
+
+        check_finite(config, "config")
+    except RcpbError as exc:
+        raise WorkflowError(f"{exc}. Fix this value in your config file.") from None
 
 
 def _expand_grids(aliases=None):

@@ -263,7 +263,14 @@ def validate(ds: Dataset, source: str | Path = "<dataset>", loss: str | None = N
                     f"validation (1) and test (2) needs at least one stimulus. Fix 'split' or "
                     f"drop it to have it generated from split_seed.")
     if true_rates is not None:
+        if true_rates.dtype.kind not in "uif":
+            raise RcpbError(f"{src}: 'true_rates' has dtype {true_rates.dtype}; store the "
+                            f"noise-free rates as float32, or drop 'true_rates'.")
         true_rates = true_rates.astype(np.float32, copy=False)
+        if not np.isfinite(true_rates).all():
+            stim = np.flatnonzero(_per_stimulus(~np.isfinite(true_rates)))
+            raise RcpbError(f"{src}: 'true_rates' contains NaN or inf (stimuli {_first(stim)}); "
+                            f"the noise-free rates must be finite, or drop 'true_rates'.")
 
     return Dataset(images=images, responses=responses, split=split,
                    neuron_ids=None if ds.neuron_ids is None else list(ds.neuron_ids),
@@ -282,8 +289,46 @@ def load_dataset(path: str | Path, loss: str | None = None,
     files (``ds.n_bins``; attrs ``bin_ms``, ``stim_on_bin``, ``stim_off_bin``), split int8
     [stimuli] or None). Raises RcpbError naming the file, the field and the fix.
     """
-    return validate(read_raw(path, skip=skip), source=path, loss=loss,
-                    clip_negative=clip_negative)
+    return validate(_read(path, skip), source=path, loss=loss, clip_negative=clip_negative)
+
+
+def _read(path, skip=()) -> Dataset:
+    """``read_raw``, with text that is not UTF-8 reported as an RcpbError naming the field."""
+    try:
+        return read_raw(path, skip=skip)
+    except UnicodeDecodeError as exc:
+        raise RcpbError(f"{path}: {_undecodable_field(path)} is not UTF-8 text ({exc.reason} at "
+                        f"byte {exc.start}); store neuron ids and text attrs as UTF-8 "
+                        f"strings.") from None
+
+
+def _undecodable_field(path) -> str:
+    """Which text of the dataset file at ``path`` is not UTF-8: 'neuron_ids' entry i or
+    file attr 'key' (else 'a text field')."""
+    import h5py
+
+    def bad(value):
+        if not isinstance(value, bytes):
+            return False
+        try:
+            value.decode()
+        except UnicodeDecodeError:
+            return True
+        return False
+
+    with h5py.File(path, "r") as f:
+        ids = f.get("neuron_ids")
+        if isinstance(ids, h5py.Dataset):
+            for i, value in enumerate(np.ravel(ids[()])):
+                if bad(value):
+                    return f"'neuron_ids' entry {i}"
+        for key in f.attrs:
+            try:
+                if bad(f.attrs[key]):
+                    return f"file attr {key!r}"
+            except UnicodeDecodeError:
+                return f"file attr {key!r}"
+    return "a text field"
 
 
 #: Bytes of ``responses`` that :func:`load_trial_means` reads from the file at a time.
@@ -311,7 +356,7 @@ def load_trial_means(path: str | Path, loss: str | None = None,
     from rcpb.metrics import repeated_stimuli
 
     skip = ("responses", "true_rates", "baselines")
-    head = read_raw(path, skip=skip)
+    head = _read(path, skip=skip)
     try:
         with h5py.File(path, "r") as f:
             stored = f.get("responses")
@@ -320,7 +365,8 @@ def load_trial_means(path: str | Path, loss: str | None = None,
                     f"{path}: 'responses' is time-binned {stored.shape} [stimuli, trials, "
                     f"neurons, time_bins]; load_trial_means reads 3-D responses only (read "
                     f"time-binned files with load_dataset, which returns them as stored).")
-            if head.images is None or not isinstance(stored, h5py.Dataset) or stored.ndim != 3:
+            if (head.images is None or np.ndim(head.images) != 3
+                    or not isinstance(stored, h5py.Dataset) or stored.ndim != 3):
                 raise RcpbError("")              # load_dataset names the problem
             n, trials, neurons = stored.shape
             rows = max(1, READ_BYTES // max(1, trials * neurons * 4))
@@ -454,7 +500,12 @@ def training_warnings(ds: Dataset, preprocess: dict | None = None, models=(),
     model input ``input_size`` (s or [h, w] px, rcpb.sizes), fewer training stimuli than the
     parameters of one neuron's readout (pooled h x w spatial weights + channels feature weights
     + 1 bias), which the data
-    then cannot determine."""
+    then cannot determine, and neurons whose response is the same on every trial of every
+    stimulus (their cc_raw is 0 for every model: rcpb.metrics).
+
+    Raises RcpbError (the workflow checks this before any job) when ``preprocess.split_sizes``
+    do not add up to the stimuli, or ``preprocess.neuron_scale`` is set and a neuron never
+    responds above 0 (its training mean cannot be scaled)."""
     from rcpb.cost import FIRST_KERNEL, pooled_size      # torch-free
     from rcpb.data.prepare import split_source
     from rcpb.data.splits import n_for_fraction, split_sizes
@@ -463,8 +514,20 @@ def training_warnings(ds: Dataset, preprocess: dict | None = None, models=(),
         n_train, how = int(np.sum(ds.split == 0)), "stored split"
     else:
         sizes = (preprocess or {}).get("split_sizes") or split_sizes(ds.n_stimuli)
+        if sum(sizes) != ds.n_stimuli:
+            raise RcpbError(f"preprocess.split_sizes = {list(sizes)} add up to {sum(sizes)} "
+                            f"stimuli, but the dataset has {ds.n_stimuli}; give [train, "
+                            f"validation, test] sizes that add up to {ds.n_stimuli}, or null.")
         n_train, how = int(sizes[0]), "generated split"
     out = []
+    # per neuron (axis 2) over stimuli, trials and time bins; NaN (missing trials) ignored
+    others = tuple(a for a in range(ds.responses.ndim) if a != 2)
+    low = np.fmin.reduce(ds.responses, axis=others)
+    high = np.fmax.reduce(ds.responses, axis=others)
+    if (preprocess or {}).get("neuron_scale") is not None and np.any(high <= 0):
+        raise RcpbError(f"preprocess.neuron_scale: neuron(s) {_first(np.flatnonzero(high <= 0))} "
+                        f"never respond above 0, so their training mean cannot be scaled; set "
+                        f"neuron_scale to null or remove those neurons.")
     if n_train < MIN_TRAIN_STIMULI:
         out.append(f"the training split has {n_train} stimuli ({how}), fewer than "
                    f"{MIN_TRAIN_STIMULI}: models will likely learn little (cc_raw near 0).")
@@ -479,4 +542,9 @@ def training_warnings(ds: Dataset, preprocess: dict | None = None, models=(),
                            f"spatial + {channels} feature weights + 1 bias at "
                            f"{size_text(input_size)} px "
                            f"input): the data cannot determine them.")
+    constant = np.flatnonzero(low == high)
+    if constant.size:
+        out.append(f"neuron(s) {_first(constant)} have the same response ({low[constant[0]]:g} "
+                   f"for neuron {constant[0]}) on every trial of every stimulus: no model can "
+                   f"predict them (cc_raw 0); consider removing them.")
     return out
