@@ -35,13 +35,23 @@ same model) with the alias's own ``config_id``, ``family``, ``ablation``, ``allo
 ``partner_id``, and the last column ``trained_as`` = the config id of that training (empty for
 trained models); its neuron rows are copied the same way.
 
+Status: the results table has the columns :data:`STATUS_COLUMNS` right after the
+configuration: ``status`` is ``"ok"`` for a trained model and ``"failed"`` for a failed training,
+``failure`` the reason (empty when ok).
+
 Failed trainings: a training that diverged (its loss or parameters became NaN or infinite) is
 finished without a model; its ``metrics.json`` holds the key ``"failed"`` (the reason,
-:data:`FAILED_KEY`) and no metrics. It gets no row in either table: :func:`collect` lists it in
-a third table (``failed``: ``config_id``, ``family``, ``reason``), with every alias trained as
-it, and ``--failed CSV`` writes that table (a header alone when no training failed). Each
-failed training is also reported on stderr, one warning line each. Tables and figures pair
-models by ``partner_id``: a model whose partner failed is left out of the paired statistics.
+:data:`FAILED_KEY`) and no metrics. It gets a results row with its configuration, ``status``
+``"failed"``, the reason in ``failure`` and every metric and path column empty (NaN), and no
+neuron rows; so does every alias trained as it (its reason: ``trained as <id>, which failed:
+...``). :func:`collect` also lists them in a third table (``failed``: ``config_id``, ``family``,
+``reason``), and ``--failed CSV`` writes that table (a header alone when no training failed).
+Each failed training is also reported on stderr, one warning line each. The analysis reads
+only the rows with status ``ok`` (analysis.load.normalise, which counts the others); a model
+whose partner failed is left out of the paired statistics.
+
+A ``metrics.json``, ``config.json`` or ``paths.json`` that is truncated or otherwise not valid
+JSON is an error naming the file and the fix (delete the model folder and retrain it).
 
 Every table and figure is derived from these tables, never from training logs.
 """
@@ -54,7 +64,7 @@ import math
 import sys
 from pathlib import Path
 
-from rcpb.atomic_files import atomic_path
+from rcpb.atomic_files import atomic_path, read_json_file
 from rcpb.errors import RcpbError
 from rcpb.sizes import size_text
 
@@ -74,6 +84,9 @@ METRIC_COLUMNS = [
 ]
 NEURON_COLUMNS = ["config_id", "neuron", "test_cc_norm2", "test_cc_raw", "test_cc_max"]
 FAILED_COLUMNS = ["config_id", "family", "reason"]
+#: status of a results row (``status``) and why a training failed (``failure``, empty when ok)
+STATUS_COLUMNS = ["status", "failure"]
+STATUS_OK, STATUS_FAILED = "ok", "failed"
 #: the key of a failed training's metrics.json (rcpb.pack.run.FAILED_KEY): the reason
 FAILED_KEY = "failed"
 # integer columns that are empty for some models (pandas nullable integers, not floats)
@@ -94,15 +107,13 @@ def _number(value) -> float:
 
 
 def _read_json(path: Path) -> dict:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError:
+    """A JSON file of a model folder; RcpbError naming it when it is missing, or truncated or
+    corrupted (with the fix: delete the folder and retrain that model)."""
+    if not path.exists():
         raise RcpbError(f"{path} is missing: the model in {path.parent} has not finished "
-                        f"training; run the workflow (or 'rcpb train') for it first.") from None
-    except json.JSONDecodeError as exc:
-        raise RcpbError(f"{path} is not valid JSON ({exc}); delete {path.parent} and retrain "
-                        f"that model.") from None
+                        f"training; run the workflow (or 'rcpb train') for it first.")
+    return read_json_file(path, fix=f"delete {path.parent} and rerun its target: "
+                                    f"'rcpb train --from-grid {path.parent}' retrains it")
 
 
 def read_failure(folder: str | Path, metrics: dict | None = None) -> dict | None:
@@ -147,16 +158,8 @@ def read_model(folder: str | Path, metrics: dict | None = None) -> tuple[dict, o
             "the first K trials of all stimuli (cc_norm2 on another scale than today's); delete "
             f"{folder} (and any other such folder) and rerun the workflow to retrain it.")
 
-    row = {key: config.get(key) for key in CONFIG_COLUMNS}
-    if not row["config_id"]:
-        row["config_id"] = folder.name
-    pre = config.get("preprocess") or {}
-    row.update(crop=_size(pre.get("crop")), downsample=pre.get("downsample"),
-               neuron_scale=pre.get("neuron_scale"), input_size=_size(config.get("input_size")))
-    # the recurrent cell: a config without the field is rcpb (rcpb.grid), empty for FF models
-    row["cell"] = (config.get("cell") or "rcpb") if config.get("arch") != "ff" else None
-    allowed = config.get("allowed_lengths")
-    row["allowed_lengths"] = "" if not allowed else ",".join(str(int(d)) for d in allowed)
+    row = _config_row(folder, config)
+    row.update({"status": STATUS_OK, "failure": ""})
 
     test, val = metrics.get("test", {}), metrics.get("val", {})
     row.update({
@@ -190,6 +193,36 @@ def read_model(folder: str | Path, metrics: dict | None = None) -> tuple[dict, o
     return row, _neuron_rows(row["config_id"], test)
 
 
+def _config_row(folder: Path, config: dict) -> dict:
+    """The :data:`CONFIG_COLUMNS` of a results row from a model folder's config.json."""
+    row = {key: config.get(key) for key in CONFIG_COLUMNS}
+    if not row["config_id"]:
+        row["config_id"] = folder.name
+    pre = config.get("preprocess") or {}
+    row.update(crop=_size(pre.get("crop")), downsample=pre.get("downsample"),
+               neuron_scale=pre.get("neuron_scale"), input_size=_size(config.get("input_size")))
+    # the recurrent cell: a config without the field is rcpb (rcpb.grid), empty for FF models
+    row["cell"] = (config.get("cell") or "rcpb") if config.get("arch") != "ff" else None
+    allowed = config.get("allowed_lengths")
+    row["allowed_lengths"] = "" if not allowed else ",".join(str(int(d)) for d in allowed)
+    return row
+
+
+def failed_row(folder: str | Path, failure: dict) -> dict:
+    """The results row of a failed training: its configuration (config.json; the folder's
+    names when that is unreadable), ``status`` failed, ``failure`` the reason of ``failure``
+    (:func:`read_failure`); no metric or path column (NaN in the table)."""
+    folder = Path(folder)
+    try:
+        config = _read_json(folder / "config.json")
+    except RcpbError:
+        config = {}
+    row = _config_row(folder, config)
+    row.update(config_id=failure["config_id"], family=failure["family"],
+               status=STATUS_FAILED, failure=failure["reason"])
+    return row
+
+
 def _bin_columns(test: dict, val: dict) -> dict:
     """Time-binned data (rcpb.train.score_bins): ``{split}_profile_cc`` and, per fitted bin b of
     the file, ``test_bin{b}_cc_raw``, ``test_bin{b}_cc_norm2``, ``test_bin{b}_pred`` and
@@ -204,6 +237,17 @@ def _bin_columns(test: dict, val: dict) -> dict:
                           ("pred_profile", "pred"), ("true_profile", "true")):
             out[f"test_bin{int(b)}_{name}"] = _number(bins[key][i])
     return out
+
+
+def _time_columns(rows: list[dict]) -> list[str]:
+    """The time-binned columns of :func:`_bin_columns` present in ``rows``, bin by bin."""
+    present = {k for row in rows for k in row if k.startswith("test_bin") or
+               k.endswith("_profile_cc")}
+    bins = sorted({int(k[len("test_bin"):].split("_")[0]) for k in present
+                   if k.startswith("test_bin")})
+    order = [c for c in ("test_profile_cc", "val_profile_cc") if c in present]
+    return order + [f"test_bin{b}_{name}" for b in bins
+                    for name in ("cc_raw", "cc_norm2", "pred", "true")]
 
 
 def _neuron_rows(config_id: str, test: dict):
@@ -242,51 +286,57 @@ def collect(folders, aliases=None, warn=None, neurons_to=None) -> tuple:
 
     ``aliases``: list of alias dicts (:func:`read_aliases`); each adds rows copied from the model
     it is trained as (:func:`add_aliases`). A failed training (:func:`read_failure`) and the
-    aliases trained as it have no rows there; they are the rows of ``failed``, and ``warn``
-    (a function of one line, e.g. print to stderr) is called once per failed training.
+    aliases trained as it have results rows with status failed (:func:`failed_row`) and no
+    neuron rows; they are also the rows of ``failed``, and ``warn`` (a function of one line,
+    e.g. print to stderr) is called once per failed training.
     ``neurons_to``: a function that receives the neuron table in parts, in its order (each
     model's rows, then the aliases' copies, model by model); neurons is then None, and no more
     than one model's rows are held at a time (a paper grid has millions of them).
     """
     import pandas as pd
 
-    rows, parts, failed, read = [], [], [], []
+    rows, parts, failed, read = [], [], [], []     # read: (row, folder) of trained models
     emit = parts.append if neurons_to is None else neurons_to
     for folder in folders:
         metrics = _read_json(Path(folder) / "metrics.json")
         failure = read_failure(folder, metrics)
         if failure is not None:
             failed.append(failure)
+            rows.append(failed_row(folder, failure))
             if warn is not None:
                 warn(f"warning: training {failure['config_id']} ({failure['family']}) failed: "
-                     f"{failure['reason']}; it has no row in the results ({folder})")
+                     f"{failure['reason']}; its results row has status failed ({folder})")
             continue
         row, neurons = read_model(folder, metrics)
         rows.append(row)
-        read.append(folder)
+        read.append((row, folder))
         emit(neurons)
     reasons = {f["config_id"]: f["reason"] for f in failed}
-    lost = [a for a in aliases or [] if a["trained_as"] in reasons]
-    failed += [{"config_id": a["config_id"], "family": a["family"],
-                "reason": f"trained as {a['trained_as']}, which failed: {reasons[a['trained_as']]}"}
-               for a in lost]
-    aliases = [a for a in aliases or [] if a["trained_as"] not in reasons]
+    lost = {a["config_id"]: f"trained as {a['trained_as']}, which failed: "
+                            f"{reasons[a['trained_as']]}"
+            for a in aliases or [] if a["trained_as"] in reasons}
+    trained_ids = {row["config_id"] for row in rows}
+    failed += [{"config_id": a["config_id"], "family": a["family"], "reason": lost[a["config_id"]]}
+               for a in aliases or [] if a["config_id"] in lost]
     lengths = sorted({int(k[len("path_p"):]) for row in rows for k in row
                       if k.startswith("path_p")})
     path_columns = [f"path_p{d}" for d in range(1, max(lengths) + 1)] if lengths else []
-    results = pd.DataFrame(rows, columns=CONFIG_COLUMNS + METRIC_COLUMNS + path_columns)
+    results = pd.DataFrame(rows, columns=CONFIG_COLUMNS + STATUS_COLUMNS + METRIC_COLUMNS
+                           + path_columns + _time_columns(rows))
     results = results.astype({c: "Int64" for c in OPTIONAL_INT_COLUMNS})
     neurons = (None if neurons_to is not None else
                pd.concat(parts, ignore_index=True) if parts else
                pd.DataFrame(columns=NEURON_COLUMNS))
     results, neurons = add_aliases(results, neurons, aliases)
+    # an alias of a failed training: its copied row says why (failed.csv's reason)
+    is_lost = results["config_id"].isin(set(lost) - trained_ids)
+    results.loc[is_lost, "failure"] = results.loc[is_lost, "config_id"].map(lost)
     if neurons_to is not None and aliases:
         # the aliases' neuron rows, copied from their trainings' (read again), in add_aliases'
-        # order: model by model, each neuron's row once per alias
-        trained = {row["config_id"] for row in rows}
-        aliases = [a for a in aliases if a["config_id"] not in trained]
+        # order: model by model, each neuron's row once per alias (none for a failed training)
+        aliases = [a for a in aliases if a["config_id"] not in trained_ids]
         sources = {a["trained_as"] for a in aliases}
-        for row, folder in zip(rows, read):
+        for row, folder in read:
             if row["config_id"] in sources:
                 neurons_to(alias_neurons(read_model(folder)[1], aliases))
     return results, neurons, pd.DataFrame(failed, columns=FAILED_COLUMNS)
@@ -430,7 +480,8 @@ def main(argv=None) -> int:
     except RcpbError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    failed = f"; {n_failed} failed (no rows)" + (f" -> {args.failed}" if args.failed else "")
+    failed = (f"; {n_failed} failed (status failed, no metrics)"
+              + (f" -> {args.failed}" if args.failed else ""))
     print(f"aggregate: {len(folders)} model folders -> {n_rows} rows (models and aliases) in "
           f"{args.results}{failed if n_failed else ''}; {n_neuron_rows} neuron rows -> "
           f"{args.neurons}", file=sys.stderr)

@@ -46,7 +46,8 @@ import sys
 import pandas as pd
 
 from analysis.labels import parse_fraction_label
-from analysis.load import METRIC_CHOICES, metric_of, read_baselines, read_results, study_rows
+from analysis.load import (METRIC_CHOICES, failed_note, metric_of, read_baselines, read_results,
+                           study_rows)
 from analysis.plots.ablation import fig6gi, fig_lege
 from analysis.plots.common import NoData, NoFinite, placeholder, save, write_csv
 from analysis.plots.compare import fig3a, fig3d, fig6ab
@@ -157,7 +158,7 @@ def main(argv=None) -> int:
     except RcpbError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"{args.name}: {headline}")
+    print(f"{args.name}: {headline}" + (f" ({failed_note(df)})" if failed_note(df) else ""))
     return 0
 
 

@@ -1,10 +1,15 @@
 """Reading the results table and building the comparisons every table and figure uses.
 
-The only input of the analysis is ``results/{dataset}/results.csv`` (one row per trained
-model, columns in CONTRACTS: the flattened config plus test/val metrics and path statistics).
+The only input of the analysis is ``results/{dataset}/results.csv`` (one row per training,
+columns in CONTRACTS: the flattened config plus test/val metrics and path statistics).
 This module reads and checks it, selects rows by split seed and training fraction, attaches each
 model's partner (``partner_id``: recurrent -> size-matched FF, multipath -> recurrent twin,
 ablation -> unablated multipath model) and averages over initialisation seeds.
+
+Failed trainings: a row whose ``status`` is ``failed`` (analysis.aggregate: a training that
+diverged, or an alias trained as one) has no metrics. :func:`normalise`, which every table and
+figure reads the results through, keeps only the rows with status ``ok`` (a table without the
+column: every row) and records how many it left out (:func:`n_failed`, :func:`failed_note`).
 
 Performance is one measure per dataset (:data:`METRICS`), chosen when the table is read: the
 column ``perf`` holds it on the test stimuli, ``val_perf`` on the validation stimuli, and
@@ -22,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.labels import fraction_label
+from rcpb.atomic_files import read_csv_file
 from rcpb.chains import READOUT_MODES  # noqa: F401  (the analysis takes it from here)
 from rcpb.errors import RcpbError
 from rcpb.grid import FAMILIES
@@ -38,6 +44,10 @@ METRICS = {
 METRIC_CHOICES = ("auto", *METRICS)
 
 REQUIRED = ("config_id", "family", "split_seed", "train_fraction", "model_seed", "partner_id")
+#: ``status`` of a trained model's row; the other value, ``failed``, marks a failed training
+STATUS_OK, STATUS_FAILED = "ok", "failed"
+#: DataFrame.attrs key of a normalised table: the number of failed trainings left out
+N_FAILED = "n_failed"
 
 # Columns that are outcomes or bookkeeping, never part of a configuration: everything else
 # (hyperparameters) identifies a configuration, and rows differing only in `model_seed` are
@@ -45,7 +55,8 @@ REQUIRED = ("config_id", "family", "split_seed", "train_fraction", "model_seed",
 _NOT_CONFIG = {
     "config_id", "partner_id", "model_seed", "dataset_file", "device", "threads",
     "n_params", "n_conv_params", "n_train", "wall_time_s", "best_step", "avg_path_length",
-    "path_entropy", "input_size", "n_neurons", "steps_per_phase", "status", "metric",
+    "path_entropy", "input_size", "n_neurons", "steps_per_phase", "status", "failure",
+    "metric",
     "trained_as", "split_source", "steps", "phases", "phases_stopped_early",
     PERF, VAL_PERF,
 }
@@ -90,9 +101,11 @@ def read_results(path: str, metric: str = "auto") -> pd.DataFrame:
     ``metric``: the performance measure (:data:`METRIC_CHOICES`; see :func:`choose_metric`),
     copied into the columns ``perf`` (test), ``val_perf`` (validation, NaN if the table has no
     such column) and ``metric`` (its name).
-    Raises RcpbError naming the file when it is missing, empty or lacks a required column.
-    Normalises types: ``family``/``readout``/``ablation``/``partner_id`` as str (missing ->
-    ""), ``train_fraction`` float, ``split_seed``/``model_seed`` int, ``iterations``/
+    Raises RcpbError naming the file when it is missing, empty, truncated (it ends inside a
+    line: delete it and rerun its target) or lacks a required column. Only the rows with
+    ``status`` ok are kept (see :func:`normalise`). Normalises types:
+    ``family``/``readout``/``ablation``/``partner_id`` as str (missing -> ""),
+    ``train_fraction`` float, ``split_seed``/``model_seed`` int, ``iterations``/
     ``recurrent_layers``/``blocks``/``channels`` float (NaN where not applicable).
     """
     if not os.path.exists(path):
@@ -100,15 +113,54 @@ def read_results(path: str, metric: str = "auto") -> pd.DataFrame:
             f"{path}: results table not found; run the aggregation first "
             "(`snakemake results/<dataset>/results.csv` or `rcpb aggregate`)."
         )
+    fix = f"delete {path} and rerun its target (`snakemake {path}`)"
     try:
-        df = pd.read_csv(path, low_memory=False)
+        df = read_csv_file(path, fix=fix, low_memory=False)
     except pd.errors.EmptyDataError:
-        raise RcpbError(f"{path}: results table is empty; no trained model was aggregated.") from None
+        raise RcpbError(f"{path}: results table is empty (no header line); {fix}.") from None
     return normalise(df, source=path, metric=metric)
 
 
 def normalise(df: pd.DataFrame, source: str = "results table", metric: str = "auto") -> pd.DataFrame:
-    """Check required columns and normalise types of a results DataFrame (see read_results)."""
+    """Check required columns and normalise types of a results DataFrame (see read_results).
+
+    The one place where failed trainings leave the analysis: only rows with ``status`` ok are
+    returned (every row of a table without ``status``); the number left out is in
+    ``attrs[N_FAILED]`` (:func:`n_failed`). Raises RcpbError for another status value."""
+    df, left_out = _trained_rows(df, source)
+    df = _normalise(df, source, metric)
+    df.attrs[N_FAILED] = left_out
+    return df
+
+
+def _trained_rows(df: pd.DataFrame, source: str) -> tuple[pd.DataFrame, int]:
+    """(rows with status ok, number of failed rows left out)."""
+    if "status" not in df.columns:
+        return df, 0
+    status = df["status"].fillna("").astype(str)
+    unknown = sorted(set(status) - {STATUS_OK, STATUS_FAILED})
+    if unknown:
+        raise RcpbError(f"{source}: column status has value(s) {', '.join(map(repr, unknown))}; "
+                        f"expected {STATUS_OK!r} or {STATUS_FAILED!r} (rerun the aggregation).")
+    ok = (status == STATUS_OK).to_numpy()
+    return df.loc[ok], int((~ok).sum())
+
+
+def n_failed(df: pd.DataFrame) -> int:
+    """Failed trainings (status failed) that :func:`normalise` left out of ``df``."""
+    return int(df.attrs.get(N_FAILED, 0))
+
+
+def failed_note(df: pd.DataFrame) -> str:
+    """One line for a table or figure: how many failed trainings were left out; "" for none."""
+    k = n_failed(df)
+    if not k:
+        return ""
+    return (f"Left out: {k} failed training{'s' if k != 1 else ''} (status failed in the "
+            "results table, no metrics; failed.csv gives the reasons).")
+
+
+def _normalise(df: pd.DataFrame, source: str, metric: str) -> pd.DataFrame:
     metric = choose_metric(df, metric)
     missing = [c for c in (*REQUIRED, f"test_{metric}") if c not in df.columns]
     if missing:

@@ -59,8 +59,8 @@ from analysis import stats
 from analysis.labels import blocks_label, fmt, join_notes
 from analysis.load import (
     ARCH_COLUMNS, METRIC_CHOICES, PERF, READOUT_MODES, VAL_PERF, baseline_value, config_columns,
-    fraction_label, fraction_text, metric_of, n_train_of, pairs, perf_text, read_baselines,
-    read_results, removed_lengths, seed_average, select, set_text, study_rows,
+    failed_note, fraction_label, fraction_text, metric_of, n_train_of, pairs, perf_text,
+    read_baselines, read_results, removed_lengths, seed_average, select, set_text, study_rows,
 )
 from rcpb.atomic_files import write_text_atomic
 from rcpb.errors import RcpbError
@@ -928,6 +928,8 @@ def main(argv=None) -> int:
         df = read_results(args.results, metric=args.metric)
         baselines = read_baselines(args.baselines, metric_of(df))
         t, md = build(args.name, df, args.dataset, args.selection, baselines)
+        if failed_note(df):     # failed trainings: read_results left them out
+            md += f"\n{failed_note(df)}\n"
     except RcpbError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -525,10 +525,11 @@ def write_summary(table_csvs: list[str], out: str, results_csv: str | None = Non
     summary = {"dataset": dataset, "description": description, "metric": metric,
                "known_answer": known, "headlines": headlines(tables)}
     if results_csv is not None:
-        from analysis.load import metric_of, read_results
+        from analysis.load import metric_of, n_failed, read_results
 
         df = read_results(results_csv, metric)
         summary["metric"] = metric_of(df)
+        summary["n_failed"] = n_failed(df)   # trainings left out (status failed)
         summary["headlines"].update(results_headlines(df))
         summary["convergence"] = convergence(df)
     measure_metric = summary["metric"] if summary["metric"] in METRICS else "cc_norm2"

@@ -8,8 +8,8 @@ rule aggregate:
     """results.csv (one row per model and per alias) and neurons.csv (one row per model and
     neuron). An alias is an ablation name that is not trained because another training keeps the
     same path lengths (rcpb.grid); its rows copy that training's, with trained_as naming it.
-    A training that diverged has no rows: failed.csv lists it (and any alias trained as it)
-    with the reason."""
+    A training that diverged has a row with status failed and the reason (no neuron rows);
+    failed.csv lists it (and any alias trained as it) too."""
     input:
         pack_markers,
     output:

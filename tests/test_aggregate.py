@@ -185,19 +185,20 @@ def fail(folder, reason="loss is nan", step=7):
     (folder / "paths.json").unlink()
 
 
-def test_failed_training_has_no_rows_and_is_listed_with_its_aliases(trained, tmp_path):
+def test_failed_training_has_a_failed_row_and_is_listed_with_its_aliases(trained, tmp_path):
     configs, aliases, folders = trained
     (mp,) = [c for c in configs if c["family"] == "multipath"]
     fail(tmp_path / "multipath" / mp["config_id"])
     warnings = []
     results, neurons, failed = collect(folders, aliases, warn=warnings.append)
-    # le4 and ge1 keep every length: trained as the failed multi-path model, so no rows either
+    # le4 and ge1 keep every length: trained as the failed multi-path model, so failed too
     lost = sorted(a["config_id"] for a in aliases if a["trained_as"] == mp["config_id"])
     assert len(lost) == 2
-    assert mp["config_id"] not in set(results["config_id"]) | set(neurons["config_id"])
-    assert not set(lost) & set(results["config_id"])
-    assert len(results) == len(configs) - 1 + len(aliases) - 2
-    assert len(neurons) == 2 * len(results)
+    failed_ids = {mp["config_id"], *lost}
+    assert set(results.loc[results["status"] == "failed", "config_id"]) == failed_ids
+    assert not failed_ids & set(neurons["config_id"])
+    assert len(results) == len(configs) + len(aliases)
+    assert len(neurons) == 2 * (len(results) - len(failed_ids))
     assert list(failed.columns) == ["config_id", "family", "reason"]
     assert sorted(failed["config_id"]) == sorted([mp["config_id"], *lost])
     by_id = failed.set_index("config_id")
@@ -226,7 +227,8 @@ def test_cli_writes_failed_csv_and_warns(trained, tmp_path, capsys):
     failed = pd.read_csv(tmp_path / "failed.csv")
     assert failed.to_dict("records") == [{"config_id": rec["config_id"], "family": "recurrent",
                                           "reason": "parameters are inf (step 7)"}]
-    assert rec["config_id"] not in set(pd.read_csv(tmp_path / "results.csv")["config_id"])
+    row = pd.read_csv(tmp_path / "results.csv").set_index("config_id").loc[rec["config_id"]]
+    assert row["status"] == "failed" and row["failure"] == "parameters are inf (step 7)"
 
 
 def test_read_model_of_a_failed_training_says_so(trained, tmp_path):
@@ -239,7 +241,7 @@ def test_read_model_of_a_failed_training_says_so(trained, tmp_path):
 
 
 def test_tables_and_figures_leave_out_pairs_whose_partner_failed(tmp_path):
-    """Failed trainings have no rows: every table and figure is made without them, and a model
+    """Failed trainings are left out: every table and figure is made without them, and a model
     whose partner failed drops out of the paired statistics instead of breaking them."""
     import matplotlib
 
@@ -265,9 +267,12 @@ def test_tables_and_figures_leave_out_pairs_whose_partner_failed(tmp_path):
     assert n_partners > 0
     assert len(kept_pairs) == len(full_pairs) - n_partners - 1
     assert not set(kept_pairs["ref_config_id"]) & failed
+    from analysis.workflow import DYNAMICS_OUTPUTS
+
     for name in tables.TABLES:
         table, md = tables.build(name, kept, "d")
-        assert len(table) and md, name
+        # the dynamics table is built for time-binned data only (analysis.workflow)
+        assert (len(table) or name in DYNAMICS_OUTPUTS) and md, name
     assert tables.ablation_table(kept, "ablation_rm")["n_models"].sum() > 0
     for name in figures.FIGURES:
         per_fraction = name not in ("fig3a",)

@@ -23,7 +23,6 @@ from test_data_validate import error_of
 
 from rcpb import grid
 from rcpb.config import load_config, validate_config
-from rcpb.data.format import write_dataset
 from rcpb.data.importers import import_dataset
 from rcpb.data.prepare import check_split_seeds, prepare, split_source
 from rcpb.data.preprocess import preprocess_images

@@ -46,9 +46,8 @@ def _read_config(path: Path) -> dict:
 
 def load_model(model_dir: str | Path):
     """The trained model of ``model_dir``: built from config.json, weights from best.pt."""
-    import torch
-
     from rcpb import models
+    from rcpb.atomic_files import load_torch_file
 
     model_dir = Path(model_dir)
     config = _read_config(model_dir / "config.json")
@@ -56,11 +55,9 @@ def load_model(model_dir: str | Path):
     if not weights.is_file():
         raise RcpbError(f"{weights}: not found; the model in {model_dir} has not finished "
                         "training (rerun `rcpb train`).")
-    try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt or foreign file
-        raise RcpbError(f"{weights}: cannot be read as a PyTorch state dict ({exc}); "
-                        "rerun `rcpb train` for this model.")
+    state = load_torch_file(weights, fix=f"delete {model_dir} and rerun its target: 'rcpb train "
+                                         f"--from-grid {model_dir}' retrains it",
+                            map_location="cpu", weights_only=True)
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]
     model = models.build(config)

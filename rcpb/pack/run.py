@@ -30,6 +30,8 @@ import sys
 import traceback
 from pathlib import Path
 
+from rcpb.errors import RcpbError
+
 #: Key of a failed training's metrics.json (its value: why it failed).
 FAILED_KEY = "failed"
 
@@ -75,8 +77,6 @@ def run_pack(members: list[tuple[dict, Path]], *, slots: int | None = None,
         return status
     devices = {cfg["device"] for cfg, _ in todo}
     if len(devices) > 1:
-        from rcpb.errors import RcpbError
-
         raise RcpbError(f"one pack trains on one device; its members ask for {sorted(devices)}")
     device = torch.device(devices.pop())
     engine = engine or default_engine(device.type)
@@ -150,6 +150,10 @@ def run_pack(members: list[tuple[dict, Path]], *, slots: int | None = None,
                 return
             try:
                 _write_trained(out, cfg, data, model, schedule, wall_s, pack)
+            except RcpbError as exc:   # e.g. a full disk: one clear line, nothing partial left
+                progress(f"rcpb train {cfg.get('config_id') or out.name}: ERROR: {exc}")
+                status[str(out)] = "error"
+                return
             except Exception:      # this member only: its pack mates go on; a rerun retries it
                 progress(f"rcpb train {cfg.get('config_id') or out.name}: ERROR while "
                          f"evaluating or writing its results (not finished):\n"
