@@ -87,16 +87,17 @@ def per_bin(df: pd.DataFrame, value: str) -> pd.DataFrame:
     or "pred", the population-mean prediction): one row per (series, bin) with ``mean``,
     ``ci_low``, ``ci_high`` (95 % t-interval over the models, their seeds; none below
     analysis.stats.MIN_PAIRS) and ``n``, a series per recurrent configuration and FF depth (:func:`series_groups`); for "pred" also the series
-    "truth", the population-mean target (the same for every model of a split)."""
+    "observed", the population-mean target, the trial average (the same for every model of a
+    split)."""
     from analysis.stats import MIN_PAIRS, t_interval
 
     rows = []
     bins = fitted_bins(df, value)
     if value == "pred":
         for b in bins:
-            truth = pd.to_numeric(df[f"test_bin{b}_true"], errors="coerce").dropna()
-            rows.append({"series": "truth", "bin": b, "mean": truth.mean(), "ci_low": np.nan,
-                         "ci_high": np.nan, "n": int(len(truth) > 0)})
+            seen = pd.to_numeric(df[f"test_bin{b}_true"], errors="coerce").dropna()
+            rows.append({"series": "observed", "bin": b, "mean": seen.mean(), "ci_low": np.nan,
+                         "ci_high": np.nan, "n": int(len(seen) > 0)})
     for name, group in series_groups(df):
         for b in bins:
             v = pd.to_numeric(group[f"test_bin{b}_{value}"], errors="coerce").dropna().to_numpy()

@@ -241,3 +241,51 @@ def test_packed_training_on_time_bins_equals_training_alone(arch):
         assert sa.best_val == pytest.approx(sb.best_val, rel=1e-7)
         for key, value in state_a.items():
             torch.testing.assert_close(state_b[key], value, rtol=1e-7, atol=1e-7)
+
+
+@pytest.mark.slow
+def test_recurrence_finds_the_time_course_of_the_recurrent_truth_and_none_in_the_feedforward(
+        tmp_path):
+    """The built-in dynamics (configs/dynamics.yaml's design, one seed per model): on the
+    recurrent teacher a recurrent model's time-profile correlation is above 0 (a t interval over
+    the test stimuli; the FF's is 0 by definition), on the feed-forward teacher, constant in
+    time, it is not (docs/dynamics.md reports the seeded comparison)."""
+    import subprocess
+    import sys
+
+    from scipy import stats
+
+    from rcpb.train import evaluate, train
+
+    pre = {"crop": 36, "downsample": 2, "split_sizes": [1400, 350, 500],
+           "time_window": {"offset": 2, "bins": 10}}
+    found = {}
+    for circuit in ("recurrent_teacher", "feedforward_teacher"):
+        path = tmp_path / f"{circuit}.h5"
+        subprocess.run([sys.executable, "-m", "rcpb", "data", "simulate", "--circuit", circuit,
+                        "--out", str(path), "--neurons", "34", "--trials", "8", "--crop", "36",
+                        "--downsample", "2", "--time-bins", "25", "--on-bins", "10",
+                        "--latency", "2"], check=True, capture_output=True)
+        data = prepare(str(path), pre, 0, 1.0)
+        for name, arch in (("ff", FF), ("recurrent", dict(RECURRENT, iterations=4))):
+            cfg = dict(_config(arch), channels=8, input_size=data.input_size,
+                       n_neurons=data.n_neurons,
+                       train=dict(batch_size=64, lr=0.01, eval_every=25, patience=4,
+                                  max_steps=3000, data_seed=0))
+            model = build(cfg)
+            train(model, data, cfg)
+            pred = predict(model, torch.as_tensor(data.x_test), n_bins=10).numpy()
+            per_stimulus = np.nanmean(profile_cc(pred.astype(np.float64),
+                                                 data.y_test.astype(np.float64)), axis=1)
+            found[circuit, name] = per_stimulus
+            assert evaluate(model, data, cfg)["test"]["profile_cc"] == pytest.approx(
+                float(np.nanmean(per_stimulus)), abs=1e-6)
+    for circuit in ("recurrent_teacher", "feedforward_teacher"):
+        assert np.all(found[circuit, "ff"] == 0)
+    rec = found["recurrent_teacher", "recurrent"]
+    low, high = stats.t.interval(0.95, len(rec) - 1, rec.mean(), stats.sem(rec))
+    assert low > 0.02, f"recurrent teacher: profile_cc {rec.mean():.3f} [{low:.3f}, {high:.3f}]"
+    flat = found["feedforward_teacher", "recurrent"]
+    low, high = stats.t.interval(0.95, len(flat) - 1, flat.mean(), stats.sem(flat))
+    assert abs(flat.mean()) < 0.02 and low < 0.02, (
+        f"feed-forward teacher: profile_cc {flat.mean():.3f} [{low:.3f}, {high:.3f}]")

@@ -3,7 +3,7 @@
 ``fig_dynamics(df, split, fraction)`` returns ``(figure, data, headline)`` like the other figure
 functions. Panel a: test performance per fitted bin of each recurrent configuration and each FF
 depth (mean over seeds, 95 % t-interval; the measure of the dataset, each bin with its own noise
-ceiling). Panel b: the population's mean response per bin on the test stimuli, the truth (the
+ceiling). Panel b: the population's mean response per bin on the test stimuli, observed (the
 trial-averaged target) and each model series' prediction. Panel c: the paired effects
 recurrent - size-matched FF on the time-profile correlation and on the performance averaged over
 bins, with 95 % CIs (analysis.dynamics.dynamics_table). A feed-forward model predicts the same for
@@ -30,7 +30,7 @@ _FF_COLORS = ("#555555", "#888888", "#aaaaaa", "#cccccc")
 def _colors(series) -> dict:
     rec = [s for s in series if s.startswith("recurrent")]
     ff = [s for s in series if s.startswith("FF")]
-    out = {"truth": TRUTH_COLOR}
+    out = {"observed": TRUTH_COLOR}
     out.update({s: _COLORS[i % len(_COLORS)] for i, s in enumerate(rec)})
     out.update({s: _FF_COLORS[i % len(_FF_COLORS)] for i, s in enumerate(ff)})
     return out
@@ -41,7 +41,7 @@ def _lines(ax, data: pd.DataFrame, colors: dict) -> None:
         color = colors.get(name, "#999999")
         dashed = name.startswith("FF")
         ax.plot(g["bin"], g["mean"], "-" if not dashed else "--", marker="o", ms=3,
-                color=color, lw=2.2 if name == "truth" else 1.4, label=name)
+                color=color, lw=2.2 if name == "observed" else 1.4, label=name)
         if g["ci_low"].notna().any():
             ax.fill_between(g["bin"], g["ci_low"], g["ci_high"], color=color, alpha=0.18, lw=0)
 
@@ -67,7 +67,7 @@ def fig_dynamics(df: pd.DataFrame, split: int, fraction: float):
     _lines(axes[1], profile, colors)
     axes[1].set_xlabel("time bin")
     axes[1].set_ylabel("population mean response (test stimuli)")
-    axes[1].set_title("b  mean temporal profile: truth vs models", loc="left", fontsize=9)
+    axes[1].set_title("b  mean temporal profile: observed vs models", loc="left", fontsize=9)
     axes[1].legend(fontsize=7, frameon=False)
     ax = axes[2]
     labels = []
