@@ -546,6 +546,15 @@ def write_summary(table_csvs: list[str], out: str, results_csv: str | None = Non
     return summary
 
 
+def failed_line(n_failed) -> str:
+    """The report's line on diverged trainings ("" when none failed)."""
+    if not n_failed:
+        return ""
+    return (f"{int(n_failed)} training(s) diverged (loss or parameters NaN or infinite): "
+            "status failed in results.csv with the reason (also failed.csv); every table and "
+            "figure leaves them out, and a model whose partner failed drops out of its pairs.")
+
+
 def front_page(summaries: list[str], intro: str, out: str) -> str:
     """The report's landing text (reStructuredText): the answer of every dataset, read from its
     summary.json (its known answer when simulated from a built-in ground truth, the best cell
@@ -568,7 +577,7 @@ def front_page(summaries: list[str], intro: str, out: str) -> str:
         items += s.get("answer") or ["no Table 1 for this dataset."]
         measure = METRICS.get(s.get("metric"), ("", s.get("metric") or ""))[1]
         items += [baselines_line(s.get("baselines") or [], measure),
-                  convergence_line(s.get("convergence") or {})]
+                  convergence_line(s.get("convergence") or {}), failed_line(s.get("n_failed"))]
         text += "".join(f"- {line}\n" for line in items if line)
         text += "\n"
     text += ("Each line is generated from ``results/<dataset>/summary.json`` (Table 1): the best "
