@@ -126,6 +126,30 @@ class LoopEngine:
         self.jobs[k] = self.opts[k] = self.best[k] = None
 
 
+def one_channel_batch_norm_without_cudnn(model: nn.Module) -> None:
+    """Run the model's one-channel BatchNorm layers (the input BatchNorm) without cuDNN.
+
+    Under vmap, BatchNorm folds the slot axis into the channel axis; with one channel the folded
+    input is a strided view that cuDNN's BatchNorm refuses ("Expected input->is_contiguous(...)",
+    seen with torch 2.11 on an H200), while PyTorch's own CUDA kernel takes it and gives the
+    numbers of training alone. Wider BatchNorm layers and every convolution keep cuDNN. The
+    switch is torch.backends.cudnn.enabled, set off for the layer's forward (whose backward
+    follows the forward's choice) and restored after it."""
+    saved: dict[nn.Module, bool] = {}
+
+    def off(module, args):
+        saved[module] = torch.backends.cudnn.enabled
+        torch.backends.cudnn.enabled = False
+
+    def restore(module, args, output):
+        torch.backends.cudnn.enabled = saved.pop(module)
+
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.num_features == 1:
+            module.register_forward_pre_hook(off)
+            module.register_forward_hook(restore)
+
+
 class _Objective(nn.Module):
     """``(data loss, objective)`` of one slot as a module, for ``functional_call``."""
 
@@ -154,6 +178,8 @@ class StackedEngine:
 
     def _allocate(self, job: Job) -> None:
         model = copy.deepcopy(job.model).to(self.device)
+        if self.device.type == "cuda":
+            one_channel_batch_norm_without_cudnn(model)
         self.template = _Objective(model, job.loss).train()
         K, dev = self.K, self.device
         self.params = {n: torch.zeros((K,) + p.shape, dtype=p.dtype, device=dev, requires_grad=True)
