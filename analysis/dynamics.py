@@ -24,7 +24,7 @@ import pandas as pd
 from analysis.load import PERF, pairs, select
 
 KEYS = ["split_seed", "train_fraction", "cell", "recurrent_layers", "iterations", "readout"]
-COLUMNS = [*KEYS, "measure", "bin", "n_models", "recurrent_mean", "ff_mean"]
+COLUMNS = [*KEYS, "measure", "bin", "n_models", "recurrent_mean", "ff_mean", "truth"]
 #: the measures other than the per-bin performance
 PROFILE = "time profile (profile_cc)"
 MEAN = "mean over bins"
@@ -50,12 +50,14 @@ def _measures(df: pd.DataFrame) -> list[tuple[str, float, str]]:
     return out
 
 
-def dynamics_table(df: pd.DataFrame) -> pd.DataFrame:
+def dynamics_table(df: pd.DataFrame, baselines: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per (split, fraction, cell, recurrent layers, T, readout) and measure (the
     time-profile correlation, the performance averaged over bins, the performance of each bin):
     recurrent and size-matched FF means and the paired statistics of recurrent - FF
     (analysis.tables.PAIRED_COLUMNS, ``note``), ``p_holm`` over the measures and configurations
-    of a split and fraction. Empty without time-binned models."""
+    of a split and fraction, and ``truth``: the same measure of the simulator's true rates
+    (analysis.load.read_baselines; NaN for recordings), what a model could reach. Empty without
+    time-binned models."""
     from analysis.tables import PAIRED_COLUMNS, _add_holm, _paired_columns, comparison_units
 
     columns = [*COLUMNS, *PAIRED_COLUMNS, "note"]
@@ -70,25 +72,38 @@ def dynamics_table(df: pd.DataFrame) -> pd.DataFrame:
             units, unit = comparison_units(one)
             row = dict(zip(KEYS, key))
             row.update(measure=label, bin=b, n_models=int(len(one)),
-                       recurrent_mean=units[PERF].mean(), ff_mean=units[f"ref_{PERF}"].mean())
+                       recurrent_mean=units[PERF].mean(), ff_mean=units[f"ref_{PERF}"].mean(),
+                       truth=_truth(baselines, key[0], column))
             row.update(_paired_columns(units[PERF], units[f"ref_{PERF}"], unit))
             rows.append(row)
     out = pd.DataFrame(rows, columns=columns)
     return _add_holm(out, ["split_seed", "train_fraction"]).reset_index(drop=True)
 
 
-def dynamics_in(df: pd.DataFrame, split: int, fraction: float) -> pd.DataFrame:
+def _truth(baselines: pd.DataFrame | None, split: int, column: str) -> float:
+    """The true rates' value of results ``column`` on split seed ``split`` (NaN without)."""
+    if baselines is None or baselines.empty:
+        return np.nan
+    rows = baselines[(baselines["split_seed"] == split) & (baselines["predictor"] == "truth")]
+    if rows.empty or column not in rows.columns:
+        return np.nan
+    return float(rows[column].iloc[0])
+
+
+def dynamics_in(df: pd.DataFrame, split: int, fraction: float,
+                baselines: pd.DataFrame | None = None) -> pd.DataFrame:
     """:func:`dynamics_table` of one split seed and training fraction."""
-    return dynamics_table(select(df, None, split, fraction))
+    return dynamics_table(select(df, None, split, fraction), baselines)
 
 
-def per_bin(df: pd.DataFrame, value: str) -> pd.DataFrame:
+def per_bin(df: pd.DataFrame, value: str, baselines: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per bin on the test stimuli, ``test_bin{b}_{value}`` (``value``: "cc_raw", "cc_norm2",
     or "pred", the population-mean prediction): one row per (series, bin) with ``mean``,
     ``ci_low``, ``ci_high`` (95 % t-interval over the models, their seeds; none below
-    analysis.stats.MIN_PAIRS) and ``n``, a series per recurrent configuration and FF depth (:func:`series_groups`); for "pred" also the series
-    "observed", the population-mean target, the trial average (the same for every model of a
-    split)."""
+    analysis.stats.MIN_PAIRS) and ``n``, a series per recurrent configuration and FF depth
+    (:func:`series_groups`); for "pred" also the series "observed", the population-mean target,
+    the trial average (the same for every model of a split); with ``baselines`` (of the split)
+    the series "truth", the simulator's true rates."""
     from analysis.stats import MIN_PAIRS, t_interval
 
     rows = []
@@ -98,6 +113,13 @@ def per_bin(df: pd.DataFrame, value: str) -> pd.DataFrame:
             seen = pd.to_numeric(df[f"test_bin{b}_true"], errors="coerce").dropna()
             rows.append({"series": "observed", "bin": b, "mean": seen.mean(), "ci_low": np.nan,
                          "ci_high": np.nan, "n": int(len(seen) > 0)})
+    truth = None if baselines is None else baselines[baselines["predictor"] == "truth"]
+    if truth is not None and len(truth):
+        for b in bins:
+            column = f"test_bin{b}_{value}"
+            v = float(truth[column].iloc[0]) if column in truth.columns else np.nan
+            rows.append({"series": "truth", "bin": b, "mean": v, "ci_low": np.nan,
+                         "ci_high": np.nan, "n": 1})
     for name, group in series_groups(df):
         for b in bins:
             v = pd.to_numeric(group[f"test_bin{b}_{value}"], errors="coerce").dropna().to_numpy()

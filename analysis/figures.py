@@ -58,7 +58,7 @@ from analysis.plots.path_figures import fig4cd, fig6cd, fig6ef
 from rcpb.errors import RcpbError
 
 #: figures comparing recurrent with feed-forward performance: they draw the baselines
-WITH_BASELINES = ("fig3a", "fig3d", "fig6ab")
+WITH_BASELINES = ("fig3a", "fig3d", "fig6ab", "dynamics")
 #: figures drawn from the per-neuron table (results/{dataset}/neurons.csv)
 WITH_NEURONS = ("neurons",)
 

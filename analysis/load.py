@@ -215,7 +215,8 @@ def read_baselines(path: str | None, metric: str) -> pd.DataFrame:
     description, test_cc_norm2, test_cc_raw, val_cc_norm2, val_cc_raw; one row per split seed
     and predictor). Returns one row per (split_seed, predictor) with the columns
     :data:`BASELINE_COLUMNS`: ``perf`` is ``test_{metric}`` and ``val_perf`` ``val_{metric}``
-    (NaN when the file has no such column, e.g. for cc_raw2). No path, a missing file, an empty
+    (NaN when the file has no such column, e.g. for cc_raw2), plus, for time-binned data, the
+    file's ``test_profile_cc`` and ``test_bin{b}_*`` columns. No path, a missing file, an empty
     file or a header alone (a dataset without a known truth) give a table without rows.
     Raises RcpbError naming the file when it lacks ``split_seed`` or ``predictor``.
     """
@@ -240,7 +241,11 @@ def read_baselines(path: str | None, metric: str) -> pd.DataFrame:
     })
     for col, source in ((PERF, f"test_{metric}"), (VAL_PERF, f"val_{metric}")):
         out[col] = pd.to_numeric(raw[source], errors="coerce") if source in raw.columns else np.nan
-    return out[list(BASELINE_COLUMNS)].reset_index(drop=True)
+    # time-binned data: the predictors' per-bin values, as the models' (analysis.dynamics)
+    binned = [c for c in raw.columns if c.startswith("test_bin") or c == "test_profile_cc"]
+    for col in binned:
+        out[col] = pd.to_numeric(raw[col], errors="coerce")
+    return out[list(BASELINE_COLUMNS) + binned].reset_index(drop=True)
 
 
 def baseline_value(baselines: pd.DataFrame | None, split: int, predictor: str) -> float:

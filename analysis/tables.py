@@ -837,7 +837,7 @@ def generic_markdown(table: pd.DataFrame, title: str, columns: list[str],
             return "int"
         if c == "train_fraction":
             return "frac"
-        if c.endswith(("_mean", "_sem", "pearson_r_perf", "pearson_r_length")):
+        if c.endswith(("_mean", "_sem", "pearson_r_perf", "pearson_r_length")) or c == "truth":
             return "perf"
         return "str"
     cols = [c for c in columns if c in table.columns]
@@ -879,11 +879,11 @@ def build(name: str, df: pd.DataFrame, dataset: str = "", selection: str = "vali
     if name == "dynamics":
         from analysis.dynamics import dynamics_table
 
-        t = dynamics_table(df)
+        t = dynamics_table(df, baselines)
         md = generic_markdown(t, "Time bins: recurrent vs size-matched FF" + on,
                               ["split_seed", "train_fraction", "cell", "recurrent_layers",
                                "iterations", "readout", "measure", "n_models", "recurrent_mean",
-                               "ff_mean", *_PAIRED_MD, "p_holm", "note"], metric)
+                               "ff_mean", "truth", *_PAIRED_MD, "p_holm", "note"], metric)
         return t, md
     df = study_rows(df)     # the study's tables: the RCPB cell (other cells: "controls")
     if name == "table1":

@@ -70,8 +70,23 @@ def score_predictors(dataset_file: str, dataset: str, preprocess: dict, split_se
                 at = np.searchsorted(stimuli, getattr(data, f"{split}_index"))
                 s = score(pred[at], data, split, config or {})
                 row[f"{split}_cc_norm2"], row[f"{split}_cc_raw"] = s["cc_norm2"], s["cc_raw"]
+                if split == "test" and "bins" in s:    # time-binned: as the models' columns
+                    row.update(bin_columns(s))
             rows.append(row)
     return rows
+
+
+def bin_columns(test: dict) -> dict:
+    """A time-binned test summary (rcpb.train.score_bins) as the results table's columns:
+    ``test_profile_cc`` and, per bin b, ``test_bin{b}_cc_raw``, ``_cc_norm2`` and ``_pred`` (the
+    population-mean prediction)."""
+    bins = test["bins"]
+    out = {"test_profile_cc": float(test["profile_cc"])}
+    for i, b in enumerate(bins["bin"]):
+        out.update({f"test_bin{b}_cc_raw": bins["cc_raw"][i],
+                    f"test_bin{b}_cc_norm2": bins["cc_norm2"][i],
+                    f"test_bin{b}_pred": bins["pred_profile"][i]})
+    return out
 
 
 def window(pred: np.ndarray, bins: np.ndarray | None) -> np.ndarray:
@@ -93,8 +108,9 @@ def write_baselines(dataset_file: str, dataset: str, preprocess: dict, split_see
     from rcpb.atomic_files import atomic_path
 
     rows = score_predictors(dataset_file, dataset, preprocess, split_seeds, config)
+    extra = list(dict.fromkeys(k for row in rows for k in row if k not in COLUMNS))
     with atomic_path(out) as tmp:
-        pd.DataFrame(rows, columns=COLUMNS).to_csv(tmp, index=False)
+        pd.DataFrame(rows, columns=COLUMNS + extra).to_csv(tmp, index=False)
 
 
 def main(argv=None) -> int:

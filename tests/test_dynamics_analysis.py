@@ -58,3 +58,18 @@ def test_profiles_hold_the_observed_mean_and_each_series_with_its_interval():
     assert rec.loc[2, "mean"] == pytest.approx(values.mean())
     assert rec.loc[2, "n"] == 6 and rec.loc[2, "ci_low"] < values.mean() < rec.loc[2, "ci_high"]
     assert set(data["series"]) == {"observed", "recurrent rcpb L1 T4", "FF 3 blocks"}
+
+
+def test_the_truth_of_simulated_data_comes_from_the_baselines():
+    df = _results(np.random.default_rng(2))
+    baselines = pd.DataFrame([{"split_seed": 0, "predictor": "truth", "description": "",
+                               "perf": 0.45, "val_perf": 0.44, "test_profile_cc": 0.17,
+                               **{f"test_bin{b}_cc_raw": 0.4 + 0.01 * b for b in BINS},
+                               **{f"test_bin{b}_pred": 0.09 for b in BINS}}])
+    table = dynamics_table(df, baselines).set_index("measure")
+    assert table.loc[PROFILE, "truth"] == 0.17
+    assert table.loc["mean over bins (cc_raw)", "truth"] == 0.45
+    assert table.loc["bin 3 (cc_raw)", "truth"] == pytest.approx(0.43)
+    assert dynamics_table(df)["truth"].isna().all()          # recordings: no truth
+    truth = per_bin(df, "cc_raw", baselines).query("series == 'truth'")
+    assert truth["mean"].tolist() == pytest.approx([0.42, 0.43, 0.44])

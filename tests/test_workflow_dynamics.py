@@ -62,7 +62,11 @@ def test_time_binned_data_runs_to_the_report(tmp_path, tiny_workflow_config):
     assert len(table) == 2 + 4        # profile, mean over bins, 4 bins
     assert (res / "figures" / "split0" / "frac100" / "dynamics.png").stat().st_size > 0
     baselines = pd.read_csv(res / "baselines.csv")
-    assert baselines.loc[baselines["predictor"] == "truth", "test_cc_raw"].iloc[0] > 0.3
+    truth = baselines[baselines["predictor"] == "truth"].iloc[0]
+    assert truth["test_cc_raw"] > 0.3
+    # the truth's per-bin values sit beside the models' (the table's truth column)
+    assert {"test_profile_cc", "test_bin1_cc_raw", "test_bin4_pred"} <= set(baselines.columns)
+    assert table["truth"].notna().all()
     assert "Time bins: recurrent vs FF" in (tmp_path / "report.html").read_text()
 
 

@@ -3,8 +3,10 @@
 ``fig_dynamics(df, split, fraction)`` returns ``(figure, data, headline)`` like the other figure
 functions. Panel a: test performance per fitted bin of each recurrent configuration and each FF
 depth (mean over seeds, 95 % t-interval; the measure of the dataset, each bin with its own noise
-ceiling). Panel b: the population's mean response per bin on the test stimuli, observed (the
-trial-averaged target) and each model series' prediction. Panel c: the paired effects
+ceiling), and of the simulator's true rates where the data are simulated (the baselines: what a
+model could reach). Panel b: the population's mean response per bin on the test stimuli,
+observed (the trial-averaged target), the true rates where known, and each model series'
+prediction. Panel c: the paired effects
 recurrent - size-matched FF on the time-profile correlation and on the performance averaged over
 bins, with 95 % CIs (analysis.dynamics.dynamics_table). A feed-forward model predicts the same for
 every bin: its profile is flat and its profile correlation 0 by definition.
@@ -30,7 +32,7 @@ _FF_COLORS = ("#555555", "#888888", "#aaaaaa", "#cccccc")
 def _colors(series) -> dict:
     rec = [s for s in series if s.startswith("recurrent")]
     ff = [s for s in series if s.startswith("FF")]
-    out = {"observed": TRUTH_COLOR}
+    out = {"observed": TRUTH_COLOR, "truth": "#b2182b"}
     out.update({s: _COLORS[i % len(_COLORS)] for i, s in enumerate(rec)})
     out.update({s: _FF_COLORS[i % len(_FF_COLORS)] for i, s in enumerate(ff)})
     return out
@@ -39,23 +41,26 @@ def _colors(series) -> dict:
 def _lines(ax, data: pd.DataFrame, colors: dict) -> None:
     for name, g in data.groupby("series", sort=False):
         color = colors.get(name, "#999999")
-        dashed = name.startswith("FF")
+        dashed = name.startswith("FF") or name == "truth"
         ax.plot(g["bin"], g["mean"], "-" if not dashed else "--", marker="o", ms=3,
-                color=color, lw=2.2 if name == "observed" else 1.4, label=name)
+                color=color, lw=2.2 if name in ("observed", "truth") else 1.4,
+                label="truth (true rates)" if name == "truth" else name)
         if g["ci_low"].notna().any():
             ax.fill_between(g["bin"], g["ci_low"], g["ci_high"], color=color, alpha=0.18, lw=0)
 
 
-def fig_dynamics(df: pd.DataFrame, split: int, fraction: float):
+def fig_dynamics(df: pd.DataFrame, split: int, fraction: float,
+                 baselines: pd.DataFrame | None = None):
     """Per-bin performance, population profiles and paired effects (module docstring)."""
     part = select(df, None, split, fraction)
     if not is_time_binned(part):
         raise NoData("no model fitted to time-binned responses")
     metric = str(part["metric"].iloc[0])
     measure = measure_name(part)
-    perf = per_bin(part, metric)
-    profile = per_bin(part, "pred")
-    table = dynamics_in(df, split, fraction)
+    truth = None if baselines is None else baselines[baselines["split_seed"] == split]
+    perf = per_bin(part, metric, truth)
+    profile = per_bin(part, "pred", truth)
+    table = dynamics_in(df, split, fraction, baselines)
     effects = table[table["measure"].isin([PROFILE, f"{MEAN} ({metric})"])]
     colors = _colors(list(dict.fromkeys(profile["series"])))
     style()
@@ -64,10 +69,11 @@ def fig_dynamics(df: pd.DataFrame, split: int, fraction: float):
     axes[0].set_xlabel("time bin (file index; iteration t = bin offset + t - 1)")
     axes[0].set_ylabel(f"test {measure} of the bin")
     axes[0].set_title("a  performance per bin (mean over seeds, 95 % CI)", loc="left", fontsize=9)
+    axes[0].legend(fontsize=7, frameon=False)
     _lines(axes[1], profile, colors)
     axes[1].set_xlabel("time bin")
     axes[1].set_ylabel("population mean response (test stimuli)")
-    axes[1].set_title("b  mean temporal profile: observed vs models", loc="left", fontsize=9)
+    axes[1].set_title("b  mean temporal profile (population mean)", loc="left", fontsize=9)
     axes[1].legend(fontsize=7, frameon=False)
     ax = axes[2]
     labels = []
