@@ -169,9 +169,9 @@ put_interpreter_first_on_path()
 def _check_dataset_files():
     """Validate every provided dataset file that exists; return {name: path} of missing ones.
 
-    A bad file stops the workflow here, before any job, with rcpb's message (file, field, fix).
-    The losses of the dataset's grid decide whether negative responses are an error; a stored
-    split with more than one split_seed (or split settings that do not fit the file) too.
+    A bad file stops the workflow here, before any job, with rcpb's message (file, field, fix):
+    rcpb.data.start_checks.check_dataset_file, which reads a file without a time axis a block
+    of stimuli at a time.
     """
     missing = {}
     for name, ds in config["datasets"].items():
@@ -183,38 +183,14 @@ def _check_dataset_files():
             continue
         if not workflow.is_main_process:
             continue  # checked once, by the process that schedules the jobs
-        from rcpb.data.prepare import check_split_seeds
-        from rcpb.data.preprocess import preprocess_images
-        from rcpb.data.validate import load_dataset, training_warnings
+        from rcpb.data.start_checks import check_dataset_file
 
-        loss = "poisson" if any(c["loss"] == "poisson" for c in CONFIGS[name]) else None
         try:
-            pre = config["datasets"][name]["preprocess"]
-            data = load_dataset(path, loss=loss, clip_negative=pre.get("clip_negative"))
-            size = preprocess_images(data.images[:1], pre["crop"], pre["downsample"]).shape[-2:]
-            models = {(c["train_fraction"], c["channels"]) for c in CONFIGS[name]}
-            for text in training_warnings(data, pre, models, size):
+            for text in check_dataset_file(path, config["datasets"][name]["preprocess"],
+                                           CONFIGS[name], name):
                 print(f"warning: datasets.{name} ({path}): {text}", file=sys.stderr)
-            if data.n_bins is not None:     # time-binned: the window and the grid fit them
-                from rcpb.data.prepare import time_window
-
-                time_window(pre.get("time_window"), data.n_bins, int(data.attrs["stim_on_bin"]),
-                            int(data.attrs["stim_off_bin"]), path)
-                rcpb_grid.check_time_binned_grid(CONFIGS[name], f"datasets.{name}")
-            elif pre.get("time_window") is not None:
-                raise RcpbError(f"{path}: preprocess.time_window is set, but the file's "
-                                "responses have no time axis; remove time_window.")
-            # a stored split is the same for every split_seed: more than one is an error
-            check_split_seeds(data, pre, (c["split_seed"] for c in CONFIGS[name]),
-                              source=path, name=name)
         except RcpbError as exc:
             raise WorkflowError(f"datasets.{name}: {exc}") from None
-        if min(size) < 9:
-            raise WorkflowError(
-                f"datasets.{name}.preprocess: the model input would be {size[0]} x {size[1]} px, but "
-                "the first layer's 9 x 9 convolution needs at least 9 px; use a larger crop "
-                "or a smaller downsample factor."
-            )
     return missing
 
 

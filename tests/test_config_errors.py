@@ -122,7 +122,7 @@ def test_images_too_small_for_the_model(tmp_path):
     cfg = config()
     cfg["datasets"]["d"]["preprocess"] = {"downsample": 4}  # 16 px -> 4 px input
     result = snakemake(tmp_path, cfg, "-n")
-    assert_stopped(result, "datasets.d.preprocess", "9 x 9", workdir=tmp_path)
+    assert_stopped(result, "datasets.d: preprocess", "4 x 4 px", "9 x 9", workdir=tmp_path)
 
 
 def test_missing_dataset_file(tmp_path):

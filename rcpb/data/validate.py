@@ -493,7 +493,7 @@ MIN_TRAIN_STIMULI = 200
 
 
 def training_warnings(ds: Dataset, preprocess: dict | None = None, models=(),
-                      input_size=None) -> list[str]:
+                      input_size=None, means: np.ndarray | None = None) -> list[str]:
     """Warnings (not errors) about the training split of a validated dataset, each naming the
     numbers: fewer than :data:`MIN_TRAIN_STIMULI` training stimuli (the stored split, or the
     split ``preprocess`` generates), and, for each (train_fraction, channels) in ``models`` at
@@ -505,7 +505,8 @@ def training_warnings(ds: Dataset, preprocess: dict | None = None, models=(),
 
     Raises RcpbError (the workflow checks this before any job) when ``preprocess.split_sizes``
     do not add up to the stimuli, or ``preprocess.neuron_scale`` is set and a neuron never
-    responds above 0 (its training mean cannot be scaled)."""
+    responds above 0 (its training mean cannot be scaled). ``means``: with ``ds`` from
+    :func:`load_trial_means`, the trial means it returned (rcpb.data.start_checks)."""
     from rcpb.cost import FIRST_KERNEL, pooled_size      # torch-free
     from rcpb.data.prepare import split_source
     from rcpb.data.splits import n_for_fraction, split_sizes
@@ -520,10 +521,10 @@ def training_warnings(ds: Dataset, preprocess: dict | None = None, models=(),
                             f"validation, test] sizes that add up to {ds.n_stimuli}, or null.")
         n_train, how = int(sizes[0]), "generated split"
     out = []
-    # per neuron (axis 2) over stimuli, trials and time bins; NaN (missing trials) ignored
-    others = tuple(a for a in range(ds.responses.ndim) if a != 2)
-    low = np.fmin.reduce(ds.responses, axis=others)
-    high = np.fmax.reduce(ds.responses, axis=others)
+    # per neuron over stimuli, trials and time bins; NaN (missing trials) ignored
+    from rcpb.data.start_checks import responses_range
+
+    low, high = responses_range(ds.responses, means)
     if (preprocess or {}).get("neuron_scale") is not None and np.any(high <= 0):
         raise RcpbError(f"preprocess.neuron_scale: neuron(s) {_first(np.flatnonzero(high <= 0))} "
                         f"never respond above 0, so their training mean cannot be scaled; set "
