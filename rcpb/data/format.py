@@ -69,8 +69,6 @@ TIME_ATTRS = ("bin_ms", "stim_on_bin", "stim_off_bin")
 def write_dataset(path: str | Path, ds: Dataset, extra=None) -> None:
     """Write ``ds`` to ``path`` atomically (temporary file, then rename); ``extra(tmp_path)``,
     if given, adds more to the file before the rename."""
-    import h5py
-
     with atomic_path(path) as tmp:
         _write(tmp, ds)
         if extra is not None:
