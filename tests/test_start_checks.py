@@ -1,12 +1,14 @@
-"""The workflow's start checks of a provided dataset file (rcpb.data.start_checks): read in
-blocks, they give the warnings and errors of the whole file."""
+"""What the workflow reads of a provided dataset file before and beside the jobs, in blocks: the
+start checks (rcpb.data.start_checks) and the summary (rcpb.data.validate.summarize_file) give
+the warnings, errors and facts of the whole file."""
 
 import numpy as np
 import pytest
 
 from rcpb.data.format import write_dataset
 from rcpb.data.start_checks import check_dataset_file, responses_range
-from rcpb.data.validate import load_dataset, load_trial_means, training_warnings
+from rcpb.data.validate import (load_dataset, load_trial_means, summarize_dataset,
+                                summarize_file, training_warnings)
 from rcpb.errors import RcpbError
 
 from conftest import tiny_dataset
@@ -53,3 +55,20 @@ def test_start_checks_stop_on_a_model_input_smaller_than_the_first_kernel(tmp_pa
         check_dataset_file(str(path), {"crop": None, "downsample": 4}, _configs(), "d")
     with pytest.raises(RcpbError, match="no time axis"):
         check_dataset_file(str(path), {"time_window": {"offset": 0}}, _configs(), "d")
+
+
+@pytest.mark.parametrize("case", ["mixed", "all_repeated", "none_repeated", "true_rates"])
+def test_the_summary_in_blocks_equals_the_summary_of_the_whole_file(tmp_path, case):
+    if case == "mixed":
+        path = _single_and_repeated(tmp_path)
+    else:
+        ds = tiny_dataset(n=30, trials=3, neurons=4, seed=5)
+        if case == "none_repeated":
+            ds.responses[:, 1:] = np.nan
+        if case == "true_rates":
+            ds.true_rates = np.ones((30, 4), dtype=np.float32)
+        path = tmp_path / "d.h5"
+        write_dataset(path, ds)
+    whole = summarize_dataset(load_dataset(path))
+    assert summarize_file(path) == whole
+    assert whole["has_true_rates"] == (case == "true_rates")

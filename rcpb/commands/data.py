@@ -203,7 +203,7 @@ def _dynamics(args: argparse.Namespace) -> dict | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rcpb.data.validate import load_dataset, summarize_dataset
+    from rcpb.data.validate import format_summary, load_dataset, summarize_file
 
     cmd = args.data_command
     if cmd == "validate":
@@ -213,12 +213,12 @@ def run(args: argparse.Namespace) -> int:
 
         for text in training_warnings(ds):
             print(f"warning: {text}")
-    elif cmd == "summary":
-        ds = load_dataset(args.file)
+    elif cmd == "summary":       # in blocks: the workflow runs it on every dataset
+        summary = summarize_file(args.file)
         if args.json:
-            print(json.dumps(summarize_dataset(ds), indent=2, default=str))
+            print(json.dumps(summary, indent=2, default=str))
         else:
-            _print_summary(args.file, ds)
+            print(format_summary(summary, args.file))
     elif cmd == "import":
         ds = _import(args)
         print(f"wrote {args.out}")

@@ -408,7 +408,38 @@ def summed_over_bins(responses: np.ndarray) -> np.ndarray:
     return responses if responses.ndim < 4 else responses.sum(axis=3)
 
 
-def summarize_dataset(ds: Dataset) -> dict:
+def trial_facts(counts: np.ndarray) -> dict:
+    """``trials_min``, ``trials_max`` and ``n_repeated`` (stimuli with >= 2 valid trials for
+    every neuron) of valid trial counts ``counts`` [stimuli, neurons]."""
+    return {"trials_min": int(counts.min()), "trials_max": int(counts.max()),
+            "n_repeated": int(np.sum(counts.min(axis=1) >= 2))}
+
+
+def summarize_file(path: str | Path) -> dict:
+    """:func:`summarize_dataset` of the dataset file at ``path``, reading a file without a time
+    axis a block of stimuli at a time (:func:`load_trial_means`: the trials of the repeated
+    stimuli only; every other stimulus has one valid trial for every neuron, which validation
+    requires), so that the whole trial array is never held. Time-binned files are read whole."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        stored = f.get("responses")
+        binned = isinstance(stored, h5py.Dataset) and stored.ndim == 4
+        has_true_rates = "true_rates" in f
+    if binned:
+        return summarize_dataset(load_dataset(path))
+    ds, _, held = load_trial_means(path)
+    facts = trial_facts(valid_trial_counts(ds.responses)) if held.size else {}
+    if held.size < ds.n_stimuli:       # the others: one valid trial for every neuron
+        one = trial_facts(np.ones((1, ds.n_neurons), dtype=np.int64))
+        facts = one if not facts else {
+            "trials_min": min(facts["trials_min"], 1), "trials_max": facts["trials_max"],
+            "n_repeated": facts["n_repeated"]}
+    return summarize_dataset(ds, facts, has_true_rates)
+
+
+def summarize_dataset(ds: Dataset, facts: dict | None = None,
+                      has_true_rates: bool | None = None) -> dict:
     """Facts about a (validated) dataset as a JSON-friendly dict.
 
     Keys: n_stimuli, image_size [H, W], image_dtype, trials_min / trials_max (valid
@@ -417,9 +448,10 @@ def summarize_dataset(ds: Dataset) -> dict:
     split ({"train": n, "validation": n, "test": n} or None), has_true_rates, attrs; for
     time-binned responses also time_bins ({"n": bins, "bin_ms", "stim_on_bin",
     "stim_off_bin"}), the trial counts then counted on the responses summed over the bins
-    (a trial with a NaN bin is missing).
+    (a trial with a NaN bin is missing). ``facts`` and ``has_true_rates``: given by
+    :func:`summarize_file`, which holds only part of the trials.
     """
-    counts = valid_trial_counts(summed_over_bins(ds.responses))
+    facts = facts or trial_facts(valid_trial_counts(summed_over_bins(ds.responses)))
     split = None
     if ds.split is not None:
         split = {label: int(np.sum(ds.split == code)) for code, label in SPLIT_NAMES.items()}
@@ -430,12 +462,13 @@ def summarize_dataset(ds: Dataset) -> dict:
         "image_size": [int(ds.images.shape[1]), int(ds.images.shape[2])],
         "image_dtype": str(ds.images.dtype),
         "n_trial_slots": int(ds.responses.shape[1]),
-        "trials_min": int(counts.min()),
-        "trials_max": int(counts.max()),
+        "trials_min": facts["trials_min"],
+        "trials_max": facts["trials_max"],
         "n_neurons": ds.n_neurons,
-        "n_repeated": int(np.sum(counts.min(axis=1) >= 2)),
+        "n_repeated": facts["n_repeated"],
         "split": split,
-        "has_true_rates": ds.true_rates is not None,
+        "has_true_rates": (ds.true_rates is not None if has_true_rates is None
+                           else bool(has_true_rates)),
         "attrs": attrs,
     }
     if ds.n_bins is not None:
