@@ -64,8 +64,9 @@ import math
 import sys
 from pathlib import Path
 
-from rcpb.atomic_files import atomic_path, read_json_file
+from rcpb.atomic_files import atomic_path, read_json
 from rcpb.errors import RcpbError
+from rcpb.metrics import BIN_COLUMNS, bin_columns
 from rcpb.sizes import size_text
 
 CONFIG_COLUMNS = [
@@ -112,7 +113,7 @@ def _read_json(path: Path) -> dict:
     if not path.exists():
         raise RcpbError(f"{path} is missing: the model in {path.parent} has not finished "
                         f"training; run the workflow (or 'rcpb train') for it first.")
-    return read_json_file(path, fix=f"delete {path.parent} and rerun its target: "
+    return read_json(path, fix=f"delete {path.parent} and rerun its target: "
                                     f"'rcpb train --from-grid {path.parent}' retrains it")
 
 
@@ -188,7 +189,9 @@ def read_model(folder: str | Path, metrics: dict | None = None) -> tuple[dict, o
     })
     for length, p in (paths.get("path_p") or {}).items():
         row[f"path_p{int(length)}"] = _number(p)
-    row.update(_bin_columns(test, val))
+    row.update(bin_columns(test))          # time-binned data (rcpb.metrics.bin_columns)
+    if "bins" in test:
+        row["val_profile_cc"] = _number(val.get("profile_cc"))
 
     return row, _neuron_rows(row["config_id"], test)
 
@@ -223,31 +226,14 @@ def failed_row(folder: str | Path, failure: dict) -> dict:
     return row
 
 
-def _bin_columns(test: dict, val: dict) -> dict:
-    """Time-binned data (rcpb.train.score_bins): ``{split}_profile_cc`` and, per fitted bin b of
-    the file, ``test_bin{b}_cc_raw``, ``test_bin{b}_cc_norm2``, ``test_bin{b}_pred`` and
-    ``test_bin{b}_true`` (population means of prediction and target); none without bins."""
-    if "bins" not in test:
-        return {}
-    out = {"test_profile_cc": _number(test.get("profile_cc")),
-           "val_profile_cc": _number(val.get("profile_cc"))}
-    bins = test["bins"]
-    for i, b in enumerate(bins["bin"]):
-        for key, name in (("cc_raw", "cc_raw"), ("cc_norm2", "cc_norm2"),
-                          ("pred_profile", "pred"), ("true_profile", "true")):
-            out[f"test_bin{int(b)}_{name}"] = _number(bins[key][i])
-    return out
-
-
 def _time_columns(rows: list[dict]) -> list[str]:
-    """The time-binned columns of :func:`_bin_columns` present in ``rows``, bin by bin."""
+    """The time-binned columns (rcpb.metrics.bin_columns) present in ``rows``, bin by bin."""
     present = {k for row in rows for k in row if k.startswith("test_bin") or
                k.endswith("_profile_cc")}
     bins = sorted({int(k[len("test_bin"):].split("_")[0]) for k in present
                    if k.startswith("test_bin")})
     order = [c for c in ("test_profile_cc", "val_profile_cc") if c in present]
-    return order + [f"test_bin{b}_{name}" for b in bins
-                    for name in ("cc_raw", "cc_norm2", "pred", "true")]
+    return order + [f"test_bin{b}_{name}" for b in bins for _, name in BIN_COLUMNS]
 
 
 def _neuron_rows(config_id: str, test: dict):

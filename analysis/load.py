@@ -26,6 +26,7 @@ import re
 import numpy as np
 import pandas as pd
 
+from analysis.aggregate import STATUS_FAILED, STATUS_OK
 from analysis.labels import fraction_label
 from rcpb.atomic_files import read_csv_file
 from rcpb.chains import READOUT_MODES  # noqa: F401  (the analysis takes it from here)
@@ -44,8 +45,6 @@ METRICS = {
 METRIC_CHOICES = ("auto", *METRICS)
 
 REQUIRED = ("config_id", "family", "split_seed", "train_fraction", "model_seed", "partner_id")
-#: ``status`` of a trained model's row; the other value, ``failed``, marks a failed training
-STATUS_OK, STATUS_FAILED = "ok", "failed"
 #: DataFrame.attrs key of a normalised table: the number of failed trainings left out
 N_FAILED = "n_failed"
 

@@ -157,11 +157,9 @@ def with_dynamics(config: dict, dataset: str) -> bool:
     path = ds.get("file")
     if not path or not os.path.exists(path):
         return False
-    import h5py
+    from rcpb.data.format import is_time_binned
 
-    with h5py.File(path, "r") as f:
-        stored = f.get("responses")
-        return isinstance(stored, h5py.Dataset) and stored.ndim == 4
+    return is_time_binned(path)
 
 
 def with_controls(config: dict, dataset: str, configs: list[dict] | None = None) -> bool:

@@ -9,7 +9,7 @@ A write that fails because the disk is full or the folder is not writable raises
 :class:`rcpb.errors.RcpbError` naming the target and the cause ("no space left on device",
 "permission denied"), and leaves neither the target nor the temporary file behind.
 
-Readers of the files rcpb writes (:func:`read_json_file`, :func:`read_csv_file`,
+Readers of the files rcpb writes (:func:`read_json`, :func:`read_csv_file`,
 :func:`load_torch_file`) turn a truncated or corrupted file into an RcpbError that names the
 file and the fix (delete it and rerun what wrote it), instead of returning garbage.
 
@@ -141,12 +141,6 @@ def save_atomic(obj, path: str | Path) -> None:
         torch.save(obj, f)
 
 
-def read_json(path: str | Path):
-    """Read a JSON file written by :func:`write_json_atomic`."""
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
 # --------------------------------------------------------------------------- checked readers
 
 
@@ -162,8 +156,9 @@ def _read_failure(path: Path, exc: OSError, fix: str) -> RcpbError:
     return RcpbError(f"cannot read {path}: {cause}.")
 
 
-def read_json_file(path: str | Path, fix: str | None = None):
-    """The JSON value in ``path``; RcpbError naming the file and ``fix`` (default
+def read_json(path: str | Path, fix: str | None = None):
+    """The JSON value in ``path`` (a file written by :func:`write_json_atomic`); RcpbError
+    naming the file and ``fix`` (default
     :func:`rerun_fix`) when it is missing, truncated or otherwise not valid JSON."""
     path = Path(path)
     fix = fix or rerun_fix(path)

@@ -49,6 +49,7 @@ def score_predictors(dataset_file: str, dataset: str, preprocess: dict, split_se
     ``splits`` ("train", "val", "test"), plus the COLUMNS' identifiers. ``config``: the
     training config's metric keys (``cc_max_trials``)."""
     from rcpb.data.prepare import prepare
+    from rcpb.metrics import bin_columns
     from rcpb.train import score
 
     import h5py
@@ -71,22 +72,9 @@ def score_predictors(dataset_file: str, dataset: str, preprocess: dict, split_se
                 s = score(pred[at], data, split, config or {})
                 row[f"{split}_cc_norm2"], row[f"{split}_cc_raw"] = s["cc_norm2"], s["cc_raw"]
                 if split == "test" and "bins" in s:    # time-binned: as the models' columns
-                    row.update(bin_columns(s))
+                    row.update(bin_columns(s))      # the models' columns (rcpb.metrics)
             rows.append(row)
     return rows
-
-
-def bin_columns(test: dict) -> dict:
-    """A time-binned test summary (rcpb.train.score_bins) as the results table's columns:
-    ``test_profile_cc`` and, per bin b, ``test_bin{b}_cc_raw``, ``_cc_norm2`` and ``_pred`` (the
-    population-mean prediction)."""
-    bins = test["bins"]
-    out = {"test_profile_cc": float(test["profile_cc"])}
-    for i, b in enumerate(bins["bin"]):
-        out.update({f"test_bin{b}_cc_raw": bins["cc_raw"][i],
-                    f"test_bin{b}_cc_norm2": bins["cc_norm2"][i],
-                    f"test_bin{b}_pred": bins["pred_profile"][i]})
-    return out
 
 
 def window(pred: np.ndarray, bins: np.ndarray | None) -> np.ndarray:

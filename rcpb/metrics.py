@@ -318,6 +318,30 @@ def cc_norm2(pred, target, cc_max) -> np.ndarray:
     return np.where(defined, (raw / np.where(defined, ceiling, 1.0)) ** 2, np.nan)
 
 
+#: per fitted bin: (key of a time-binned summary's ``bins``, results column suffix)
+BIN_COLUMNS = (("cc_raw", "cc_raw"), ("cc_norm2", "cc_norm2"), ("pred_profile", "pred"),
+               ("true_profile", "true"))
+
+
+def bin_columns(summary: dict) -> dict:
+    """A time-binned test summary (rcpb.train.score_bins) as results-table columns:
+    ``test_profile_cc`` and, per fitted bin b of the file, ``test_bin{b}_cc_raw``,
+    ``test_bin{b}_cc_norm2``, ``test_bin{b}_pred`` and ``test_bin{b}_true`` (population means of
+    prediction and target); JSON null (how NaN is stored) as NaN; none without bins."""
+    if "bins" not in summary:
+        return {}
+
+    def number(v):
+        return float("nan") if v is None else float(v)
+
+    bins = summary["bins"]
+    out = {"test_profile_cc": number(summary.get("profile_cc"))}
+    for i, b in enumerate(bins["bin"]):
+        for key, name in BIN_COLUMNS:
+            out[f"test_bin{int(b)}_{name}"] = number(bins[key][i])
+    return out
+
+
 def summarize(pred, target, cc_max) -> dict:
     """Model performance on one set of stimuli.
 

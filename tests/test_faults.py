@@ -34,7 +34,7 @@ from analysis.aggregate import FAILED_COLUMNS, collect, main as aggregate_main, 
 from analysis.load import failed_note, n_failed, normalise, read_results
 from rcpb import grid
 from rcpb.atomic_files import (
-    load_torch_file, read_csv_file, read_json_file, save_atomic, write_csv_atomic,
+    load_torch_file, read_csv_file, read_json, save_atomic, write_csv_atomic,
     write_json_atomic, write_text_atomic,
 )
 from rcpb.cli import main as rcpb_main
@@ -364,7 +364,7 @@ def test_truncated_metrics_json_names_the_file_and_the_fix(tmp_path):
     assert f"rcpb train --from-grid {folders[1]}" in message
     # the helper alone, with its default fix
     with pytest.raises(RcpbError, match=f"delete {metrics} and rerun its target"):
-        read_json_file(metrics)
+        read_json(metrics)
 
 
 def test_truncated_best_pt_names_the_file_and_the_fix(tmp_path):

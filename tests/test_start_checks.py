@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from rcpb.data.format import write_dataset
-from rcpb.data.start_checks import check_dataset_file, responses_range
-from rcpb.data.validate import (load_dataset, load_trial_means, summarize_dataset,
-                                summarize_file, training_warnings)
+from rcpb.data.start_checks import check_dataset_file
+from rcpb.data.validate import (load_dataset, load_trial_means, responses_range,
+                                summarize_dataset, summarize_file, training_warnings)
 from rcpb.errors import RcpbError
 
 from conftest import tiny_dataset

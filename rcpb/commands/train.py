@@ -193,7 +193,7 @@ def _check_existing(out: Path, cfg: dict) -> bool:
 
     try:
         old = read_json(out / "config.json")
-    except (OSError, json.JSONDecodeError):
+    except RcpbError:       # missing or corrupted
         old = None
     if old is not None and _comparable(old) == _comparable(cfg):
         return True

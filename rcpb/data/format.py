@@ -116,6 +116,15 @@ def check_hdf5_file(path: str | Path) -> Path:
     return path
 
 
+def is_time_binned(path: str | Path) -> bool:
+    """Whether the dataset file at ``path`` stores time-binned (4-D) ``responses``."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        stored = f.get("responses")
+        return isinstance(stored, h5py.Dataset) and stored.ndim == 4
+
+
 def read_raw(path: str | Path, skip=()) -> Dataset:
     """Read a dataset file without validating it (see ``rcpb.data.validate``).
 

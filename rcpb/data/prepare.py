@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rcpb.data.format import is_time_binned
 from rcpb.data.preprocess import neuron_scale_factors, preprocess_images
 from rcpb.data.splits import make_split, split_indices, training_subset
 from rcpb.data.validate import load_dataset, load_trial_means
@@ -94,15 +95,6 @@ def time_window(window: dict | None, n_bins: int, stim_on: int, stim_off: int,
     return np.arange(offset, offset + count, dtype=np.int64)
 
 
-def _time_binned(path) -> bool:
-    """Whether the dataset file at ``path`` stores time-binned (4-D) responses."""
-    import h5py
-
-    with h5py.File(path, "r") as f:
-        stored = f.get("responses")
-        return isinstance(stored, h5py.Dataset) and stored.ndim == 4
-
-
 def _load_window(path, preprocess: dict, loss: str | None):
     """load_trial_means for a time-binned file: ``(ds, means, stimuli, bins)`` with the
     window's bins (:func:`time_window`) flattened bin-major into the neuron axis, column
@@ -173,7 +165,7 @@ def prepare(dataset_file: str, preprocess: dict, split_seed: int, train_fraction
     """
     crop, factor, scale, sizes = _check_preprocess(preprocess)
     bins = None
-    if _time_binned(dataset_file):   # targets and trials [.., K * neurons], bin-major
+    if is_time_binned(dataset_file):   # targets and trials [.., K * neurons], bin-major
         ds, targets, trial_stimuli, bins = _load_window(dataset_file, preprocess or {}, loss)
     elif (preprocess or {}).get("time_window") is not None:
         raise RcpbError(f"{dataset_file}: preprocess.time_window is set, but the file's "

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rcpb.data.format import Dataset, read_raw
+from rcpb.data.format import Dataset, is_time_binned, read_raw
 from rcpb.errors import RcpbError
 from rcpb.sizes import hw, size_text
 
@@ -422,12 +422,10 @@ def summarize_file(path: str | Path) -> dict:
     requires), so that the whole trial array is never held. Time-binned files are read whole."""
     import h5py
 
-    with h5py.File(path, "r") as f:
-        stored = f.get("responses")
-        binned = isinstance(stored, h5py.Dataset) and stored.ndim == 4
-        has_true_rates = "true_rates" in f
-    if binned:
+    if is_time_binned(path):
         return summarize_dataset(load_dataset(path))
+    with h5py.File(path, "r") as f:
+        has_true_rates = "true_rates" in f
     ds, _, held = load_trial_means(path)
     facts = trial_facts(valid_trial_counts(ds.responses)) if held.size else {}
     if held.size < ds.n_stimuli:       # the others: one valid trial for every neuron
@@ -525,6 +523,22 @@ def format_summary(summary: dict, path: str | Path | None = None) -> str:
 MIN_TRAIN_STIMULI = 200
 
 
+def responses_range(responses: np.ndarray, means: np.ndarray | None = None):
+    """Per neuron, the smallest and largest response over every stimulus, trial and time bin
+    (NaN ignored): ``(low, high)``, float arrays [neurons]. ``responses``: [stimuli, trials,
+    neurons(, bins)]; with ``means`` [stimuli, neurons] (load_trial_means: ``responses`` then
+    holds the trials of the repeated stimuli only, and every other stimulus' one valid trial is
+    its mean) the range covers the means too, which is the range of every trial."""
+    others = tuple(a for a in range(responses.ndim) if a != 2)
+    low = np.fmin.reduce(responses, axis=others) if responses.shape[0] else None
+    high = np.fmax.reduce(responses, axis=others) if responses.shape[0] else None
+    if means is not None:
+        m_low, m_high = np.fmin.reduce(means, axis=0), np.fmax.reduce(means, axis=0)
+        low = m_low if low is None else np.fmin(low, m_low)
+        high = m_high if high is None else np.fmax(high, m_high)
+    return low, high
+
+
 def training_warnings(ds: Dataset, preprocess: dict | None = None, models=(),
                       input_size=None, means: np.ndarray | None = None) -> list[str]:
     """Warnings (not errors) about the training split of a validated dataset, each naming the
@@ -554,10 +568,7 @@ def training_warnings(ds: Dataset, preprocess: dict | None = None, models=(),
                             f"validation, test] sizes that add up to {ds.n_stimuli}, or null.")
         n_train, how = int(sizes[0]), "generated split"
     out = []
-    # per neuron over stimuli, trials and time bins; NaN (missing trials) ignored
-    from rcpb.data.start_checks import responses_range
-
-    low, high = responses_range(ds.responses, means)
+    low, high = responses_range(ds.responses, means)   # per neuron; NaN ignored
     if (preprocess or {}).get("neuron_scale") is not None and np.any(high <= 0):
         raise RcpbError(f"preprocess.neuron_scale: neuron(s) {_first(np.flatnonzero(high <= 0))} "
                         f"never respond above 0, so their training mean cannot be scaled; set "
